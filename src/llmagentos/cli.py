@@ -1,0 +1,246 @@
+"""The ``llmagentos`` command line. Every command is a thin shell over the Python API.
+
+Bad input raises :class:`~llmagentos.core.errors.UsageError` anywhere below; :func:`main` turns it
+into one line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from llmagentos.core.config import literal_env_value, parse_key_values
+from llmagentos.core.errors import UsageError
+
+
+def emit_json(obj: Any) -> None:
+    """Exactly one JSON object on stdout."""
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def env_args_option(f):
+    return click.option("--env-arg", "env_args", multiple=True, metavar="KEY=VALUE",
+                        help="Keyword argument for gymnasium.make (JSON values: 8, 0.5, true, [1,2]); repeatable.")(f)
+
+
+def parse_env_args(pairs: tuple[str, ...]) -> dict[str, Any]:
+    return {k: literal_env_value(v) for k, v in parse_key_values(pairs, "--env-arg").items()}
+
+
+def print_table(headers: list[str], rows: list[list[Any]], out=None) -> None:
+    out = out or sys.stdout
+    cells = [[h for h in headers]] + [[_fmt(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    for n, row in enumerate(cells):
+        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
+        if n == 0:
+            out.write("  ".join("-" * w for w in widths) + "\n")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 1e4 else f"{value:,.0f}"
+    return "-" if value is None else str(value)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="llmagentos")
+def cli() -> None:
+    """LLMAgentOS: an operating system for learning agents."""
+
+
+@cli.command()
+@click.argument("env")
+@click.option("--algo", default="value-iteration", show_default=True,
+              help="policy-evaluation, policy-iteration or value-iteration.")
+@click.option("--gamma", type=float, default=0.99, show_default=True, help="Discount γ (1.0 allowed on episodic MDPs).")
+@click.option("--theta", type=float, default=1e-8, show_default=True, help="Stop when the largest value change is below θ.")
+@click.option("--policy", default="random", show_default=True,
+              help="Policy to evaluate (policy-evaluation): 'random', or a JSON list of one action per state.")
+@env_args_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def plan(env: str, algo: str, gamma: float, theta: float, policy: str, env_args: tuple[str, ...], as_json: bool) -> None:
+    """Solve ENV's finite MDP (its transition table) by dynamic programming."""
+    from llmagentos.learners.planning import plan as run_plan
+
+    result = run_plan(env, algo, gamma=gamma, theta=theta, policy=policy, env_args=parse_env_args(env_args))
+    if as_json:
+        emit_json(result)
+        return
+    print_table(["env", "algo", "gamma", "iterations", "seconds", "states"],
+                [[result["env"], result["algo"], result["gamma"], result["iterations"], result["seconds"], len(result["values"])]])
+    shown = result["values"][:64]
+    click.echo("V = " + " ".join(f"{v:.2f}" for v in shown) + (" ..." if len(result["values"]) > 64 else ""))
+    click.echo("π = " + " ".join(str(a) for a in result["policy"][:64]) + (" ..." if len(result["policy"]) > 64 else ""))
+
+
+def train_options(f):
+    options = [
+        click.option("--env", required=True, help="Gymnasium id (llmagentos envs lists them)."),
+        click.option("--algo", required=True, help="Algorithm name (llmagentos algos lists them)."),
+        click.option("--steps", type=int, default=None, help="Budget in environment steps."),
+        click.option("--episodes", type=int, default=None, help="Budget in episodes."),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Set a config field; repeatable."),
+        env_args_option,
+        click.option("--eval-every", type=int, default=None, help="Greedy evaluation every K steps (default: budget/20)."),
+        click.option("--eval-episodes", type=int, default=10, show_default=True),
+        click.option("--threshold", type=float, default=None, help="Return that counts as solved (default: the env's)."),
+        click.option("--checkpoint-every", type=int, default=None, help="Checkpoint every K steps, for resume."),
+        click.option("--out", default=None, help="Run directory (default: runs/ENV_ALGO_sSEED_TIME)."),
+        click.option("--quiet", is_flag=True, help="No progress bar."),
+        click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    print_table(["env", "algo", "seed", "steps", "episodes", "eval return", "online (last 100)", "solved at", "steps/s"],
+                [[summary["env"], summary["algo"], summary["seed"], summary["steps"], summary["episodes"],
+                  summary["eval"]["mean_return"], summary["online"]["mean_return_last_100"], summary["solved_at_step"],
+                  summary["steps_per_second"]]])
+    click.echo(f"run directory: {summary['run_dir']}")
+
+
+@cli.command()
+@train_options
+def train(env, algo, steps, episodes, seed, overrides, env_args, eval_every, eval_episodes, threshold,
+          checkpoint_every, out, quiet, as_json) -> None:
+    """Train an agent on an environment and write a run directory."""
+    from llmagentos.kernel.run import TrainSpec, train as run_train
+
+    spec = TrainSpec(env=env, algo=algo, seed=seed, steps=steps, episodes=episodes,
+                     config=parse_key_values(overrides, "--set"), env_args=parse_env_args(env_args),
+                     eval_every=eval_every, eval_episodes=eval_episodes, threshold=threshold,
+                     checkpoint_every=checkpoint_every, out=out)
+    summary = run_train(spec, quiet=quiet)
+    emit_json(summary) if as_json else print_summary(summary)
+
+
+@cli.command()
+@click.argument("run_dir")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def resume(run_dir: str, quiet: bool, as_json: bool) -> None:
+    """Continue a stopped or killed run from its last checkpoint."""
+    from llmagentos.kernel.run import resume as run_resume
+
+    summary = run_resume(run_dir, quiet=quiet)
+    emit_json(summary) if as_json else print_summary(summary)
+
+
+@cli.command("eval")
+@click.argument("run_dir")
+@click.option("--episodes", type=int, default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def eval_command(run_dir: str, episodes: int, as_json: bool) -> None:
+    """Evaluate a trained run's agent greedily."""
+    from llmagentos.kernel.run import evaluate_run
+
+    result = evaluate_run(run_dir, episodes)
+    if as_json:
+        emit_json(result)
+    else:
+        print_table(["env", "algo", "episodes", "mean return", "std"],
+                    [[result["env"], result["algo"], result["episodes"], result["mean_return"], result["std_return"]]])
+
+
+@cli.command()
+@click.option("--all", "show_all", is_flag=True, help="Also list every Gymnasium id, not only the project's worlds.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def envs(show_all: bool, as_json: bool) -> None:
+    """List the worlds: the project's own (single- and multi-agent), then Gymnasium's."""
+    from llmagentos.kernel.run import available_envs
+
+    ids = available_envs()
+    ours = [i for i in ids if i.startswith("llmagentos/")]
+    multi = _multiagent_env_ids()
+    if as_json:
+        emit_json({"single_agent": ours, "multi_agent": multi, "gymnasium": [i for i in ids if i not in ours]})
+        return
+    click.echo("Single-agent worlds (Gymnasium):")
+    for i in ours:
+        click.echo(f"  {i}")
+    if multi:
+        click.echo("Multi-agent worlds (PettingZoo Parallel API):")
+        for i in multi:
+            click.echo(f"  {i}")
+    others = [i for i in ids if i not in ours]
+    if show_all:
+        click.echo("Gymnasium:")
+        for i in others:
+            click.echo(f"  {i}")
+    else:
+        click.echo(f"and {len(others)} Gymnasium ids (CartPole-v1, FrozenLake-v1, CliffWalking-v1, Taxi-v4, ...): --all lists them")
+
+
+def _multiagent_env_ids() -> list[str]:
+    try:
+        from llmagentos.envs.multiagent import MULTI_AGENT_ENVS
+    except ImportError:
+        return []
+    return sorted(MULTI_AGENT_ENVS)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def algos(as_json: bool) -> None:
+    """List the algorithms with their config fields, types, defaults and docs."""
+    from llmagentos.core.config import describe
+    from llmagentos.learners import registry
+
+    out = []
+    for entry in registry.ALGORITHMS.values():
+        out.append({"name": entry.name, "kind": entry.kind, "summary": entry.summary,
+                    "config": describe(registry.load(entry.config))})
+    if as_json:
+        emit_json({"algorithms": out})
+        return
+    for algo in out:
+        click.echo(f"{algo['name']}  [{algo['kind']}]  {algo['summary']}")
+        for row in algo["config"]:
+            click.echo(f"    {row['name']}: {row['type']} = {row['default']!r}  — {row['doc']}")
+
+
+@cli.command()
+@click.option("--seeds", type=int, default=5, show_default=True, help="Seeds per algorithm.")
+@click.option("--episodes", type=int, default=500, show_default=True, help="Training episodes per run.")
+@click.option("--out", default="runs/demo", show_default=True, help="Where the plot and runs go.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def demo(seeds: int, episodes: int, out: str, quiet: bool, as_json: bool) -> None:
+    """The main job: Sarsa against Q-learning on CliffWalking (Sutton & Barto, Example 6.6)."""
+    from llmagentos.kernel.demo import cliff_walking_demo
+
+    result = cliff_walking_demo(seeds=seeds, episodes=episodes, out=out, quiet=quiet or as_json)
+    if as_json:
+        emit_json(result)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="llmagentos", standalone_mode=False)
+    except UsageError as err:
+        click.echo(f"llmagentos: error: {err}", err=True)
+        sys.exit(2)
+    except click.exceptions.UsageError as err:
+        click.echo(f"llmagentos: error: {err.format_message()}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("llmagentos: aborted", err=True)
+        sys.exit(130)
+    except click.exceptions.Exit as exit_:
+        sys.exit(exit_.exit_code)
+    except click.ClickException as err:
+        click.echo(f"llmagentos: error: {err.format_message()}", err=True)
+        sys.exit(err.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""The agent contract: the kernel owns the loop, the agent only acts, observes and remembers.
+
+Because the loop lives outside the agent, one agent class can be trained alone, beside other
+agents, across a stream of tasks, or inside a meta-learner's outer loop without change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+
+@dataclass
+class Transition:
+    """One environment step (s, a, r, s', terminated, truncated), or a batch of them from a vector env.
+
+    ``terminated`` means s' is terminal (no value beyond it); ``truncated`` means the episode was cut
+    by a time limit and s' still has value, so targets bootstrap from it.
+    """
+
+    observation: Any
+    action: Any
+    reward: Any
+    next_observation: Any
+    terminated: Any
+    truncated: Any
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Agent:
+    """Base class of every learner that interacts with an environment.
+
+    Subclasses set ``algo`` (the registry name) and ``Config`` (a dataclass of hyperparameters), and
+    implement :meth:`act` and :meth:`observe`. ``state_dict`` must return everything needed to
+    continue exactly where the agent stopped, as numpy arrays, torch tensors and JSON values only.
+    """
+
+    algo: ClassVar[str] = ""
+    Config: ClassVar[type]
+    #: whether the agent accepts batches from a Gymnasium vector env in act/observe
+    supports_vector_env: ClassVar[bool] = False
+
+    def __init__(self, observation_space: Any, action_space: Any, config: Any, seed: int = 0) -> None:
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.config = config
+        self.seed = seed
+
+    def act(self, observation: Any, explore: bool = True) -> Any:
+        """An action for ``observation``: exploratory when ``explore``, greedy otherwise."""
+        raise NotImplementedError
+
+    def observe(self, transition: Transition) -> dict[str, float]:
+        """Learn from one step; returns scalar training metrics (losses, ε, ...) worth logging, often empty."""
+        raise NotImplementedError
+
+    def end_episode(self) -> None:
+        """Called by the loop after a single env's episode ends (vector agents see ends in transitions)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def train_metrics(self) -> dict[str, float]:
+        """Scalars describing the agent's current state (ε, learning rate ...), logged at each evaluation."""
+        return {}
+
+
+def is_discrete(space: Any) -> bool:
+    from gymnasium import spaces
+
+    return isinstance(space, spaces.Discrete)
+
+
+def greedy_argmax(values: np.ndarray, rng: np.random.Generator) -> int:
+    """argmax with ties broken uniformly at random by ``rng`` (the agent's own generator)."""
+    best = np.flatnonzero(values == values.max())
+    if len(best) == 1:
+        return int(best[0])
+    return int(best[rng.integers(len(best))])

@@ -1,0 +1,181 @@
+"""Typed algorithm configs: dataclasses whose fields carry a one-line doc.
+
+Every algorithm's config is a dataclass built with :func:`param`, so that the command line
+(``--set key=value``), ``llmagentos algos`` and the YAML spec schema are all generated from
+the one definition instead of being written twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from typing import Any, Literal, get_args, get_origin
+
+from llmagentos.core.errors import UsageError
+
+
+def param(default: Any, doc: str, **kwargs: Any) -> Any:
+    """A config field with a default and a one-line docstring."""
+    if isinstance(default, (list, dict, set)):
+        value = default
+        return dataclasses.field(default_factory=lambda: type(value)(value), metadata={"doc": doc}, **kwargs)
+    return dataclasses.field(default=default, metadata={"doc": doc}, **kwargs)
+
+
+def describe(config_cls: type) -> list[dict[str, Any]]:
+    """One row per field: name, type, default and doc (what ``llmagentos algos`` prints)."""
+    hints = typing.get_type_hints(config_cls)
+    rows = []
+    for f in dataclasses.fields(config_cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        rows.append({"name": f.name, "type": type_name(hints[f.name]), "default": default,
+                     "doc": f.metadata.get("doc", "")})
+    return rows
+
+
+def type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return "{" + ",".join(str(a) for a in get_args(tp)) + "}"
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(type_name(a) for a in get_args(tp))
+    if origin is not None:
+        return str(tp).replace("typing.", "")
+    return getattr(tp, "__name__", str(tp))
+
+
+def coerce(value: Any, tp: Any, where: str) -> Any:
+    """Convert ``value`` (often a command-line string) to type ``tp`` or raise UsageError."""
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = get_args(tp)
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            if type(None) in args:
+                return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return coerce(value, arg, where)
+            except UsageError as err:
+                errors.append(str(err))
+        raise UsageError(f"{where}: {value!r} is not a valid {type_name(tp)}")
+    if origin is Literal:
+        allowed = get_args(tp)
+        for a in allowed:
+            if value == a or (isinstance(value, str) and str(a) == value):
+                return a
+        raise UsageError(f"{where}: {value!r} is not one of {', '.join(map(str, allowed))}")
+    if origin in (list, tuple):
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                value = [v for v in value.split(",") if v != ""]
+        if not isinstance(value, (list, tuple)):
+            raise UsageError(f"{where}: {value!r} is not a list")
+        args = get_args(tp)
+        item_tp = args[0] if args else Any
+        items = [coerce(v, item_tp, where) for v in value]
+        return items if origin is list else tuple(items)
+    if origin is dict or tp is dict:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as err:
+                raise UsageError(f"{where}: {value!r} is not a JSON object") from err
+        if not isinstance(value, dict):
+            raise UsageError(f"{where}: {value!r} is not a mapping")
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("false", "0", "no", "off"):
+            return False
+        raise UsageError(f"{where}: {value!r} is not a boolean (true or false)")
+    if tp is int:
+        if isinstance(value, bool):
+            raise UsageError(f"{where}: {value!r} is not an integer")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        try:
+            return int(str(value).replace("_", ""))
+        except ValueError:
+            try:
+                as_float = float(value)
+            except ValueError:
+                as_float = None
+            if as_float is not None and as_float.is_integer():
+                return int(as_float)
+            raise UsageError(f"{where}: {value!r} is not an integer") from None
+    if tp is float:
+        if isinstance(value, bool):
+            raise UsageError(f"{where}: {value!r} is not a number")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise UsageError(f"{where}: {value!r} is not a number") from None
+    if tp is str:
+        if not isinstance(value, (str, int, float)):
+            raise UsageError(f"{where}: {value!r} is not a string")
+        return str(value)
+    if isinstance(value, tp):
+        return value
+    raise UsageError(f"{where}: {value!r} is not a {type_name(tp)}")
+
+
+def apply_overrides(config: Any, overrides: dict[str, Any], owner: str = "config") -> Any:
+    """A copy of ``config`` with ``overrides`` applied; unknown keys and wrong types raise UsageError."""
+    hints = typing.get_type_hints(type(config))
+    names = [f.name for f in dataclasses.fields(config)]
+    changes = {}
+    for key, value in overrides.items():
+        if key not in hints or key not in names:
+            raise UsageError(f"{owner} has no field {key!r}; its fields are: {', '.join(names)}")
+        changes[key] = coerce(value, hints[key], f"{owner}.{key}")
+    new = dataclasses.replace(config, **changes)
+    validate = getattr(new, "validate", None)
+    if callable(validate):
+        validate()
+    return new
+
+
+def parse_key_values(pairs: list[str] | tuple[str, ...], flag: str) -> dict[str, str]:
+    """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}``; a pair without '=' raises UsageError."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise UsageError(f"{flag} expects key=value, got {pair!r}")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = value
+    return out
+
+
+def literal_env_value(text: str) -> Any:
+    """Interpret an ``--env-arg`` value: JSON when it parses (numbers, lists, true/null), else the string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        lowered = text.lower()
+        if lowered in ("true", "false"):
+            return lowered == "true"
+        if lowered in ("none", "null"):
+            return None
+        return text
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def from_dict(config_cls: type, data: dict[str, Any], owner: str = "config") -> Any:
+    return apply_overrides(config_cls(), data, owner)

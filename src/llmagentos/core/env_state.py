@@ -1,0 +1,121 @@
+"""Snapshot and restore an environment's simulator state as JSON, so a run resumes mid-episode exactly.
+
+Gymnasium environments are not serialisable in general, but the classic-control envs, the toy-text
+envs and every world this project ships keep their state in plain attributes (numbers, arrays,
+numpy generators). We walk the wrapper chain (and a vector env's sub-envs) and record those; anything
+else (spaces, renderers, physics engines) is left alone, and :func:`snapshot` reports it as not exact.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+_SKIP = {"env", "envs", "spec", "metadata", "observation_space", "action_space", "single_observation_space",
+         "single_action_space", "render_mode", "screen", "clock", "window", "_action_space", "_observation_space",
+         "_metadata", "_cached_spec", "env_fns", "render_fps", "_env_fns"}
+
+
+def _encode(value: Any) -> tuple[bool, Any]:
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return True, value
+    if isinstance(value, np.generic):
+        return True, {"__np__": value.dtype.str, "value": value.item()}
+    if isinstance(value, np.ndarray):
+        if value.dtype == object:
+            items = [_encode(v) for v in value.ravel()]
+            if not all(ok for ok, _ in items):
+                return False, None
+            return True, {"__objarray__": [v for _, v in items], "shape": list(value.shape)}
+        return True, {"__ndarray__": value.tolist(), "dtype": value.dtype.str, "shape": list(value.shape)}
+    if isinstance(value, np.random.Generator):
+        return True, {"__rng__": value.bit_generator.state}
+    if isinstance(value, (list, tuple)):
+        items = [_encode(v) for v in value]
+        if all(ok for ok, _ in items):
+            return True, {"__seq__": [v for _, v in items], "tuple": isinstance(value, tuple)}
+        return False, None
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        items = {k: _encode(v) for k, v in value.items()}
+        if all(ok for ok, _ in items.values()):
+            return True, {"__dict__": {k: v for k, (_, v) in items.items()}}
+        return False, None
+    return False, None
+
+
+def _decode(value: Any) -> Any:
+    if not isinstance(value, dict):
+        return value
+    if "__np__" in value:
+        return np.dtype(value["__np__"]).type(value["value"])
+    if "__ndarray__" in value:
+        return np.array(value["__ndarray__"], dtype=np.dtype(value["dtype"])).reshape(value["shape"])
+    if "__objarray__" in value:
+        out = np.empty(len(value["__objarray__"]), dtype=object)
+        out[:] = [_decode(v) for v in value["__objarray__"]]
+        return out.reshape(value["shape"])
+    if "__rng__" in value:
+        state = value["__rng__"]
+        rng = np.random.Generator(getattr(np.random, state["bit_generator"])())
+        rng.bit_generator.state = state
+        return rng
+    if "__seq__" in value:
+        items = [_decode(v) for v in value["__seq__"]]
+        return tuple(items) if value["tuple"] else items
+    if "__dict__" in value:
+        return {k: _decode(v) for k, v in value["__dict__"].items()}
+    return value
+
+
+def _layers(env: Any) -> list[Any]:
+    layers, seen = [], set()
+    stack = [env]
+    while stack:
+        obj = stack.pop(0)
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        layers.append(obj)
+        if isinstance(getattr(obj, "envs", None), (list, tuple)):
+            stack.extend(obj.envs)
+        inner = obj.__dict__.get("env")
+        if inner is not None:
+            stack.append(inner)
+    return layers
+
+
+def snapshot(env: Any) -> dict[str, Any]:
+    """``{"layers": [...], "exact": bool}``: the plain state of every layer of ``env``."""
+    layers, exact = [], True
+    for obj in _layers(env):
+        saved = {}
+        for key, value in vars(obj).items():
+            if key in _SKIP or key.startswith("__"):
+                continue
+            ok, encoded = _encode(value)
+            if ok:
+                saved[key] = encoded
+            elif not _is_static(value):
+                exact = False
+        layers.append({"type": type(obj).__name__, "state": saved})
+    return {"layers": layers, "exact": exact}
+
+
+def _is_static(value: Any) -> bool:
+    """Objects that hold no episode state (spaces, functions, renderers) do not make a snapshot inexact."""
+    from gymnasium import spaces
+
+    return callable(value) or isinstance(value, spaces.Space) or type(value).__module__.startswith(("pygame", "gymnasium.envs.registration"))
+
+
+def restore(env: Any, snap: dict[str, Any]) -> None:
+    """Set ``env``'s layers back to a :func:`snapshot` of an env built the same way."""
+    layers = _layers(env)
+    if len(layers) != len(snap["layers"]):
+        raise ValueError("environment snapshot does not match this environment's wrappers")
+    for obj, saved in zip(layers, snap["layers"]):
+        if type(obj).__name__ != saved["type"]:
+            raise ValueError(f"environment snapshot layer {saved['type']} does not match {type(obj).__name__}")
+        for key, value in saved["state"].items():
+            setattr(obj, key, _decode(value))

@@ -1,0 +1,135 @@
+"""The perception–decision–action loop, owned by the kernel rather than by any agent.
+
+:class:`Interaction` steps one agent in one Gymnasium env (or a vector env, whose batches go
+through the same ``act``/``observe`` calls). :func:`evaluate` runs greedy episodes on a separate env
+with a step cap, so a greedy policy that loops forever (CliffWalking has no time limit) cannot hang.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from llmagentos.core import env_state
+from llmagentos.core.agent import Agent, Transition
+
+#: greedy evaluation stops an episode after this many steps when the env sets no time limit
+DEFAULT_EVAL_STEP_CAP = 1_000
+
+
+def is_vector_env(env: Any) -> bool:
+    from gymnasium.vector import VectorEnv
+
+    return isinstance(env, VectorEnv)
+
+
+class Interaction:
+    """Agent × env, advanced one step at a time; counts steps and episodes and records returns.
+
+    ``steps`` counts environment transitions (a vector env of n envs adds n per call).
+    """
+
+    def __init__(self, agent: Agent, env: Any, seed: int) -> None:
+        self.agent = agent
+        self.env = env
+        self.vector = is_vector_env(env)
+        self.num_envs = env.num_envs if self.vector else 1
+        self.steps = 0
+        self.episodes = 0
+        self.episode_returns: list[float] = []
+        self.episode_lengths: list[int] = []
+        self.observation, _ = env.reset(seed=seed)
+        self._running_return = np.zeros(self.num_envs)
+        self._running_length = np.zeros(self.num_envs, dtype=np.int64)
+
+    def step(self) -> dict[str, float]:
+        """One call to the env (n transitions for a vector env); returns the agent's training metrics."""
+        action = self.agent.act(self.observation, explore=True)
+        next_obs, reward, terminated, truncated, info = self.env.step(action)
+        if self.vector:
+            return self._vector_step(action, next_obs, reward, terminated, truncated, info)
+        metrics = self.agent.observe(Transition(self.observation, action, float(reward), next_obs,
+                                                bool(terminated), bool(truncated), info))
+        self.steps += 1
+        self._running_return[0] += float(reward)
+        self._running_length[0] += 1
+        if terminated or truncated:
+            self.agent.end_episode()
+            self._finish(0)
+            self.observation, _ = self.env.reset()
+        else:
+            self.observation = next_obs
+        return metrics
+
+    def _vector_step(self, action, next_obs, reward, terminated, truncated, info) -> dict[str, float]:
+        done = np.logical_or(terminated, truncated)
+        true_next = next_obs
+        if done.any():
+            # same-step autoreset: next_obs already holds the reset observation for finished envs
+            true_next = np.array(next_obs, copy=True)
+            mask = info.get("_final_obs", done)
+            for i in np.flatnonzero(mask):
+                true_next[i] = info["final_obs"][i]
+        metrics = self.agent.observe(Transition(self.observation, action, np.asarray(reward, dtype=np.float64),
+                                                true_next, np.asarray(terminated), np.asarray(truncated), info))
+        self.steps += self.num_envs
+        self._running_return += reward
+        self._running_length += 1
+        for i in np.flatnonzero(done):
+            self._finish(int(i))
+        self.observation = next_obs
+        return metrics
+
+    def _finish(self, index: int) -> None:
+        self.episode_returns.append(float(self._running_return[index]))
+        self.episode_lengths.append(int(self._running_length[index]))
+        self.episodes += 1
+        self._running_return[index] = 0.0
+        self._running_length[index] = 0
+
+    def state(self) -> dict[str, Any]:
+        """Counters, the running episode and the env's simulator state (see :mod:`env_state`)."""
+        return {
+            "steps": self.steps,
+            "episodes": self.episodes,
+            "episode_returns": list(self.episode_returns),
+            "episode_lengths": list(self.episode_lengths),
+            "running_return": self._running_return.tolist(),
+            "running_length": self._running_length.tolist(),
+            "observation": env_state._encode(np.asarray(self.observation))[1],
+            "env": env_state.snapshot(self.env),
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.steps = state["steps"]
+        self.episodes = state["episodes"]
+        self.episode_returns = list(state["episode_returns"])
+        self.episode_lengths = list(state["episode_lengths"])
+        self._running_return = np.array(state["running_return"], dtype=np.float64)
+        self._running_length = np.array(state["running_length"], dtype=np.int64)
+        obs = env_state._decode(state["observation"])
+        self.observation = obs.item() if obs.ndim == 0 and not self.vector else obs
+        env_state.restore(self.env, state["env"])
+
+
+def evaluate(agent: Agent, env: Any, episodes: int, seed: int, step_cap: int | None = None) -> list[float]:
+    """Returns of ``episodes`` greedy episodes on ``env`` (single env), each reset with seed+i.
+
+    An episode is cut after ``step_cap`` steps (default: the env's time limit, else
+    :data:`DEFAULT_EVAL_STEP_CAP`).
+    """
+    if step_cap is None:
+        limit = getattr(getattr(env, "spec", None), "max_episode_steps", None)
+        step_cap = limit or DEFAULT_EVAL_STEP_CAP
+    returns = []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + i)
+        total = 0.0
+        for _ in range(step_cap):
+            obs, reward, terminated, truncated, _ = env.step(agent.act(obs, explore=False))
+            total += float(reward)
+            if terminated or truncated:
+                break
+        returns.append(total)
+    return returns

@@ -1,0 +1,60 @@
+"""Schedules for ε, temperatures and step sizes: a value as a function of the step count."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from llmagentos.core.errors import UsageError
+
+ScheduleKind = Literal["constant", "linear", "exponential"]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """``start`` at step 0, moving to ``end`` over ``steps`` steps, then held at ``end``.
+
+    ``linear`` interpolates; ``exponential`` multiplies by a constant factor per step so that it
+    reaches ``end`` after ``steps`` steps (start and end must share a sign and be non-zero).
+    """
+
+    kind: ScheduleKind = "constant"
+    start: float = 1.0
+    end: float = 1.0
+    steps: int = 1
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("constant", "linear", "exponential"):
+            raise UsageError(f"unknown schedule {self.kind!r}; choose constant, linear or exponential")
+        if self.kind != "constant" and self.steps <= 0:
+            raise UsageError(f"a {self.kind} schedule needs steps > 0, got {self.steps}")
+        if self.kind == "exponential" and (self.start == 0 or self.end == 0 or (self.start > 0) != (self.end > 0)):
+            raise UsageError("an exponential schedule needs non-zero start and end of the same sign")
+
+    def __call__(self, step: int) -> float:
+        if self.kind == "constant":
+            return self.start
+        fraction = min(max(step, 0) / self.steps, 1.0)
+        if self.kind == "linear":
+            return self.start + fraction * (self.end - self.start)
+        return self.start * math.exp(fraction * math.log(self.end / self.start))
+
+
+def constant(value: float) -> Schedule:
+    return Schedule("constant", value, value, 1)
+
+
+def linear(start: float, end: float, steps: int) -> Schedule:
+    return Schedule("linear", start, end, steps)
+
+
+def exponential(start: float, end: float, steps: int) -> Schedule:
+    return Schedule("exponential", start, end, steps)
+
+
+def make_schedule(kind: str, start: float, end: float | None, steps: int) -> Schedule:
+    """The schedule a config describes by (kind, start, end, steps); ``end=None`` means constant."""
+    if kind == "constant" or end is None:
+        return constant(start)
+    return Schedule(kind, start, end, steps)  # type: ignore[arg-type]

@@ -1,0 +1,408 @@
+"""Run one training job — agent × env × budget — into a run directory, and resume or evaluate it later.
+
+A run directory holds ``job.json`` (what was asked), ``metrics.jsonl`` and TensorBoard events
+(what happened), ``checkpoints/`` (where to continue from), ``agent.safetensors``/``agent.json``
+(the trained agent) and ``summary.json`` (the result, the JSON contract of ``llmagentos train``).
+Everything is validated before the directory is created, so bad input never leaves one behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from llmagentos import __version__
+from llmagentos.core.agent import Agent
+from llmagentos.core.config import apply_overrides, to_dict
+from llmagentos.core.errors import UsageError
+from llmagentos.core.loop import Interaction, evaluate
+from llmagentos.core.seeding import derive_seed, seed_everything
+from llmagentos.kernel.checkpoint import CheckpointError, atomic_write_json, load_state, save_state
+from llmagentos.kernel.logging import MetricsLog
+from llmagentos.kernel.progress import Progress
+from llmagentos.learners import registry
+
+#: keys of summary.json that differ between identical runs (timings and paths)
+VOLATILE_KEYS = ("wall_seconds", "steps_per_second", "run_dir")
+
+
+@dataclass
+class TrainSpec:
+    """One training job. The command line's ``train`` flags and a spec file's ``train`` block map onto it."""
+
+    env: str
+    algo: str
+    seed: int = 0
+    steps: int | None = None
+    episodes: int | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    env_args: dict[str, Any] = field(default_factory=dict)
+    eval_every: int | None = None
+    eval_episodes: int = 10
+    threshold: float | None = None
+    checkpoint_every: int | None = None
+    out: str | None = None
+    tensorboard: bool = True
+
+    def validate(self) -> None:
+        if (self.steps is None) == (self.episodes is None):
+            raise UsageError("give exactly one budget: --steps N or --episodes N")
+        budget = self.steps if self.steps is not None else self.episodes
+        if budget is None or budget <= 0:
+            raise UsageError(f"the budget must be a positive number of {'steps' if self.steps is not None else 'episodes'}, got {budget}")
+        if self.eval_every is not None and self.eval_every <= 0:
+            raise UsageError(f"--eval-every must be positive, got {self.eval_every}")
+        if self.eval_episodes <= 0:
+            raise UsageError(f"--eval-episodes must be positive, got {self.eval_episodes}")
+        if self.checkpoint_every is not None and self.checkpoint_every <= 0:
+            raise UsageError(f"--checkpoint-every must be positive, got {self.checkpoint_every}")
+
+
+# -- environments ---------------------------------------------------------------------------------
+
+def available_envs() -> list[str]:
+    """Gymnasium ids that can be made here: the project's worlds first, then Gymnasium's own."""
+    import gymnasium as gym
+
+    import llmagentos.envs  # noqa: F401  (registers the project's worlds)
+
+    ids = sorted(gym.registry)
+    return [i for i in ids if i.startswith("llmagentos/")] + [i for i in ids if not i.startswith("llmagentos/")]
+
+
+def make_env(env_id: str, env_args: dict[str, Any] | None = None, num_envs: int = 1) -> Any:
+    """``gymnasium.make`` (or a same-step-autoreset vector env when ``num_envs > 1``) with friendly errors."""
+    import gymnasium as gym
+    from gymnasium.vector import AutoresetMode
+
+    import llmagentos.envs  # noqa: F401
+
+    env_args = dict(env_args or {})
+    if env_id not in gym.registry:
+        ours = [i for i in available_envs() if i.startswith("llmagentos/")]
+        raise UsageError(f"unknown environment {env_id!r}; try one of {', '.join(ours)} or any Gymnasium id "
+                         "(llmagentos envs lists them all)")
+    try:
+        if num_envs > 1:
+            return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync",
+                                vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP}, **env_args)
+        return gym.make(env_id, **env_args)
+    except UsageError:
+        raise
+    except TypeError as err:
+        raise UsageError(f"environment {env_id} does not accept those --env-arg values ({err})") from None
+    except (gym.error.Error, ImportError, ModuleNotFoundError) as err:
+        raise UsageError(f"environment {env_id} cannot be made here: {err}") from None
+
+
+# -- agents ---------------------------------------------------------------------------------------
+
+def make_config(algo: str, overrides: dict[str, Any] | None = None, env_id: str | None = None) -> Any:
+    """The algorithm's config: defaults, then the per-env preset (if the config class has one), then overrides."""
+    entry = registry.get(algo)
+    config_cls = registry.load(entry.config)
+    presets = getattr(config_cls, "PRESETS", {})
+    config = config_cls()
+    if env_id is not None and env_id in presets:
+        config = apply_overrides(config, presets[env_id], owner=f"{algo} preset for {env_id}")
+    return apply_overrides(config, dict(overrides or {}), owner=f"{algo} config")
+
+
+def make_agent(algo: str, env: Any, config: Any = None, seed: int = 0, **overrides: Any) -> Agent:
+    """An untrained agent of algorithm ``algo`` for ``env``'s spaces (Python API)."""
+    entry = registry.get(algo, kinds=("agent",))
+    agent_cls = registry.load(entry.target)
+    if config is None:
+        env_id = getattr(getattr(env, "spec", None), "id", None)
+        config = make_config(algo, overrides, env_id)
+    elif overrides:
+        config = apply_overrides(config, overrides, owner=f"{algo} config")
+    obs_space = getattr(env, "single_observation_space", env.observation_space)
+    act_space = getattr(env, "single_action_space", env.action_space)
+    return agent_cls(obs_space, act_space, config, seed=seed)
+
+
+def agent_meta(agent: Agent) -> dict[str, Any]:
+    obs_space = agent.observation_space
+    act_space = agent.action_space
+    return {"algo": agent.algo, "observation_space": str(obs_space), "action_space": str(act_space),
+            "llmagentos_version": __version__}
+
+
+def save_agent(agent: Agent, base: Path) -> None:
+    save_state(base, agent.state_dict(), {**agent_meta(agent), "config": to_dict(agent.config)})
+
+
+def load_agent(run_dir: str | Path, env: Any | None = None) -> Agent:
+    """The trained agent of a finished run (its ``agent.safetensors`` + ``agent.json``)."""
+    run_dir = Path(run_dir)
+    job = read_job(run_dir)
+    env = env or make_env(job.env, job.env_args)
+    base = run_dir / "agent"
+    _, meta = load_state(base)
+    agent = make_agent(job.algo, env, config=make_config(job.algo, meta.get("config", job.config)), seed=job.seed)
+    state, _ = load_state(base, expect=agent_meta(agent) | {"llmagentos_version": meta.get("llmagentos_version")})
+    agent.load_state_dict(state)
+    return agent
+
+
+# -- run directories ------------------------------------------------------------------------------
+
+def read_job(run_dir: Path) -> TrainSpec:
+    path = Path(run_dir) / "job.json"
+    if not path.exists():
+        raise UsageError(f"{run_dir} is not a run directory (it has no job.json)")
+    data = json.loads(path.read_text())
+    names = {f.name for f in dataclasses.fields(TrainSpec)}
+    return TrainSpec(**{k: v for k, v in data.items() if k in names})
+
+
+def _new_run_dir(spec: TrainSpec) -> Path:
+    if spec.out:
+        path = Path(spec.out)
+        if path.exists() and any(path.iterdir()):
+            raise UsageError(f"--out {path} already exists and is not empty; choose a new directory")
+    else:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        name = f"{spec.env.replace('/', '-')}_{spec.algo}_s{spec.seed}_{stamp}"
+        path = Path("runs") / name
+        suffix = 1
+        while path.exists():
+            suffix += 1
+            path = Path("runs") / f"{name}-{suffix}"
+    return path
+
+
+def _global_rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"python": _jsonable_random_state(), "numpy": _numpy_legacy_state()}
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        state["torch"] = torch.get_rng_state()
+    return state
+
+
+def _jsonable_random_state() -> list:
+    version, internal, gauss = random.getstate()
+    return [version, list(internal), gauss]
+
+
+def _numpy_legacy_state() -> dict[str, Any]:
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"keys": keys.astype(np.int64), "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)}
+
+
+def _set_global_rng_state(state: dict[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    numpy_state = state["numpy"]
+    np.random.set_state(("MT19937", np.asarray(numpy_state["keys"], dtype=np.uint32), numpy_state["pos"],
+                         numpy_state["has_gauss"], numpy_state["cached"]))
+    if "torch" in state:
+        import torch
+
+        torch.set_rng_state(state["torch"])
+
+
+class Trainer:
+    """The kernel's training loop for one run: steps, periodic evaluation, logging, checkpoints, summary."""
+
+    def __init__(self, spec: TrainSpec, run_dir: Path | None = None, quiet: bool = False) -> None:
+        spec.validate()
+        self.spec = spec
+        self.quiet = quiet
+        entry = registry.get(spec.algo)
+        if entry.kind != "agent":
+            raise UsageError(f"{spec.algo} is a {entry.kind} algorithm; "
+                             + ("use llmagentos plan" if entry.kind == "planning" else "it has no single-agent train loop"))
+        self.config = make_config(spec.algo, spec.config, spec.env)
+        num_envs = int(getattr(self.config, "num_envs", 1) or 1)
+        seed_everything(spec.seed)
+        self.env = make_env(spec.env, spec.env_args, num_envs=num_envs)
+        self.eval_env = make_env(spec.env, spec.env_args)
+        self.agent = make_agent(spec.algo, self.env, config=self.config, seed=spec.seed)
+        self.threshold = spec.threshold
+        if self.threshold is None:
+            self.threshold = getattr(getattr(self.eval_env, "spec", None), "reward_threshold", None)
+        self.eval_every = spec.eval_every or (max(spec.steps // 20, 1) if spec.steps else 1_000)
+        self.eval_seed = derive_seed(spec.seed, "eval")
+        self.interaction = Interaction(self.agent, self.env, seed=derive_seed(spec.seed, "env"))
+        self.curve: list[dict[str, Any]] = []
+        self.next_eval = self.eval_every
+        self.next_checkpoint = spec.checkpoint_every
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+        self.elapsed_before = 0.0
+        self.run_dir = run_dir or _new_run_dir(spec)
+
+    # -- bookkeeping --------------------------------------------------------------------------
+    def _budget_done(self) -> bool:
+        if self.spec.steps is not None:
+            return self.interaction.steps >= self.spec.steps
+        return self.interaction.episodes >= self.spec.episodes  # type: ignore[operator]
+
+    def _progress_total(self) -> tuple[int, int, str]:
+        if self.spec.steps is not None:
+            return self.interaction.steps, self.spec.steps, "steps"
+        return self.interaction.episodes, self.spec.episodes, "episodes"  # type: ignore[return-value]
+
+    def _elapsed(self) -> float:
+        return self.elapsed_before + (time.perf_counter() - self.started)
+
+    def _evaluate(self) -> dict[str, Any]:
+        returns = evaluate(self.agent, self.eval_env, self.spec.eval_episodes, seed=self.eval_seed)
+        return {"mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)), "episodes": len(returns)}
+
+    def _log_eval(self, log: MetricsLog) -> None:
+        steps = self.interaction.steps
+        result = self._evaluate()
+        self.last_eval = result
+        point = {"step": steps, "mean_return": result["mean_return"], "wall_seconds": round(self._elapsed(), 3)}
+        self.curve.append(point)
+        log.write("eval", steps, {"mean_return": result["mean_return"], "std_return": result["std_return"],
+                                  "steps_per_second": steps / max(self._elapsed(), 1e-9)})
+        train = {k: self.sums[k] / self.counts[k] for k in self.sums}
+        train.update(self.agent.train_metrics())
+        if train:
+            log.write("train", steps, train)
+        self.sums, self.counts = {}, {}
+
+    def _checkpoint(self, log: MetricsLog) -> None:
+        ckpt_dir = self.run_dir / "checkpoints"
+        steps = self.interaction.steps
+        state = {"agent": self.agent.state_dict(), "interaction": self.interaction.state(), "rng": _global_rng_state(),
+                 "kernel": {"curve": self.curve, "next_eval": self.next_eval, "next_checkpoint": self.next_checkpoint,
+                            "sums": self.sums, "counts": self.counts, "metrics_lines": log.lines,
+                            "elapsed": self._elapsed()}}
+        log.flush()
+        save_state(ckpt_dir / f"step-{steps:012d}", state, agent_meta(self.agent))
+        atomic_write_json(ckpt_dir / "latest.json", {"checkpoint": f"step-{steps:012d}", "step": steps})
+        for old in sorted(ckpt_dir.glob("step-*.json"))[:-2]:
+            old.unlink(missing_ok=True)
+            old.with_suffix(".safetensors").unlink(missing_ok=True)
+
+    def _restore(self) -> int | None:
+        """Load the latest checkpoint if there is one; returns the number of metrics lines to keep."""
+        pointer = self.run_dir / "checkpoints" / "latest.json"
+        if not pointer.exists():
+            return 0
+        name = json.loads(pointer.read_text())["checkpoint"]
+        state, _ = load_state(self.run_dir / "checkpoints" / name, expect=agent_meta(self.agent))
+        self.agent.load_state_dict(state["agent"])
+        self.interaction.load_state(state["interaction"])
+        _set_global_rng_state(state["rng"])
+        kernel = state["kernel"]
+        self.curve = kernel["curve"]
+        self.next_eval = kernel["next_eval"]
+        self.next_checkpoint = kernel["next_checkpoint"]
+        self.sums, self.counts = kernel["sums"], kernel["counts"]
+        self.elapsed_before = kernel["elapsed"]
+        return int(kernel["metrics_lines"])
+
+    # -- the run ------------------------------------------------------------------------------
+    def run(self, resuming: bool = False) -> dict[str, Any]:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if resuming:
+            keep = self._restore()
+        else:
+            atomic_write_json(self.run_dir / "job.json", dataclasses.asdict(self.spec))
+            keep = 0
+        self.started = time.perf_counter()
+        log = MetricsLog(self.run_dir, tensorboard=self.spec.tensorboard, keep_lines=keep)
+        done, total, unit = self._progress_total()
+        progress = Progress(total, unit, enabled=not self.quiet, label=f"{self.spec.algo} {self.spec.env} s{self.spec.seed} ")
+        seen_episodes = self.interaction.episodes
+        try:
+            while not self._budget_done():
+                metrics = self.interaction.step()
+                for key, value in metrics.items():
+                    self.sums[key] = self.sums.get(key, 0.0) + float(value)
+                    self.counts[key] = self.counts.get(key, 0) + 1
+                while seen_episodes < self.interaction.episodes:
+                    log.write("episode", self.interaction.steps, {"episode": seen_episodes,
+                                                                  "return": self.interaction.episode_returns[seen_episodes],
+                                                                  "length": self.interaction.episode_lengths[seen_episodes]})
+                    seen_episodes += 1
+                if self.interaction.steps >= self.next_eval and not self._budget_done():
+                    self._log_eval(log)
+                    while self.next_eval <= self.interaction.steps:
+                        self.next_eval += self.eval_every
+                if self.next_checkpoint is not None and self.interaction.steps >= self.next_checkpoint:
+                    self._checkpoint(log)
+                    while self.next_checkpoint <= self.interaction.steps:
+                        self.next_checkpoint += self.spec.checkpoint_every  # type: ignore[operator]
+                done, _, _ = self._progress_total()
+                note = f"eval {self.curve[-1]['mean_return']:.1f}" if self.curve else ""
+                progress.update(done, note)
+            self._log_eval(log)
+        finally:
+            progress.close()
+            log.close()
+        summary = self._summary()
+        save_agent(self.agent, self.run_dir / "agent")
+        atomic_write_json(self.run_dir / "summary.json", summary)
+        return summary
+
+    def _summary(self) -> dict[str, Any]:
+        wall = self._elapsed()
+        returns = self.interaction.episode_returns
+        solved = None
+        if self.threshold is not None:
+            solved = next((p["step"] for p in self.curve if p["mean_return"] >= self.threshold), None)
+        return {
+            "env": self.spec.env, "algo": self.spec.algo, "seed": self.spec.seed,
+            "steps": self.interaction.steps, "episodes": self.interaction.episodes,
+            "wall_seconds": round(wall, 3), "steps_per_second": round(self.interaction.steps / max(wall, 1e-9), 1),
+            "eval": self.last_eval, "curve": self.curve,
+            "online": {"episode_returns": returns,
+                       "mean_return_last_100": float(np.mean(returns[-100:])) if returns else None},
+            "solved_at_step": solved, "threshold": self.threshold, "run_dir": str(self.run_dir),
+            "config": to_dict(self.config), "env_args": self.spec.env_args,
+        }
+
+
+def train(spec: TrainSpec | None = None, quiet: bool = True, **kwargs: Any) -> dict[str, Any]:
+    """Run one training job and return its summary (Python API: ``train(env=..., algo=..., steps=...)``)."""
+    spec = spec or TrainSpec(**kwargs)
+    trainer = Trainer(spec, quiet=quiet)
+    try:
+        return trainer.run()
+    except BaseException:
+        # bad input found only once running must not leave a half-written run behind
+        if not (trainer.run_dir / "checkpoints" / "latest.json").exists() and not isinstance(sys.exc_info()[1], KeyboardInterrupt):
+            shutil.rmtree(trainer.run_dir, ignore_errors=True)
+        raise
+
+
+def resume(run_dir: str | Path, quiet: bool = True) -> dict[str, Any]:
+    """Continue a stopped or killed run from its last checkpoint; a finished run returns its summary."""
+    run_dir = Path(run_dir)
+    spec = read_job(run_dir)
+    summary_path = run_dir / "summary.json"
+    if summary_path.exists():
+        return json.loads(summary_path.read_text())
+    trainer = Trainer(spec, run_dir=run_dir, quiet=quiet)
+    try:
+        return trainer.run(resuming=True)
+    except CheckpointError:
+        raise
+
+
+def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int | None = None) -> dict[str, Any]:
+    """Greedy returns of a finished run's agent on its env."""
+    if episodes <= 0:
+        raise UsageError(f"--episodes must be positive, got {episodes}")
+    job = read_job(Path(run_dir))
+    env = make_env(job.env, job.env_args)
+    agent = load_agent(run_dir, env)
+    returns = evaluate(agent, env, episodes, seed=derive_seed(job.seed, "eval") if seed is None else seed)
+    return {"run_dir": str(run_dir), "env": job.env, "algo": job.algo, "episodes": episodes,
+            "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)), "returns": returns}

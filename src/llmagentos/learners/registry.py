@@ -1,0 +1,61 @@
+"""Every algorithm the project ships, by the name the command line and specs use.
+
+Entries name their class as ``"module:attribute"`` so that listing algorithms does not import
+torch; :func:`load` imports on demand. One line per algorithm — add yours here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from llmagentos.core.errors import UsageError
+
+AlgoKind = Literal["agent", "planning", "multiagent", "meta"]
+
+
+@dataclass(frozen=True)
+class AlgoEntry:
+    name: str
+    #: "module:Class" of the Agent subclass (kind "agent"/"multiagent") or of the algorithm's entry point
+    target: str
+    #: "module:Config" of the algorithm's config dataclass
+    config: str
+    #: "agent": trained by the kernel's loop on a Gymnasium env; "planning": solves a FiniteMDP;
+    #: "multiagent": trained on a PettingZoo env; "meta": runs its own outer loop (MAML, NES)
+    kind: AlgoKind
+    summary: str
+
+
+ALGORITHMS: dict[str, AlgoEntry] = {e.name: e for e in [
+    AlgoEntry("policy-evaluation", "llmagentos.learners.planning:policy_evaluation", "llmagentos.learners.planning:PlanningConfig",
+              "planning", "Iterative policy evaluation of a given (or the uniform-random) policy."),
+    AlgoEntry("policy-iteration", "llmagentos.learners.planning:policy_iteration", "llmagentos.learners.planning:PlanningConfig",
+              "planning", "Policy iteration: evaluation and greedy improvement until the policy is stable."),
+    AlgoEntry("value-iteration", "llmagentos.learners.planning:value_iteration", "llmagentos.learners.planning:PlanningConfig",
+              "planning", "Value iteration: Bellman optimality backups until the largest change is below θ."),
+    AlgoEntry("sarsa", "llmagentos.learners.td:Sarsa", "llmagentos.learners.td:TDConfig",
+              "agent", "Sarsa: on-policy TD control, Q(s,a) += α[r + γQ(s',a') − Q(s,a)]."),
+    AlgoEntry("expected-sarsa", "llmagentos.learners.td:ExpectedSarsa", "llmagentos.learners.td:TDConfig",
+              "agent", "Expected Sarsa: TD control with the expectation of Q(s',·) under the behaviour policy."),
+    AlgoEntry("q-learning", "llmagentos.learners.td:QLearning", "llmagentos.learners.td:TDConfig",
+              "agent", "Q-learning: off-policy TD control, Q(s,a) += α[r + γ max_a' Q(s',a') − Q(s,a)]."),
+]}
+
+
+def get(name: str, kinds: tuple[str, ...] | None = None) -> AlgoEntry:
+    """The entry for ``name``; an unknown name (or one of another kind) raises UsageError listing the choices."""
+    choices = [n for n, e in ALGORITHMS.items() if kinds is None or e.kind in kinds]
+    if name not in choices:
+        raise UsageError(f"unknown algorithm {name!r}; choose one of: {', '.join(choices)}")
+    return ALGORITHMS[name]
+
+
+def load(target: str) -> Any:
+    module, attribute = target.split(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def config_class(name: str) -> type:
+    return load(get(name).config)
