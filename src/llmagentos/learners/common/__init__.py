@@ -1,0 +1,1 @@
+"""Machinery shared by the deep learners (networks, buffers, normalisation), written once."""
