@@ -1,0 +1,217 @@
+"""The scheduler: run a list of independent jobs inline, in local processes, or on a Ray cluster.
+
+A *job* is one picklable argument (usually a small dict such as ``{"spec": ..., "seed": 3}``) and
+the *function* is an importable, top-level callable ``function(job) -> result``. The result must be
+picklable (JSON-able dicts are best). :func:`run_jobs` returns the results in job order, whatever
+order they finished in, so the same jobs give the same list on every backend::
+
+    from llmagentos.kernel.backends import run_jobs, is_failure
+
+    results = run_jobs(evaluate_member, [{"theta": t, "seed": i} for i, t in enumerate(population)],
+                       backend="processes", workers=2)
+    for r in results:
+        if is_failure(r):
+            print("job", r["job_index"], "failed:", r["error"])
+
+Determinism: a job must take every random number from its own seed (not from the process's global
+generators), so which worker runs it does not matter. Workers run torch with one thread
+(``torch.set_num_threads(1)``); inline jobs run in the caller's process with the caller's settings.
+
+A job that raises becomes an error record (see :func:`failure`) and the others carry on. On the
+``processes`` backend a job that kills its worker outright (segfault, SIGKILL, ``os._exit``) breaks
+the pool; the jobs caught in it are then re-run one by one in fresh single-worker pools, so only the
+culprit ends up as an error record.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from typing import Any, Callable, Literal, Sequence
+
+from llmagentos.core.errors import UsageError
+
+Backend = Literal["inline", "processes", "ray"]
+BACKENDS: tuple[str, ...] = ("inline", "processes", "ray")
+
+#: called after each job finishes: on_result(job_index, result); runs in the caller's process
+ResultCallback = Callable[[int, Any], None]
+
+
+def failure(index: int, error: BaseException | str, tb: str = "") -> dict[str, Any]:
+    """The record that stands in a failed job's place: ``{"failed": True, "job_index", "error", "error_type", "traceback"}``."""
+    if isinstance(error, BaseException):
+        return {"failed": True, "job_index": index, "error": str(error) or type(error).__name__,
+                "error_type": type(error).__name__, "traceback": tb}
+    return {"failed": True, "job_index": index, "error": str(error), "error_type": "Error", "traceback": tb}
+
+
+def is_failure(result: Any) -> bool:
+    """Whether ``result`` is an error record made by :func:`failure` rather than a job's own result."""
+    return isinstance(result, dict) and result.get("failed") is True and "error" in result and "job_index" in result
+
+
+def check_backend(backend: str, workers: int | None = None) -> None:
+    """Raise UsageError for an unknown backend or a non-positive worker count (call before any work starts)."""
+    if backend not in BACKENDS:
+        raise UsageError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+    if workers is not None and workers <= 0:
+        raise UsageError(f"--workers must be a positive number of worker processes, got {workers}")
+    if backend == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise UsageError("the ray backend needs Ray: pip install 'llmagentos[ray]'") from None
+
+
+def _check_function(function: Callable[[Any], Any]) -> None:
+    name = getattr(function, "__qualname__", "")
+    module = getattr(function, "__module__", None)
+    if not callable(function) or "<lambda>" in name or "<locals>" in name or module is None:
+        raise UsageError(f"run_jobs needs an importable top-level function, got {function!r}")
+
+
+def _call(function: Callable[[Any], Any], index: int, job: Any) -> Any:
+    """Run one job; an exception becomes an error record (KeyboardInterrupt still stops everything)."""
+    try:
+        return function(job)
+    except Exception as err:  # noqa: BLE001  (one job's failure must not take the others down)
+        return failure(index, err, traceback.format_exc())
+
+
+def _worker_init() -> None:
+    # one thread per worker: N workers on N cores, and floating-point results that do not depend on the pool
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["MKL_NUM_THREADS"] = "1"
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+    else:
+        import importlib.util
+
+        if importlib.util.find_spec("torch") is not None:
+            import torch as _torch
+
+            _torch.set_num_threads(1)
+
+
+def _call_in_worker(function: Callable[[Any], Any], index: int, job: Any) -> Any:
+    _worker_init()
+    return _call(function, index, job)
+
+
+def run_jobs(function: Callable[[Any], Any], jobs: Sequence[Any], backend: str = "inline",
+             workers: int | None = None, ray_address: str | None = None,
+             on_result: ResultCallback | None = None) -> list[Any]:
+    """``[function(job) for job in jobs]`` on ``backend``, in job order; a failed job yields an error record.
+
+    - ``inline``: one after another in this process (the default; easiest to debug).
+    - ``processes``: a pool of ``workers`` local processes (default: the number of CPUs), started with
+      ``forkserver`` so that no thread state is inherited.
+    - ``ray``: Ray tasks (one CPU each), at most ``workers`` in flight when given. Joins the cluster at
+      ``ray_address`` (``"auto"`` or ``"ray://host:10001"``); without one it uses the Ray instance already
+      initialised in this process or starts a local one, which it shuts down again afterwards.
+
+    ``on_result(index, result)`` is called in this process as each job finishes (for progress bars and
+    bookkeeping). Raises UsageError for an unknown backend or a function that is not importable.
+    """
+    check_backend(backend, workers)
+    _check_function(function)
+    jobs = list(jobs)
+    if not jobs:
+        return []
+    if backend == "inline":
+        results = []
+        for i, job in enumerate(jobs):
+            results.append(_call(function, i, job))
+            if on_result is not None:
+                on_result(i, results[-1])
+        return results
+    if backend == "processes":
+        return _run_processes(function, jobs, workers, on_result)
+    return _run_ray(function, jobs, workers, ray_address, on_result)
+
+
+def _mp_context():
+    import multiprocessing
+
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+def _run_processes(function, jobs: list[Any], workers: int | None, on_result: ResultCallback | None) -> list[Any]:
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    workers = min(workers or os.cpu_count() or 1, len(jobs))
+    results: list[Any] = [None] * len(jobs)
+    broken: list[int] = []
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context()) as pool:
+        futures = {pool.submit(_call_in_worker, function, i, job): i for i, job in enumerate(jobs)}
+        for future in as_completed(futures):
+            i = futures[future]
+            try:
+                results[i] = future.result()
+            except BrokenProcessPool:
+                broken.append(i)
+                continue
+            except Exception as err:  # the result could not be pickled back, for instance
+                results[i] = failure(i, err, traceback.format_exc())
+            if on_result is not None:
+                on_result(i, results[i])
+    # a worker died: we cannot tell which job killed it, so re-run each caught job alone
+    for i in sorted(broken):
+        with ProcessPoolExecutor(max_workers=1, mp_context=_mp_context()) as pool:
+            try:
+                results[i] = pool.submit(_call_in_worker, function, i, jobs[i]).result()
+            except BrokenProcessPool:
+                results[i] = failure(i, "the worker process died while running this job (killed or crashed)")
+            except Exception as err:
+                results[i] = failure(i, err, traceback.format_exc())
+        if on_result is not None:
+            on_result(i, results[i])
+    return results
+
+
+def _ray_call(function, index: int, job: Any) -> Any:
+    return _call_in_worker(function, index, job)
+
+
+def _run_ray(function, jobs: list[Any], workers: int | None, ray_address: str | None,
+             on_result: ResultCallback | None) -> list[Any]:
+    import ray
+
+    started_here = False
+    if not ray.is_initialized():
+        try:
+            if ray_address:
+                ray.init(address=ray_address, log_to_driver=False)
+            else:
+                ray.init(num_cpus=workers, log_to_driver=False, include_dashboard=False)
+        except (ConnectionError, ValueError, RuntimeError) as err:
+            raise UsageError(f"cannot reach a Ray cluster at {ray_address or 'a new local instance'}: {err}") from None
+        started_here = True
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=0)(_ray_call)
+        limit = workers or len(jobs)
+        results: list[Any] = [None] * len(jobs)
+        pending: dict[Any, int] = {}
+        next_job = 0
+        while next_job < len(jobs) or pending:
+            while next_job < len(jobs) and len(pending) < limit:
+                pending[remote.remote(function, next_job, jobs[next_job])] = next_job
+                next_job += 1
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                i = pending.pop(ref)
+                try:
+                    results[i] = ray.get(ref)
+                except Exception as err:  # the worker died (RayTaskError/WorkerCrashedError)
+                    results[i] = failure(i, err, traceback.format_exc())
+                if on_result is not None:
+                    on_result(i, results[i])
+        return results
+    finally:
+        if started_here:
+            ray.shutdown()
