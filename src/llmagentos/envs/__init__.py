@@ -13,6 +13,9 @@ SINGLE_AGENT_ENVS: dict[str, tuple[str, dict]] = {
     "llmagentos/GridWorld4x4-v0": ("llmagentos.envs.gridworld:GridWorld4x4", {"max_episode_steps": None}),
     "llmagentos/WindyGridWorld-v0": ("llmagentos.envs.gridworld:WindyGridWorld", {"max_episode_steps": None}),
     "llmagentos/GridWorld-v0": ("llmagentos.envs.gridworld:GridWorld", {"max_episode_steps": 200}),
+    "llmagentos/GoalGrid-v0": ("llmagentos.envs.goal_grid:GoalGrid", {"max_episode_steps": 100}),
+    "llmagentos/CartPoleFamily-v0": ("llmagentos.envs.cartpole_family:CartPoleFamily", {"max_episode_steps": 500, "reward_threshold": 475.0}),
+    "llmagentos/PointNav-v0": ("llmagentos.envs.pointnav:PointNav", {"max_episode_steps": 100}),
 }
 
 
