@@ -108,13 +108,40 @@ def print_summary(summary: dict[str, Any]) -> None:
     click.echo(f"run directory: {summary['run_dir']}")
 
 
+def sweep_options(f):
+    options = [
+        click.option("--seeds", default=None, metavar="A:B",
+                     help="Run seeds A..B-1 as separate jobs (a sweep directory with one run per seed)."),
+        click.option("--backend", type=click.Choice(["inline", "processes", "ray"]), default="inline", show_default=True,
+                     help="Where the jobs run."),
+        click.option("--workers", type=int, default=None, help="Worker processes / Ray tasks in flight (default: CPUs)."),
+        click.option("--ray-address", default=None, help='Ray cluster to join ("auto", "ray://head:10001").'),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
 @cli.command()
 @train_options
+@sweep_options
 def train(env, algo, steps, episodes, seed, overrides, env_args, eval_every, eval_episodes, threshold,
-          checkpoint_every, out, quiet, as_json) -> None:
-    """Train an agent on an environment and write a run directory."""
+          checkpoint_every, out, quiet, as_json, seeds, backend, workers, ray_address) -> None:
+    """Train an agent on an environment and write a run directory (--seeds A:B: one job per seed)."""
     from llmagentos.kernel.run import TrainSpec, train as run_train
 
+    if seeds is not None:
+        from llmagentos.config import run_spec, train_flags_spec
+
+        spec = train_flags_spec(dict(env=env, algo=algo, steps=steps, episodes=episodes, overrides=overrides,
+                                     env_args=parse_env_args(env_args), eval_every=eval_every,
+                                     eval_episodes=eval_episodes, threshold=threshold,
+                                     checkpoint_every=checkpoint_every, out=out),
+                                seeds=seeds, backend=backend, workers=workers, ray_address=ray_address)
+        emit_sweep(run_spec(spec, quiet=quiet or as_json), as_json)
+        return
+    if backend != "inline" or workers is not None or ray_address is not None:
+        raise UsageError("--backend, --workers and --ray-address schedule several jobs: give --seeds A:B as well")
     spec = TrainSpec(env=env, algo=algo, seed=seed, steps=steps, episodes=episodes,
                      config=parse_key_values(overrides, "--set"), env_args=parse_env_args(env_args),
                      eval_every=eval_every, eval_episodes=eval_episodes, threshold=threshold,
@@ -133,6 +160,50 @@ def resume(run_dir: str, quiet: bool, as_json: bool) -> None:
 
     summary = run_resume(run_dir, quiet=quiet)
     emit_json(summary) if as_json else print_summary(summary)
+
+
+def emit_sweep(result: dict[str, Any], as_json: bool) -> None:
+    """Print a sweep's result (``{"runs": [...]}`` with --json, a table otherwise); exit 1 if a job failed."""
+    if as_json:
+        emit_json(result)
+    else:
+        rows = []
+        grid = result.get("grid") or [{"params": {}}] * len(result["runs"])
+        for run, job in zip(result["runs"], grid):
+            params = ",".join(f"{k.split('.')[-1]}={v}" for k, v in job["params"].items()) or "-"
+            if run.get("failed"):
+                rows.append([run.get("seed"), params, "FAILED", None, None, run["error"][:60]])
+            else:
+                rows.append([run.get("seed"), params, "ok", run.get("steps"),
+                             (run.get("eval") or {}).get("mean_return"), run.get("run_dir")])
+        print_table(["seed", "params", "status", "steps", "eval return", "run directory / error"], rows)
+        click.echo(f"sweep directory: {result['out']} ({len(result['skipped'])} skipped as already finished, "
+                   f"{len(result['failed'])} failed)")
+    if result["failed"]:
+        for failed in result["failed"]:
+            click.echo(f"llmagentos: job {failed['job']} (seed {failed['seed']}) failed: {failed['error']}", err=True)
+        sys.exit(1)
+
+
+@cli.command("run")
+@click.argument("spec_file", metavar="SPEC.yaml")
+@click.option("--set", "sets", multiple=True, metavar="A.B=C", help="Override a spec value by its dotted path; repeatable.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def run_command(spec_file: str, sets: tuple[str, ...], quiet: bool, as_json: bool) -> None:
+    """Run an experiment spec (YAML): every grid point × seed as a job on the spec's backend."""
+    from llmagentos.config import load_spec, run_spec
+
+    spec = load_spec(spec_file, sets)
+    emit_sweep(run_spec(spec, quiet=quiet or as_json), as_json)
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of experiment specs (generated from the algorithm configs)."""
+    from llmagentos.config import spec_schema
+
+    emit_json(spec_schema())
 
 
 @cli.command("eval")

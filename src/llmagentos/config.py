@@ -1,0 +1,546 @@
+"""Experiment specs: YAML files validated by pydantic models generated from the algorithm configs.
+
+A spec is a YAML mapping with a few common keys and exactly one *job-kind block*, named after its kind::
+
+    name: cartpole-sweep          # optional; the default output directory is runs/<name or file stem>
+    out: runs/cartpole-sweep      # optional
+    seeds: "0:10"                 # an int N (seeds 0..N-1), "A:B" (A..B-1) or a list of ints; default [0]
+    backend: processes            # inline (default) | processes | ray
+    workers: 2                    # processes / Ray tasks in flight
+    ray_address: null             # "auto" or "ray://head:10001" to join a cluster
+    grid:                         # optional: every combination, × every seed, is one job
+      config.alpha: [0.1, 0.5]    # dotted paths inside the kind block
+    train:                        # the job-kind block (here the built-in "train" kind)
+      env: CliffWalking-v1
+      algo: sarsa
+      episodes: 200
+      config: {epsilon: 0.1}      # checked against the sarsa config's own fields and types
+
+Validation happens before any work starts; a wrong type, an unknown key or an unknown algorithm
+raises :class:`UsageError` naming the field path (``train.config.alpha: ...``), and the command line
+exits 2. ``llmagentos schema`` prints the JSON Schema of every kind's spec.
+
+Adding a job kind (multi-task, meta, multi-agent, lifelong ...)
+------------------------------------------------------------------
+1. In your own module, write a pydantic model for your block (``model_config = ConfigDict(extra="forbid")``;
+   embed algorithm configs with :func:`algo_config_model` / :func:`config_model`, never by copying fields)
+   and a runner ``run(block, seed: int, out_dir: pathlib.Path) -> dict`` (a JSON-able summary; it
+   should contain ``"seed"``). The runner writes what it likes under ``out_dir``; the kernel writes
+   ``out_dir/summary.json`` from the returned dict if the runner did not, and a sweep re-run skips
+   every job whose ``summary.json`` exists. ``out_dir`` may hold a previous interrupted attempt.
+2. Add one line to :data:`JOB_KINDS` below::
+
+       JobKind("meta", "llmagentos.learners.meta_jobs:MetaBlock", "llmagentos.learners.meta_jobs:run_meta_job",
+               "Meta-learning (MAML, NES) on a task family."),
+
+   Targets are ``"module:attribute"`` strings, imported only when a spec uses the kind, so listing kinds
+   imports no torch. The runner must be a top-level function (processes and Ray import it by name).
+   Optional: ``validate`` (``"module:function(raw_dict) -> block"``, for checks beyond the model's
+   types; raise UsageError with the field path), ``aggregate`` (``"module:function(results) -> dict"``,
+   extra keys merged into the sweep's JSON, e.g. ``outcomes``/``optimal_share``), and
+   ``from_train_flags`` (``"module:function(flags) -> raw block"``) with ``algo_kinds`` so that
+   ``llmagentos train --algo X --seeds A:B`` routes algorithms of those registry kinds to your kind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+import json
+import re
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+
+from llmagentos.core.errors import UsageError
+from llmagentos.learners import registry
+
+
+# -- pydantic models generated from config dataclasses ----------------------------------------
+
+@functools.lru_cache(maxsize=None)
+def config_model(config_cls: type, name: str | None = None) -> type[BaseModel]:
+    """A pydantic model with ``config_cls``'s fields, types, defaults and docs; unknown keys are refused.
+
+    The dataclass stays the one definition: this model is generated from it on demand.
+    """
+    hints = typing.get_type_hints(config_cls)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(config_cls):
+        doc = f.metadata.get("doc", "")
+        if f.default is not dataclasses.MISSING:
+            fields[f.name] = (hints[f.name], Field(default=f.default, description=doc))
+        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            fields[f.name] = (hints[f.name], Field(default_factory=f.default_factory, description=doc))
+        else:
+            fields[f.name] = (hints[f.name], Field(description=doc))
+    model = create_model(name or config_cls.__name__, __config__=ConfigDict(extra="forbid"), **fields)
+    model.__doc__ = (config_cls.__doc__ or "").strip() or f"Fields of {config_cls.__name__}."
+    return model
+
+
+def algo_config_model(algo: str) -> type[BaseModel]:
+    """The generated pydantic model of a registered algorithm's config (``UsageError`` if unknown)."""
+    entry = registry.get(algo)
+    return config_model(registry.load(entry.config), _model_name(algo, "Config"))
+
+
+def _model_name(algo: str, suffix: str) -> str:
+    return "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", algo) if part) + suffix
+
+
+def format_validation_error(err: ValidationError, prefix: str = "") -> str:
+    """One line per problem: ``path.to.field: reason``, joined by '; '."""
+    problems = []
+    for e in err.errors():
+        path = prefix
+        for part in e["loc"]:
+            if isinstance(part, int):
+                path += f"[{part}]"
+            else:
+                path += ("." if path else "") + str(part)
+        if e["type"] == "extra_forbidden":
+            reason = "unknown key"
+        elif e["type"] == "missing":
+            reason = "required key is missing"
+        else:
+            reason = e["msg"]
+            if "input" in e and not isinstance(e["input"], (dict, list)):
+                reason += f" (got {e['input']!r})"
+        problems.append(f"{path or '<spec>'}: {reason}")
+    return "; ".join(problems)
+
+
+def validate_model(model: Any, raw: Any, prefix: str) -> Any:
+    """``model`` (a pydantic model class or any type) validated from ``raw``; errors become UsageError with paths."""
+    try:
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            return model.model_validate(raw)
+        return TypeAdapter(model).validate_python(raw)
+    except ValidationError as err:
+        raise UsageError(f"invalid spec: {format_validation_error(err, prefix)}") from None
+
+
+# -- job kinds --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class JobKind:
+    """A kind of job a spec can hold. Targets are ``"module:attribute"``, imported on use."""
+
+    #: the spec key of the kind's block (an identifier: train, multitask, meta, multiagent, lifelong)
+    name: str
+    #: the block's pydantic model class, or a zero-argument function returning a type pydantic validates
+    model: str
+    #: ``run(block, seed, out_dir) -> summary dict``; top-level, so processes and Ray can import it
+    runner: str
+    summary: str
+    #: optional ``validate(raw_dict) -> block`` replacing plain model validation (extra checks, better paths)
+    validate: str | None = None
+    #: optional ``aggregate(results) -> dict`` of extra keys for the sweep's JSON
+    aggregate: str | None = None
+    #: optional ``from_train_flags(flags) -> raw block``: lets ``llmagentos train --seeds`` build this kind
+    from_train_flags: str | None = None
+    #: registry kinds (AlgoEntry.kind) that ``llmagentos train`` routes to this job kind
+    algo_kinds: tuple[str, ...] = ()
+
+    def block_type(self) -> Any:
+        target = registry.load(self.model)
+        return target if isinstance(target, type) else target()
+
+    def validate_block(self, raw: Any) -> Any:
+        if self.validate:
+            return registry.load(self.validate)(raw)
+        return validate_model(self.block_type(), raw, self.name)
+
+
+#: every job kind a spec may hold, by its block key — one line per kind
+JOB_KINDS: dict[str, JobKind] = {k.name: k for k in [
+    JobKind("train", "llmagentos.config:train_block_type", "llmagentos.kernel.sweep:run_train_job",
+            "Single-task training of one algorithm on one environment (multi-seed sweeps, grids over config values).",
+            validate="llmagentos.config:validate_train_block", algo_kinds=("agent",)),
+]}
+
+
+def job_kind(name: str) -> JobKind:
+    if name not in JOB_KINDS:
+        raise UsageError(f"unknown job kind {name!r}; choose one of: {', '.join(JOB_KINDS)}")
+    return JOB_KINDS[name]
+
+
+# -- the train kind: a block generated from TrainSpec, its config from the algorithm's dataclass ---------
+
+#: TrainSpec fields that belong to the job (seed, directory), not to the spec's train block
+_JOB_FIELDS = ("seed", "out")
+
+
+def agent_algorithms() -> list[str]:
+    return [name for name, e in registry.ALGORITHMS.items() if e.kind == "agent"]
+
+
+@functools.lru_cache(maxsize=None)
+def train_block_model(algo: str) -> type[BaseModel]:
+    """The train block for one algorithm: TrainSpec's fields, with ``config`` typed by the algorithm's config."""
+    from llmagentos.kernel.run import TrainSpec
+
+    hints = typing.get_type_hints(TrainSpec)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(TrainSpec):
+        if f.name in _JOB_FIELDS:
+            continue
+        doc = f.metadata.get("doc", "")
+        if f.name == "algo":
+            fields["algo"] = (Literal[algo], Field(description=doc or "algorithm name (llmagentos algos)"))
+        elif f.name == "config":
+            cfg = algo_config_model(algo)
+            fields["config"] = (cfg, Field(default_factory=cfg, description=doc or f"{algo} config fields"))
+        elif f.default is not dataclasses.MISSING:
+            fields[f.name] = (hints[f.name], Field(default=f.default, description=doc))
+        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            fields[f.name] = (hints[f.name], Field(default_factory=f.default_factory, description=doc))
+        else:
+            fields[f.name] = (hints[f.name], Field(description=doc))
+    return create_model(_model_name(algo, "Train"), __config__=ConfigDict(extra="forbid"), **fields)
+
+
+def train_block_type() -> Any:
+    """All train blocks, told apart by ``algo`` (what ``llmagentos schema`` shows)."""
+    models = tuple(train_block_model(a) for a in agent_algorithms())
+    if len(models) == 1:
+        return models[0]
+    return typing.Annotated[typing.Union[models], Field(discriminator="algo")]  # type: ignore[valid-type]
+
+
+def validate_train_block(raw: Any) -> BaseModel:
+    """The train block checked in order: a mapping, a known agent algorithm, its fields' types, then the values."""
+    if not isinstance(raw, dict):
+        raise UsageError(f"invalid spec: train: expected a mapping of train fields, got {type(raw).__name__}")
+    algo = raw.get("algo")
+    if algo is None:
+        raise UsageError("invalid spec: train.algo: required key is missing")
+    choices = agent_algorithms()
+    if algo not in choices:
+        other = registry.ALGORITHMS.get(algo)
+        why = f"{algo!r} is a {other.kind} algorithm" if other else f"unknown algorithm {algo!r}"
+        raise UsageError(f"invalid spec: train.algo: {why}; the train kind takes one of: {', '.join(choices)}")
+    block = validate_model(train_block_model(algo), raw, "train")
+    check_train_block(block)
+    return block
+
+
+def check_train_block(block: BaseModel) -> None:
+    """Value checks the types cannot express: the budget, the config's own ``validate()``, the env id."""
+    import gymnasium as gym
+
+    import llmagentos.envs  # noqa: F401  (registers the project's worlds)
+    from llmagentos.kernel.run import make_config
+
+    from llmagentos.kernel.sweep import train_spec_from_block
+
+    spec = train_spec_from_block(block, seed=0, out=None)
+    try:
+        spec.validate()
+    except UsageError as err:
+        raise UsageError(f"invalid spec: train: {err}") from None
+    try:
+        make_config(spec.algo, spec.config, spec.env)
+    except UsageError as err:
+        raise UsageError(f"invalid spec: train.config: {err}") from None
+    if spec.env not in gym.registry:
+        raise UsageError(f"invalid spec: train.env: unknown environment {spec.env!r} (llmagentos envs lists them)")
+
+
+# -- whole specs ------------------------------------------------------------------------------
+
+class SpecHeader(BaseModel):
+    """The keys every spec may have beside its one job-kind block."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, description="experiment name; the default output directory is runs/<name>")
+    description: str | None = Field(None, description="free text for people")
+    out: str | None = Field(None, description="output directory (default runs/<name or spec file stem>)")
+    seeds: int | str | list[int] = Field(default_factory=lambda: [0],
+                                         description='seeds: N (0..N-1), "A:B" (A..B-1) or a list')
+    backend: Literal["inline", "processes", "ray"] = Field("inline", description="where jobs run")
+    workers: int | None = Field(None, gt=0, description="worker processes / Ray tasks in flight (default: CPUs)")
+    ray_address: str | None = Field(None, description='Ray cluster to join ("auto", "ray://head:10001")')
+    grid: dict[str, list[Any]] = Field(default_factory=dict,
+                                       description="dotted path inside the kind block -> values; every combination × every seed is a job")
+
+
+COMMON_KEYS = tuple(SpecHeader.model_fields)
+
+
+def parse_seeds(value: Any, where: str = "seeds") -> list[int]:
+    """``5`` -> 0..4, ``"3:6"`` -> 3,4,5, ``[1, 7]`` -> [1, 7]; anything else raises UsageError."""
+    if isinstance(value, bool):
+        raise UsageError(f"{where}: expected N, 'A:B' or a list of ints, got {value!r}")
+    if isinstance(value, int):
+        seeds = list(range(value))
+    elif isinstance(value, str):
+        match = re.fullmatch(r"\s*(-?\d+)\s*:\s*(-?\d+)\s*", value)
+        if match:
+            seeds = list(range(int(match.group(1)), int(match.group(2))))
+        elif re.fullmatch(r"\s*\d+\s*", value):
+            seeds = [int(value)]
+        else:
+            raise UsageError(f"{where}: expected N, 'A:B' (seeds A..B-1) or a list of ints, got {value!r}")
+    elif isinstance(value, list) and all(isinstance(s, int) and not isinstance(s, bool) for s in value):
+        seeds = list(value)
+    else:
+        raise UsageError(f"{where}: expected N, 'A:B' or a list of ints, got {value!r}")
+    if not seeds:
+        raise UsageError(f"{where}: {value!r} names no seeds (A:B runs A..B-1, so B must exceed A)")
+    if len(set(seeds)) != len(seeds):
+        raise UsageError(f"{where}: {value!r} repeats a seed")
+    return seeds
+
+
+@dataclass
+class Job:
+    """One unit of work: a kind's validated block (as JSON), one seed, one output directory."""
+
+    index: int
+    kind: str
+    block: dict[str, Any]
+    seed: int
+    out_dir: str
+    #: the grid point's values ({} without a grid)
+    params: dict[str, Any]
+
+    def payload(self) -> dict[str, Any]:
+        return {"kind": self.kind, "block": self.block, "seed": self.seed, "out_dir": self.out_dir}
+
+
+@dataclass
+class Spec:
+    """A validated spec, expanded into jobs (grid points × seeds, grid-major, seeds ascending)."""
+
+    kind: str
+    header: SpecHeader
+    raw_block: dict[str, Any]
+    seeds: list[int]
+    out: Path
+    jobs: list[Job]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, **self.header.model_dump(mode="json"), "seeds": self.seeds, "out": str(self.out),
+                self.kind: self.raw_block}
+
+
+def set_path(data: dict[str, Any], dotted: str, value: Any, where: str = "--set") -> None:
+    """``data["a"]["b"] = value`` for ``"a.b"``, creating mappings on the way."""
+    parts = [p for p in dotted.split(".")]
+    if not all(parts):
+        raise UsageError(f"{where}: {dotted!r} is not a dotted key path like train.config.alpha")
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise UsageError(f"{where}: {'.'.join(parts[:i + 1])} is not a mapping, so {dotted} cannot be set")
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_set_value(text: str) -> Any:
+    """A ``--set`` value read as YAML: ``0.5`` is a number, ``[1, 2]`` a list, ``true`` a boolean."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def read_spec_file(path: str | Path) -> dict[str, Any]:
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"spec file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise UsageError(f"spec file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"spec file {path} must hold a mapping of keys, not {type(data).__name__}")
+    return data
+
+
+def load_spec(path: str | Path, sets: list[str] | tuple[str, ...] = ()) -> Spec:
+    """Read, override (``--set a.b=c``) and validate a spec file, expanded into jobs; UsageError if bad."""
+    from llmagentos.core.config import parse_key_values
+
+    data = read_spec_file(path)
+    for key, value in parse_key_values(list(sets), "--set").items():
+        set_path(data, key, parse_set_value(value))
+    return validate_spec(data, default_name=Path(path).stem)
+
+
+def validate_spec(data: dict[str, Any], default_name: str = "spec") -> Spec:
+    """A raw spec mapping checked completely (header, block, every grid point) and expanded into jobs."""
+    if not isinstance(data, dict):
+        raise UsageError(f"invalid spec: expected a mapping, got {type(data).__name__}")
+    kinds = [k for k in data if k not in COMMON_KEYS]
+    unknown = [k for k in kinds if k not in JOB_KINDS]
+    if unknown:
+        raise UsageError(f"invalid spec: {unknown[0]}: unknown key; a spec has the keys {', '.join(COMMON_KEYS)} "
+                         f"and one job-kind block: {', '.join(JOB_KINDS)}")
+    if len(kinds) != 1:
+        raise UsageError("invalid spec: it needs exactly one job-kind block (" + ", ".join(JOB_KINDS) + ")"
+                         + (f", it has {', '.join(kinds)}" if kinds else ""))
+    kind = job_kind(kinds[0])
+    header = validate_model(SpecHeader, {k: v for k, v in data.items() if k in COMMON_KEYS}, "")
+    seeds = parse_seeds(header.seeds, where="invalid spec: seeds")
+    raw_block = data[kind.name]
+    if not isinstance(raw_block, dict):
+        raise UsageError(f"invalid spec: {kind.name}: expected a mapping, got {type(raw_block).__name__}")
+    out = Path(header.out or Path("runs") / (header.name or default_name))
+    points = _grid_points(header.grid)
+    jobs: list[Job] = []
+    for params in points:
+        block_raw = json.loads(json.dumps(raw_block))
+        for key, value in params.items():
+            set_path(block_raw, key, value, where=f"grid.{key}")
+        try:
+            block = kind.validate_block(block_raw)
+        except UsageError as err:
+            where = f" (grid point {_point_name(params)})" if params else ""
+            raise UsageError(f"{err}{where}") from None
+        block_json = _block_json(block)
+        point_dir = out / _point_name(params) if params else out
+        for seed in seeds:
+            jobs.append(Job(len(jobs), kind.name, block_json, seed, str(point_dir / f"seed-{seed}"), dict(params)))
+    return Spec(kind.name, header, raw_block, seeds, out, jobs)
+
+
+def _block_json(block: Any) -> dict[str, Any]:
+    """A validated block as JSON, keeping 'unset' config keys out so per-env presets still apply."""
+    if isinstance(block, BaseModel):
+        data = block.model_dump(mode="json", exclude_unset=True)
+        return data
+    return json.loads(json.dumps(block))
+
+
+def _grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    for key, values in grid.items():
+        if not values:
+            raise UsageError(f"invalid spec: grid.{key}: give at least one value")
+    if not grid:
+        return [{}]
+    keys = list(grid)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
+
+
+def _point_name(params: dict[str, Any]) -> str:
+    parts = []
+    for key, value in params.items():
+        text = json.dumps(value) if not isinstance(value, str) else value
+        parts.append(f"{key.split('.')[-1]}={text}")
+    return re.sub(r"[^A-Za-z0-9=.,_+-]+", "_", ",".join(parts))
+
+
+# -- running ----------------------------------------------------------------------------------
+
+def run_job(payload: dict[str, Any]) -> dict[str, Any]:
+    """Run one job (the top-level function every backend calls): validate its block again, call the runner."""
+    kind = job_kind(payload["kind"])
+    block = kind.validate_block(payload["block"])
+    runner: Callable[[Any, int, Path], dict[str, Any]] = registry.load(kind.runner)
+    out_dir = Path(payload["out_dir"])
+    summary = runner(block, int(payload["seed"]), out_dir)
+    summary_path = out_dir / "summary.json"
+    if not summary_path.exists():
+        from llmagentos.kernel.checkpoint import atomic_write_json
+
+        atomic_write_json(summary_path, summary)
+    return summary
+
+
+def spec_schema() -> dict[str, Any]:
+    """The JSON Schema of a spec: the common keys plus one of the kinds' blocks (each fully typed)."""
+    variants = []
+    for kind in JOB_KINDS.values():
+        fields: dict[str, Any] = {kind.name: (kind.block_type(), Field(description=kind.summary))}
+        variants.append(create_model(f"{_model_name(kind.name, '')}Spec", __base__=SpecHeader, **fields))
+    union = variants[0] if len(variants) == 1 else typing.Union[tuple(variants)]  # type: ignore[valid-type]
+    schema = TypeAdapter(union).json_schema()
+    schema["title"] = "LLMAgentOS experiment spec"
+    return schema
+
+
+def sweep_json(spec: Spec, results: list[dict[str, Any]], skipped: list[int] | None = None) -> dict[str, Any]:
+    """The JSON of a finished spec or ``train --seeds`` run: ``{"runs": [summary, ...], ...}`` in job order.
+
+    A failed job's entry is its error record (``{"failed": true, "error": ..., "seed": ...}``). The kind's
+    ``aggregate(results)`` hook, if it has one, adds its own keys (it never renames these).
+    """
+    runs = []
+    for job, result in zip(spec.jobs, results):
+        entry = dict(result)
+        if entry.get("failed"):
+            entry.update({"seed": job.seed, "params": job.params, "run_dir": job.out_dir})
+        runs.append(entry)
+    out: dict[str, Any] = {
+        "kind": spec.kind, "out": str(spec.out), "seeds": spec.seeds, "runs": runs,
+        "failed": [{"job": j.index, "seed": j.seed, "params": j.params, "error": r.get("error")}
+                   for j, r in zip(spec.jobs, results) if r.get("failed")],
+        "skipped": list(skipped or []),
+    }
+    if len({json.dumps(j.params, sort_keys=True) for j in spec.jobs}) > 1:
+        out["grid"] = [{"job": j.index, "seed": j.seed, "params": j.params} for j in spec.jobs]
+    hook = JOB_KINDS[spec.kind].aggregate
+    if hook:
+        extra = registry.load(hook)([r for r in results])
+        out.update({k: v for k, v in extra.items() if k not in out})
+    return out
+
+
+def run_spec(spec: Spec, quiet: bool = True) -> dict[str, Any]:
+    """Run every job of a validated spec on its backend (finished jobs are skipped); returns :func:`sweep_json`."""
+    from llmagentos.kernel.backends import check_backend
+    from llmagentos.kernel.sweep import run_sweep
+
+    header = spec.header
+    check_backend(header.backend, header.workers)
+    payloads = [{**job.payload(), "params": job.params} for job in spec.jobs]
+    results, skipped = run_sweep(run_job, payloads, spec.out, manifest={"spec": spec.to_json()},
+                                 backend=header.backend, workers=header.workers, ray_address=header.ray_address,
+                                 quiet=quiet)
+    return sweep_json(spec, results, skipped)
+
+
+def train_flags_spec(flags: dict[str, Any], seeds: str, backend: str = "inline", workers: int | None = None,
+                     ray_address: str | None = None) -> Spec:
+    """The spec behind ``llmagentos train ... --seeds A:B``: one job per seed, validated like a spec file.
+
+    ``flags`` are the train command's values (``overrides`` is the raw ``--set`` pairs). Algorithms whose
+    registry kind a job kind claims (``JobKind.algo_kinds`` + ``from_train_flags``) go to that kind.
+    """
+    from llmagentos.core.config import parse_key_values
+    from llmagentos.kernel.run import make_config
+
+    entry = registry.get(flags["algo"])
+    kind = next((k for k in JOB_KINDS.values() if entry.kind in k.algo_kinds), None)
+    if kind is None:
+        raise UsageError(f"{flags['algo']} is a {entry.kind} algorithm, which no job kind runs with --seeds")
+    if kind.from_train_flags:
+        block = registry.load(kind.from_train_flags)(flags)
+    else:
+        overrides = parse_key_values(flags.get("overrides", ()), "--set")
+        # --set values are parsed by the config dataclass's own coercion, exactly as for a single run
+        config = make_config(flags["algo"], overrides, flags["env"])
+        block = {k: flags[k] for k in ("env", "algo", "steps", "episodes", "env_args", "eval_every",
+                                       "eval_episodes", "threshold", "checkpoint_every") if flags.get(k) is not None}
+        block["config"] = {k: getattr(config, k) for k in overrides}
+    parsed = parse_seeds(seeds, where="--seeds")
+    out = flags.get("out") or f"runs/{flags['env'].replace('/', '-')}_{flags['algo']}_seeds{parsed[0]}-{parsed[-1] + 1}"
+    raw = {"out": out, "seeds": parsed, "backend": backend, "workers": workers, "ray_address": ray_address,
+           kind.name: block}
+    return validate_spec(raw, default_name=Path(out).name)
