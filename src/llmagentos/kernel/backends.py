@@ -174,6 +174,15 @@ def _run_processes(function, jobs: list[Any], workers: int | None, on_result: Re
     return results
 
 
+def init_local_ray(num_cpus: int | None = None, **kwargs: Any) -> None:
+    """Start a local Ray instance whose workers can import whatever this process can (its ``sys.path``)."""
+    import ray
+
+    path = os.pathsep.join(p for p in [*sys.path, os.environ.get("PYTHONPATH", "")] if p)
+    ray.init(num_cpus=num_cpus, log_to_driver=False, include_dashboard=False,
+             runtime_env={"env_vars": {"PYTHONPATH": path, "OMP_NUM_THREADS": "1"}}, **kwargs)
+
+
 def _ray_call(function, index: int, job: Any) -> Any:
     return _call_in_worker(function, index, job)
 
@@ -188,7 +197,7 @@ def _run_ray(function, jobs: list[Any], workers: int | None, ray_address: str | 
             if ray_address:
                 ray.init(address=ray_address, log_to_driver=False)
             else:
-                ray.init(num_cpus=workers, log_to_driver=False, include_dashboard=False)
+                init_local_ray(num_cpus=workers)
         except (ConnectionError, ValueError, RuntimeError) as err:
             raise UsageError(f"cannot reach a Ray cluster at {ray_address or 'a new local instance'}: {err}") from None
         started_here = True

@@ -1,0 +1,67 @@
+"""The scheduler: inline, processes and Ray give the same results in job order; a failing job is isolated."""
+
+import os
+
+import numpy as np
+import pytest
+
+from llmagentos.core.errors import UsageError
+from llmagentos.kernel.backends import is_failure, run_jobs
+
+
+def sample(job: dict) -> dict:
+    """A seeded job: fails on request, or kills its own process."""
+    if job.get("fail"):
+        raise RuntimeError(f"job {job['seed']} was asked to fail")
+    if job.get("die"):
+        os._exit(7)
+    rng = np.random.default_rng(job["seed"])
+    return {"seed": job["seed"], "draws": rng.normal(size=3).tolist()}
+
+
+@pytest.fixture(scope="module")
+def ray_instance():
+    ray = pytest.importorskip("ray")
+    from llmagentos.kernel.backends import init_local_ray
+
+    init_local_ray(num_cpus=2)
+    yield ray
+    ray.shutdown()
+
+
+JOBS = [{"seed": s} for s in range(5)] + [{"seed": 5, "fail": True}, {"seed": 6}]
+
+
+def test_inline_results_in_order_and_failure_isolated():
+    results = run_jobs(sample, JOBS)
+    assert [r["seed"] for r in results if not is_failure(r)] == [0, 1, 2, 3, 4, 6]
+    assert is_failure(results[5]) and "asked to fail" in results[5]["error"] and results[5]["job_index"] == 5
+    assert results[0]["draws"] == np.random.default_rng(0).normal(size=3).tolist()
+
+
+def test_processes_match_inline_and_survive_a_dead_worker():
+    inline = run_jobs(sample, JOBS)
+    finished = []
+    jobs = JOBS + [{"seed": 7, "die": True}, {"seed": 8}]
+    results = run_jobs(sample, jobs, backend="processes", workers=2, on_result=lambda i, r: finished.append(i))
+    assert results[:len(JOBS)][:5] == inline[:5] and results[6] == inline[6]
+    assert is_failure(results[5]) and "asked to fail" in results[5]["error"]
+    assert is_failure(results[7]) and "died" in results[7]["error"]
+    assert results[8] == sample({"seed": 8})
+    assert sorted(finished) == list(range(len(jobs)))
+
+
+def test_ray_matches_inline(ray_instance):
+    inline = run_jobs(sample, JOBS)
+    results = run_jobs(sample, JOBS, backend="ray", workers=2)
+    assert [r for r in results if not is_failure(r)] == [r for r in inline if not is_failure(r)]
+    assert is_failure(results[5]) and "asked to fail" in results[5]["error"]
+
+
+def test_bad_backend_and_local_function_refused():
+    with pytest.raises(UsageError, match="unknown backend"):
+        run_jobs(sample, JOBS, backend="slurm")
+    with pytest.raises(UsageError, match="workers"):
+        run_jobs(sample, JOBS, backend="processes", workers=0)
+    with pytest.raises(UsageError, match="importable top-level function"):
+        run_jobs(lambda job: job, JOBS)
