@@ -162,6 +162,9 @@ JOB_KINDS: dict[str, JobKind] = {k.name: k for k in [
     JobKind("train", "llmagentos.config:train_block_type", "llmagentos.kernel.sweep:run_train_job",
             "Single-task training of one algorithm on one environment (multi-seed sweeps, grids over config values).",
             validate="llmagentos.config:validate_train_block", algo_kinds=("agent",)),
+    JobKind("multitask", "llmagentos.kernel.multitask:MultiTaskBlock", "llmagentos.kernel.multitask:run_multitask_job",
+            "Multi-task learning on a task family (hard/soft/conditioned sharing) against independent learners.",
+            validate="llmagentos.kernel.multitask:validate_block", aggregate="llmagentos.kernel.multitask:aggregate"),
 ]}
 
 

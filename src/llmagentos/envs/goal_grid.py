@@ -4,7 +4,8 @@ Built on :class:`~llmagentos.envs.gridworld.GridWorld` (one goal with reward +1,
 start in the top-left corner). ``info["task"]`` holds the descriptor ``{"goal": [r, c], "walls":
 [[r, c], ...], "slip": p}``. The observation is the cell index (tabular learners use it as is); with
 ``append_task=True`` it becomes a float vector: the one-hot cell followed by the task vector
-(goal row and column scaled to [0, 1], slip, and the wall mask), so one network can serve all tasks.
+(goal row and column scaled to [0, 1], slip, and the wall mask), so one network can serve all tasks;
+``one_hot=True`` alone gives the one-hot cell as a float vector (for learners that need a Box).
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ class GoalGrid(GridWorld):
 
     def __init__(self, size: int | Sequence[int] = 5, goal: Sequence[int] = (4, 4), walls: Sequence[Sequence[int]] = (),
                  slip: float = 0.0, start: Sequence[int] = (0, 0), step_penalty: float = -0.01, goal_reward: float = 1.0,
-                 append_task: bool = False, render_mode: str | None = None) -> None:
+                 append_task: bool = False, one_hot: bool = False, render_mode: str | None = None) -> None:
+        self.one_hot = bool(one_hot) or bool(append_task)
         self._grid_args = {"size": grid_shape(size), "start": [int(start[0]), int(start[1])],
                            "step_penalty": float(step_penalty), "goal_reward": float(goal_reward)}
         self.append_task = bool(append_task)
@@ -65,15 +67,16 @@ class GoalGrid(GridWorld):
                          step_penalty=args["step_penalty"], render_mode=self._render_mode)
         self.task = {"goal": goal, "walls": sorted(walls), "slip": float(task.get("slip", 0.0))}
         self._vector = task_vector(self.task, self.shape)
-        if self.append_task:
-            self.observation_space = spaces.Box(0.0, 1.0, shape=(self.nS + len(self._vector),), dtype=np.float32)
+        if self.one_hot:
+            extra = len(self._vector) if self.append_task else 0
+            self.observation_space = spaces.Box(0.0, 1.0, shape=(self.nS + extra,), dtype=np.float32)
 
     def _obs(self, s: int):
-        if not self.append_task:
+        if not self.one_hot:
             return s
         one_hot = np.zeros(self.nS, dtype=np.float32)
         one_hot[s] = 1.0
-        return np.concatenate([one_hot, self._vector])
+        return np.concatenate([one_hot, self._vector]) if self.append_task else one_hot
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         s, info = super().reset(seed=seed, options=options)
