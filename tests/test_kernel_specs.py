@@ -1,0 +1,118 @@
+"""Experiment specs: validated before any work with the field path, expanded into grid × seed jobs, re-runs skip."""
+
+import json
+
+import pytest
+import yaml
+
+from llmagentos.cli import main
+from llmagentos.config import JOB_KINDS, load_spec, run_spec, spec_schema, validate_spec
+from llmagentos.core.errors import UsageError
+
+TRAIN = {"env": "CliffWalking-v1", "algo": "q-learning", "episodes": 15, "eval_episodes": 1, "tensorboard": False,
+         "config": {"epsilon": 0.2}}
+
+
+def cli(args, capsys):
+    """(exit status, stdout, stderr) of ``llmagentos ARGS``."""
+    code = 0
+    try:
+        main(list(args))
+    except SystemExit as exit_:
+        code = exit_.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def write_spec(tmp_path, spec, name="spec.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda s: s["train"]["config"].update(alpha="fast"), "train.config.alpha: Input should be a valid number"),
+    (lambda s: s["train"].update(stepz=10), "train.stepz: unknown key"),
+    (lambda s: s["train"]["config"].update(alfa=0.1), "train.config.alfa: unknown key"),
+    (lambda s: s["train"].update(algo="q-lerning"), "train.algo: unknown algorithm 'q-lerning'"),
+    (lambda s: s.update(backend="slurm"), "backend: Input should be 'inline', 'processes' or 'ray'"),
+    (lambda s: s.update(trian={}), "trian: unknown key"),
+    (lambda s: s["train"].update(episodes="many"), "train.episodes: Input should be a valid integer"),
+    (lambda s: s["train"]["config"].update(alpha=3.0), "train.config: alpha must be in (0, 1]"),
+    (lambda s: s.update(grid={"config.gamma": [0.9, "high"]}), "train.config.gamma"),
+])
+def test_bad_spec_refused_with_field_path_and_exit_2(tmp_path, capsys, change, message):
+    spec = {"out": str(tmp_path / "out"), "seeds": 2, "train": json.loads(json.dumps(TRAIN))}
+    change(spec)
+    code, out, err = cli(["run", str(write_spec(tmp_path, spec))], capsys)
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()  # refused before any work started
+
+
+def test_grid_and_seeds_expand_in_order_and_set_overrides(tmp_path):
+    spec = {"seeds": "3:5", "grid": {"config.alpha": [0.1, 0.5], "config.gamma": [1.0]}, "train": TRAIN}
+    path = write_spec(tmp_path, spec, "grid.yaml")
+    loaded = load_spec(path, ["train.episodes=7", "out=" + str(tmp_path / "o")])
+    assert [(j.seed, j.params["config.alpha"]) for j in loaded.jobs] == [(3, 0.1), (4, 0.1), (3, 0.5), (4, 0.5)]
+    assert all(j.block["episodes"] == 7 and j.block["config"]["epsilon"] == 0.2 for j in loaded.jobs)
+    assert loaded.jobs[2].out_dir == str(tmp_path / "o" / "alpha=0.5,gamma=1.0" / "seed-3")
+    assert load_spec(path).out.name == "grid"  # default output directory: runs/<file stem>
+
+
+def test_failed_job_does_not_stop_others_and_rerun_skips_finished(tmp_path, capsys):
+    spec = {"out": str(tmp_path / "sweep"), "seeds": [0, 1], "grid": {"env_args": [{}, {"no_such_arg": 1}]},
+            "train": TRAIN}
+    path = write_spec(tmp_path, spec)
+    code, out, err = cli(["run", str(path), "--json"], capsys)
+    result = json.loads(out)
+    assert code == 1 and "no_such_arg" in err
+    assert [bool(r.get("failed")) for r in result["runs"]] == [False, False, True, True]
+    assert result["runs"][1]["seed"] == 1 and result["runs"][1]["episodes"] == 15
+    manifest = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    assert [j["status"] for j in manifest["jobs"]] == ["finished", "finished", "failed", "failed"]
+    code, out, _ = cli(["run", str(path), "--json"], capsys)
+    again = json.loads(out)
+    assert again["skipped"] == [0, 1]
+    assert again["runs"][:2] == result["runs"][:2]
+
+
+def test_train_seeds_json_in_seed_order_and_processes_match_inline(tmp_path, capsys):
+    base = ["train", "--env", "CliffWalking-v1", "--algo", "sarsa", "--episodes", "10", "--eval-episodes", "1",
+            "--set", "epsilon=0.3", "--seeds", "2:5", "--json"]
+    code, out, _ = cli(base + ["--out", str(tmp_path / "a")], capsys)
+    inline = json.loads(out)["runs"]
+    assert code == 0 and [r["seed"] for r in inline] == [2, 3, 4]
+    assert all(r["config"]["epsilon"] == 0.3 for r in inline)
+    code, out, _ = cli(base + ["--out", str(tmp_path / "b"), "--backend", "processes", "--workers", "2"], capsys)
+    procs = json.loads(out)["runs"]
+    assert [strip(r) for r in procs] == [strip(r) for r in inline]
+
+
+def strip(summary):
+    """A summary without timings and paths, which legitimately differ between identical runs."""
+    out = {k: v for k, v in summary.items() if k not in ("wall_seconds", "steps_per_second", "run_dir")}
+    out["curve"] = [{k: v for k, v in p.items() if k != "wall_seconds"} for p in summary["curve"]]
+    return out
+
+
+def test_rerun_with_other_settings_in_same_directory_refused(tmp_path, capsys):
+    base = ["train", "--env", "CliffWalking-v1", "--algo", "sarsa", "--episodes", "5", "--eval-episodes", "1",
+            "--seeds", "0:1", "--out", str(tmp_path / "s"), "--quiet"]
+    assert cli(base, capsys)[0] == 0
+    code, _, err = cli(base + ["--set", "alpha=0.2"], capsys)
+    assert code == 2 and "different experiment" in err
+
+
+def test_schema_is_generated_from_the_configs(capsys):
+    code, out, _ = cli(["schema"], capsys)
+    schema = json.loads(out)
+    assert code == 0 and schema["title"] == "LLMAgentOS experiment spec"
+    td = schema["$defs"]["QLearningConfig"]["properties"]
+    assert td["alpha"]["default"] == 0.5 and td["alpha"]["description"] == "step size α"
+    assert schema["$defs"]["QLearningConfig"]["additionalProperties"] is False
+    assert spec_schema() == schema and "train" in JOB_KINDS
+
+
+def test_validate_spec_api_refuses_two_blocks():
+    with pytest.raises(UsageError, match="exactly one job-kind block"):
+        validate_spec({"seeds": 1})
