@@ -294,6 +294,39 @@ def demo(seeds: int, episodes: int, out: str, quiet: bool, as_json: bool) -> Non
         emit_json(result)
 
 
+@cli.command()
+@click.option("--source", required=True, help="Run directory of the trained source agent.")
+@click.option("--env", required=True, help="Target task's Gymnasium id.")
+@env_args_option
+@click.option("--mode", type=click.Choice(["full", "trunk", "prior"]), default="full", show_default=True,
+              help="Copy the whole network (or Q table), all but the output layers, or follow the source while exploring.")
+@click.option("--steps", type=int, required=True, help="Training steps of each arm on each seed.")
+@click.option("--seeds", default="0:5", show_default=True, help="Seeds 'A:B' (A..B-1), or one seed N.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Config field for both arms; repeatable.")
+@click.option("--eval-every", type=int, default=None, help="Greedy evaluation every K steps (default: steps/20).")
+@click.option("--eval-episodes", type=int, default=10, show_default=True)
+@click.option("--threshold", type=float, default=None, help="Return for time-to-threshold (default: the env's, else 90% of scratch's rise).")
+@click.option("--state-map", default=None, help="Tabular: JSON list giving the source state of each target state.")
+@click.option("--out", default=None, help="Directory for the PNG (default: runs/transfer_ENV_MODE_TIME).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def transfer(source, env, env_args, mode, steps, seeds, overrides, eval_every, eval_episodes, threshold, state_map,
+             out, quiet, as_json) -> None:
+    """Transfer a trained agent to a target task and compare with learning from scratch (Taylor & Stone, 2009)."""
+    from llmagentos.config import parse_seeds
+    from llmagentos.kernel.transfer import print_transfer, run_transfer
+
+    try:
+        mapping = json.loads(state_map) if state_map else None
+    except json.JSONDecodeError:
+        raise UsageError(f"--state-map must be a JSON list of source states, got {state_map!r}") from None
+    result = run_transfer(source, env, parse_env_args(env_args), mode=mode, steps=steps, seeds=parse_seeds(seeds, "--seeds"),
+                          overrides=parse_key_values(overrides, "--set"), eval_every=eval_every,
+                          eval_episodes=eval_episodes, threshold=threshold, state_map=mapping, out=out,
+                          quiet=quiet or as_json)
+    emit_json(result) if as_json else print_transfer(result)
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="llmagentos", standalone_mode=False)

@@ -154,3 +154,178 @@ def summarise(steps: Sequence[float], transfer_curves: Sequence[Sequence[float]]
                      "scratch": {"mean": np.mean(scratch_curves, axis=0).tolist(), "per_seed": [list(map(float, c)) for c in scratch_curves]}}
     out["per_seed"] = [{k: v for k, v in m.items()} for m in per_seed]
     return out
+
+
+# -- carrying knowledge from a source agent -----------------------------------------------------------
+
+def _network_name(agent: Agent) -> str | None:
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    for name in ("q_net", "net"):
+        if isinstance(getattr(agent, name, None), torch.nn.Module):
+            return name
+    return None
+
+
+def _head_prefixes(agent: Agent) -> tuple[str, ...]:
+    """State-dict key prefixes of the output layers: DQN's ``head``; A2C/PPO's last policy/value layers and log σ."""
+    name = _network_name(agent)
+    net = getattr(agent, name)
+    if name == "q_net":
+        return ("head.",)
+    prefixes = []
+    for head in ("policy_head", "value_head"):
+        module = getattr(net, head)
+        prefixes.append(f"{head}.{len(module) - 1}.")
+    prefixes.append("log_std")
+    return tuple(prefixes)
+
+
+def _copy_network(source: Agent, target: Agent, trunk_only: bool) -> list[str]:
+    """Copy the source network's weights into the target's (all, or all but the heads); returns the copied keys."""
+    import torch
+
+    name = _network_name(target)
+    if name is None or _network_name(source) != name:
+        raise UsageError(f"cannot transfer network weights from a {source.algo} agent to a {target.algo} agent")
+    src, dst = getattr(source, name).state_dict(), getattr(target, name).state_dict()
+    skip = _head_prefixes(target) if trunk_only else ()
+    copied = []
+    for key, value in dst.items():
+        if any(key.startswith(p) for p in skip):
+            continue
+        if key not in src or tuple(src[key].shape) != tuple(value.shape):
+            got = tuple(src[key].shape) if key in src else "nothing"
+            raise UsageError(f"the source network's {key} has shape {got}, the target needs {tuple(value.shape)}: "
+                             "transfer needs the same observation and action spaces and network sizes")
+        dst[key] = src[key].clone()
+        copied.append(key)
+    with torch.no_grad():
+        getattr(target, name).load_state_dict(dst)
+    if name == "q_net":  # the target network θ⁻ starts equal to θ
+        target.target_net.load_state_dict(target.q_net.state_dict())
+    if getattr(source, "obs_norm", None) is not None and getattr(target, "obs_norm", None) is not None:
+        target.obs_norm.load_state_dict(source.obs_norm.state_dict())  # the copied weights expect the source's scaling
+    return copied
+
+
+def _copy_table(source: Agent, target: Agent, state_map: Sequence[int] | None) -> None:
+    q_src, q_dst = np.asarray(source.q), np.asarray(target.q)
+    if q_src.shape[1] != q_dst.shape[1]:
+        raise UsageError(f"the source has {q_src.shape[1]} actions and the target {q_dst.shape[1]}; tabular transfer needs the same actions")
+    if state_map is None:
+        if q_src.shape[0] != q_dst.shape[0]:
+            raise UsageError(f"the source has {q_src.shape[0]} states and the target {q_dst.shape[0]}; give a state map "
+                             "(one source state per target state)")
+        state_map = list(range(q_dst.shape[0]))
+    mapping = np.asarray(state_map, dtype=np.int64)
+    if mapping.shape != (q_dst.shape[0],) or mapping.min() < 0 or mapping.max() >= q_src.shape[0]:
+        raise UsageError(f"the state map must list one source state in [0, {q_src.shape[0]}) for each of the "
+                         f"{q_dst.shape[0]} target states")
+    target.q = q_src[mapping].copy()  # Q_target(s, a) = Q_source(map(s), a)
+
+
+def transfer_agent(source: Agent, target: Agent, mode: str, state_map: Sequence[int] | None = None,
+                   prior_steps: int = 10_000, prior_probability: float = 1.0, seed: int = 0) -> Agent:
+    """Start ``target`` (a fresh agent for the target task) from ``source``; returns the agent to train.
+
+    ``full`` copies the whole network (or Q table through ``state_map``), ``trunk`` all but the output
+    layers, ``prior`` wraps ``target`` in :class:`PolicyReuse`, ``scratch`` returns ``target`` unchanged.
+    """
+    if mode not in MODES:
+        raise UsageError(f"unknown transfer mode {mode!r}; choose one of {', '.join(MODES)}")
+    if mode == "scratch":
+        return target
+    if mode == "prior":
+        if source.action_space != target.action_space:
+            raise UsageError(f"the source acts in {source.action_space}, the target in {target.action_space}: "
+                             "a policy prior needs the same actions")
+        return PolicyReuse(target, source, prior_steps, prior_probability, seed=seed)
+    if hasattr(target, "q") and isinstance(getattr(target, "q"), np.ndarray):
+        if mode == "trunk":
+            raise UsageError("a Q table has no trunk; use --mode full (with a state map) or prior for tabular learners")
+        if not isinstance(getattr(source, "q", None), np.ndarray):
+            raise UsageError(f"cannot transfer a {source.algo} agent into a tabular {target.algo} agent")
+        _copy_table(source, target, state_map)
+        return target
+    _copy_network(source, target, trunk_only=(mode == "trunk"))
+    return target
+
+
+class PolicyReuse(Agent):
+    """π-reuse: with probability ψ_t = ψ₀ (1 − t/T)⁺ an exploratory step follows the source's greedy policy.
+
+    The learner observes every transition (off-policy learners learn from the source's actions; A2C/PPO
+    re-evaluate such an action's log-probability under their own policy). Greedy actions are the learner's.
+    """
+
+    def __init__(self, learner: Agent, source: Agent, steps: int, probability: float = 1.0, seed: int = 0) -> None:
+        if steps <= 0 or not 0.0 <= probability <= 1.0:
+            raise UsageError(f"the prior needs positive steps and a probability in [0, 1], got {steps} and {probability}")
+        super().__init__(learner.observation_space, learner.action_space, learner.config, seed)
+        self.algo = learner.algo
+        self.Config = learner.Config
+        self.learner, self.source = learner, source
+        self.steps, self.probability = int(steps), float(probability)
+        self.rng = make_rng(seed)
+        self.t = 0
+
+    def psi(self) -> float:
+        return self.probability * max(0.0, 1.0 - self.t / self.steps)
+
+    def act(self, observation: Any, explore: bool = True) -> Any:
+        if explore and self.rng.random() < self.psi():
+            return self.source.act(observation, explore=False)
+        return self.learner.act(observation, explore)
+
+    def observe(self, transition: Transition) -> dict[str, float]:
+        self.t += 1
+        return self.learner.observe(transition)
+
+    def end_episode(self) -> None:
+        self.learner.end_episode()
+
+    def train_metrics(self) -> dict[str, float]:
+        return {**self.learner.train_metrics(), "prior_probability": self.psi()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"learner": self.learner.state_dict(), "t": self.t, "rng": rng_state(self.rng)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.learner.load_state_dict(state["learner"])
+        self.t = int(state["t"])
+        set_rng_state(self.rng, state["rng"])
+
+
+# -- learning curves ------------------------------------------------------------------------------------
+
+@dataclass
+class Curve:
+    """Greedy return (mean over evaluation episodes) after ``steps[k]`` environment steps."""
+
+    steps: list[int]
+    returns: list[float]
+
+
+def learning_curve(agent: Agent, env: Any, eval_env: Any, steps: int, eval_every: int, eval_episodes: int,
+                   seed: int, on_step: Callable[[int], None] | None = None) -> Curve:
+    """Train ``agent`` on ``env`` for ``steps`` steps, evaluating greedily at 0, every ``eval_every`` steps and at the end."""
+    from llmagentos.core.seeding import derive_seed
+
+    loop = Interaction(agent, env, seed=derive_seed(seed, "env"))
+    eval_seed = derive_seed(seed, "eval")
+    curve = Curve([0], [float(np.mean(evaluate(agent, eval_env, eval_episodes, seed=eval_seed)))])
+    next_eval = eval_every
+    while loop.steps < steps:
+        loop.step()
+        if loop.steps >= next_eval or loop.steps >= steps:
+            curve.steps.append(loop.steps)
+            curve.returns.append(float(np.mean(evaluate(agent, eval_env, eval_episodes, seed=eval_seed))))
+            while next_eval <= loop.steps:
+                next_eval += eval_every
+        if on_step is not None:
+            on_step(loop.steps)
+    return curve
