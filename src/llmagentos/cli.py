@@ -49,8 +49,23 @@ def _fmt(value: Any) -> str:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="llmagentos")
-def cli() -> None:
+@click.option("--store", "store_path", default=None, metavar="PATH",
+              help="The store's root directory (default: $LLMAGENTOS_STORE, else ./.llmagentos).")
+def cli(store_path: str | None) -> None:
     """LLMAgentOS: an operating system for learning agents."""
+    if store_path:
+        import os
+
+        from llmagentos.kernel.store import STORE_ENV
+
+        os.environ[STORE_ENV] = store_path  # child processes (sweep workers) see the same store
+
+
+def open_store():
+    """The store the command line uses: --store, else $LLMAGENTOS_STORE, else ./.llmagentos."""
+    from llmagentos.kernel.store import Store
+
+    return Store()
 
 
 @cli.command()
@@ -106,6 +121,10 @@ def print_summary(summary: dict[str, Any]) -> None:
                   summary["eval"]["mean_return"], summary["online"]["mean_return_last_100"], summary["solved_at_step"],
                   summary["steps_per_second"]]])
     click.echo(f"run directory: {summary['run_dir']}")
+    if summary.get("agent"):
+        agent = summary["agent"]
+        origin = f"continued from version {agent['continued_from']}" if agent.get("continued_from") else "new agent"
+        click.echo(f"agent: {agent['name']} version {agent['version']} ({origin})")
 
 
 def sweep_options(f):
@@ -116,6 +135,8 @@ def sweep_options(f):
                      help="Where the jobs run."),
         click.option("--workers", type=int, default=None, help="Worker processes / Ray tasks in flight (default: CPUs)."),
         click.option("--ray-address", default=None, help='Ray cluster to join ("auto", "ray://head:10001").'),
+        click.option("--agent", default=None, metavar="NAME",
+                     help="Continue the stored agent NAME on this task (created if new) and save it back."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -126,39 +147,47 @@ def sweep_options(f):
 @train_options
 @sweep_options
 def train(env, algo, steps, episodes, seed, overrides, env_args, eval_every, eval_episodes, threshold,
-          checkpoint_every, out, quiet, as_json, seeds, backend, workers, ray_address) -> None:
+          checkpoint_every, out, quiet, as_json, seeds, backend, workers, ray_address, agent) -> None:
     """Train an agent on an environment and write a run directory (--seeds A:B: one job per seed)."""
     from llmagentos.kernel.run import TrainSpec, train as run_train
 
     if seeds is not None:
         from llmagentos.config import run_spec, train_flags_spec
 
+        if agent is not None:
+            raise UsageError("--agent continues one agent in one run; it cannot be combined with --seeds")
+
         spec = train_flags_spec(dict(env=env, algo=algo, steps=steps, episodes=episodes, overrides=overrides,
                                      env_args=parse_env_args(env_args), eval_every=eval_every,
                                      eval_episodes=eval_episodes, threshold=threshold,
                                      checkpoint_every=checkpoint_every, out=out),
                                 seeds=seeds, backend=backend, workers=workers, ray_address=ray_address)
-        emit_sweep(run_spec(spec, quiet=quiet or as_json), as_json)
+        emit_sweep(run_spec(spec, quiet=quiet or as_json, store=open_store()), as_json)
         return
     if backend != "inline" or workers is not None or ray_address is not None:
         raise UsageError("--backend, --workers and --ray-address schedule several jobs: give --seeds A:B as well")
     spec = TrainSpec(env=env, algo=algo, seed=seed, steps=steps, episodes=episodes,
                      config=parse_key_values(overrides, "--set"), env_args=parse_env_args(env_args),
                      eval_every=eval_every, eval_episodes=eval_episodes, threshold=threshold,
-                     checkpoint_every=checkpoint_every, out=out)
-    summary = run_train(spec, quiet=quiet)
+                     checkpoint_every=checkpoint_every, out=out, agent=agent)
+    summary = run_train(spec, quiet=quiet, store=open_store())
     emit_json(summary) if as_json else print_summary(summary)
 
 
 @cli.command()
-@click.argument("run_dir")
+@click.argument("run_dir", metavar="RUN")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 def resume(run_dir: str, quiet: bool, as_json: bool) -> None:
-    """Continue a stopped or killed run from its last checkpoint."""
+    """Continue a stopped or killed run (its directory, or its id in llmagentos runs ls) from its last checkpoint."""
+    from pathlib import Path
+
     from llmagentos.kernel.run import resume as run_resume
 
-    summary = run_resume(run_dir, quiet=quiet)
+    store = open_store()
+    if not Path(run_dir).is_dir() and run_dir.isdigit():
+        run_dir = store.require_run(run_dir)["run_dir"]
+    summary = run_resume(run_dir, quiet=quiet, store=store)
     emit_json(summary) if as_json else print_summary(summary)
 
 
@@ -195,7 +224,7 @@ def run_command(spec_file: str, sets: tuple[str, ...], quiet: bool, as_json: boo
     from llmagentos.config import load_spec, run_spec
 
     spec = load_spec(spec_file, sets)
-    emit_sweep(run_spec(spec, quiet=quiet or as_json), as_json)
+    emit_sweep(run_spec(spec, quiet=quiet or as_json, store=open_store()), as_json)
 
 
 @cli.command()
@@ -325,6 +354,127 @@ def transfer(source, env, env_args, mode, steps, seeds, overrides, eval_every, e
                           eval_episodes=eval_episodes, threshold=threshold, state_map=mapping, out=out,
                           quiet=quiet or as_json)
     emit_json(result) if as_json else print_transfer(result)
+
+
+@cli.group()
+def agents() -> None:
+    """Stored agents: list, show (history of tasks, runs and versions), remove."""
+
+
+@agents.command("ls")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def agents_ls(as_json: bool) -> None:
+    """List the agents in the store."""
+    records = open_store().agents()
+    if as_json:
+        emit_json({"agents": [r.to_json() for r in records]})
+        return
+    print_table(["name", "algo", "version", "observation space", "action space", "updated"],
+                [[r.name, r.algo, r.version, r.observation_space, r.action_space, _when(r.updated)] for r in records])
+
+
+@agents.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def agents_show(name: str, as_json: bool) -> None:
+    """An agent's versions with the task and run behind each, its runs, its knowledge entries and blob checks."""
+    store = open_store()
+    record = store.require_agent(name)
+    history = store.agent_history(name)
+    runs = store.runs(agent=name)
+    knowledge = store.query_knowledge(agent=name)
+    problems = [p for p in store.verify() if p.startswith(f"agent {name!r} ")]
+    if as_json:
+        emit_json({"agent": record.to_json(), "history": history, "runs": runs, "knowledge": knowledge,
+                   "problems": problems})
+    else:
+        click.echo(f"{record.name}: {record.algo}, version {record.version}, "
+                   f"observations {record.observation_space}, actions {record.action_space}")
+        print_table(["version", "created", "env", "task", "run"],
+                    [[h["version"], _when(h["created"]), h["env"], h["task_id"], h["run_dir"]] for h in history])
+        if knowledge:
+            print_table(["knowledge", "task", "descriptor", "score", "metric"],
+                        [[k["id"], k["task_id"], k["descriptor"], k["score"], k["metric"]] for k in knowledge])
+    for problem in problems:
+        click.echo(f"llmagentos: error: {problem}", err=True)
+    if problems:
+        sys.exit(1)
+
+
+@agents.command("rm")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def agents_rm(name: str, as_json: bool) -> None:
+    """Remove an agent and its blobs (its runs stay in the record)."""
+    open_store().remove_agent(name)
+    emit_json({"removed": name}) if as_json else click.echo(f"removed agent {name}")
+
+
+@cli.group()
+def runs() -> None:
+    """Runs recorded in the store: list and show."""
+
+
+@runs.command("ls")
+@click.option("--agent", default=None, help="Only this agent's runs.")
+@click.option("--status", default=None, help="Only runs with this status (running, finished, failed, stopped).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def runs_ls(agent: str | None, status: str | None, as_json: bool) -> None:
+    """List the recorded runs, oldest first."""
+    records = open_store().runs(agent=agent, status=status)
+    if as_json:
+        emit_json({"runs": [{k: v for k, v in r.items() if k != "summary"} | {"eval": _eval_return(r)}
+                            for r in records]})
+        return
+    print_table(["id", "status", "env", "algo", "seed", "agent", "eval return", "run directory"],
+                [[r["id"], r["status"], r["env"], r["algo"], r["seed"], r["agent"], _eval_return(r), r["run_dir"]]
+                 for r in records])
+
+
+@runs.command("show")
+@click.argument("run", metavar="RUN")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def runs_show(run: str, as_json: bool) -> None:
+    """One run (its id or directory) with its summary."""
+    record = open_store().require_run(run)
+    if as_json:
+        emit_json(record)
+        return
+    print_table(["id", "status", "env", "algo", "seed", "agent", "eval return", "updated"],
+                [[record["id"], record["status"], record["env"], record["algo"], record["seed"], record["agent"],
+                  _eval_return(record), _when(record["updated"])]])
+    click.echo(f"run directory: {record['run_dir']}")
+    if record["error"]:
+        click.echo(f"error: {record['error']}")
+
+
+def _eval_return(record: dict[str, Any]) -> float | None:
+    summary = record.get("summary") or {}
+    return (summary.get("eval") or {}).get("mean_return") if isinstance(summary.get("eval"), dict) else None
+
+
+def _when(timestamp: float | None) -> str:
+    import time
+
+    return "-" if timestamp is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
+
+
+@cli.command()
+@click.argument("path", metavar="RUN_OR_SWEEP")
+@click.option("--out", default=None, help="Where the PNG plots go (default: RUN_OR_SWEEP/report).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def report(path: str, out: str | None, as_json: bool) -> None:
+    """Mean ± 95 % confidence interval over seeds, per grid point, and PNG learning curves with shaded intervals."""
+    from llmagentos.kernel.report import make_report, report_rows
+
+    result = make_report(path, out=out)
+    if as_json:
+        emit_json(result)
+        return
+    headers, rows = report_rows(result)
+    print_table(headers, rows)
+    for plot in result["plots"]:
+        click.echo(f"plot: {plot}")
 
 
 def main(argv: list[str] | None = None) -> None:

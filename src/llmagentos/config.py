@@ -177,7 +177,7 @@ def job_kind(name: str) -> JobKind:
 # -- the train kind: a block generated from TrainSpec, its config from the algorithm's dataclass ---------
 
 #: TrainSpec fields that belong to the job (seed, directory), not to the spec's train block
-_JOB_FIELDS = ("seed", "out")
+_JOB_FIELDS = ("seed", "out", "agent", "agent_version")  # a stored agent is continued by one run, not a sweep
 
 
 def agent_algorithms() -> list[str]:
@@ -505,9 +505,13 @@ def sweep_json(spec: Spec, results: list[dict[str, Any]], skipped: list[int] | N
     return out
 
 
-def run_spec(spec: Spec, quiet: bool = True) -> dict[str, Any]:
-    """Run every job of a validated spec on its backend (finished jobs are skipped); returns :func:`sweep_json`."""
-    from llmagentos.kernel.backends import check_backend
+def run_spec(spec: Spec, quiet: bool = True, store: Any = None) -> dict[str, Any]:
+    """Run every job of a validated spec on its backend (finished jobs are skipped); returns :func:`sweep_json`.
+
+    With ``store``, each job that ran is recorded there as a run (finished or failed) by this process,
+    so workers on other machines need no access to it.
+    """
+    from llmagentos.kernel.backends import check_backend, is_failure
     from llmagentos.kernel.sweep import run_sweep
 
     header = spec.header
@@ -516,6 +520,17 @@ def run_spec(spec: Spec, quiet: bool = True) -> dict[str, Any]:
     results, skipped = run_sweep(run_job, payloads, spec.out, manifest={"spec": spec.to_json()},
                                  backend=header.backend, workers=header.workers, ray_address=header.ray_address,
                                  quiet=quiet)
+    if store is not None:
+        for job, result in zip(spec.jobs, results):
+            if job.index in skipped:
+                continue
+            block = job.block
+            if is_failure(result):
+                store.record_run(job.out_dir, status="failed", env=block.get("env"), algo=block.get("algo"),
+                                 seed=job.seed, error=result["error"])
+            else:
+                store.record_run(job.out_dir, status="finished", env=result.get("env", block.get("env")),
+                                 algo=result.get("algo", block.get("algo")), seed=job.seed, summary=result)
     return sweep_json(spec, results, skipped)
 
 

@@ -52,6 +52,10 @@ class TrainSpec:
     checkpoint_every: int | None = None
     out: str | None = None
     tensorboard: bool = True
+    #: name of an agent in the store to continue training (created when new); needs a store
+    agent: str | None = None
+    #: the stored agent's version the run started from (set by the kernel, so a resume starts from it too)
+    agent_version: int | None = None
 
     def validate(self) -> None:
         if (self.steps is None) == (self.episodes is None):
@@ -215,7 +219,7 @@ def _set_global_rng_state(state: dict[str, Any]) -> None:
 class Trainer:
     """The kernel's training loop for one run: steps, periodic evaluation, logging, checkpoints, summary."""
 
-    def __init__(self, spec: TrainSpec, run_dir: Path | None = None, quiet: bool = False) -> None:
+    def __init__(self, spec: TrainSpec, run_dir: Path | None = None, quiet: bool = False, store: Any = None) -> None:
         spec.validate()
         self.spec = spec
         self.quiet = quiet
@@ -223,12 +227,17 @@ class Trainer:
         if entry.kind != "agent":
             raise UsageError(f"{spec.algo} is a {entry.kind} algorithm; "
                              + ("use llmagentos plan" if entry.kind == "planning" else "it has no single-agent train loop"))
+        self.store = store
+        self.run_id: int | None = None
+        stored = _stored_agent(spec, store)  # may fill spec.config and spec.agent_version
         self.config = make_config(spec.algo, spec.config, spec.env)
         num_envs = int(getattr(self.config, "num_envs", 1) or 1)
         seed_everything(spec.seed)
         self.env = make_env(spec.env, spec.env_args, num_envs=num_envs)
         self.eval_env = make_env(spec.env, spec.env_args)
         self.agent = make_agent(spec.algo, self.env, config=self.config, seed=spec.seed)
+        if stored is not None:
+            _continue_agent(self.agent, *stored)
         self.threshold = spec.threshold
         if self.threshold is None:
             self.threshold = getattr(getattr(self.eval_env, "spec", None), "reward_threshold", None)
@@ -315,6 +324,9 @@ class Trainer:
         else:
             atomic_write_json(self.run_dir / "job.json", dataclasses.asdict(self.spec))
             keep = 0
+        if self.store is not None:
+            self.run_id = self.store.record_run(self.run_dir, status="running", env=self.spec.env, algo=self.spec.algo,
+                                                seed=self.spec.seed, agent=self.spec.agent)
         self.started = time.perf_counter()
         log = MetricsLog(self.run_dir, tensorboard=self.spec.tensorboard, keep_lines=keep)
         done, total, unit = self._progress_total()
@@ -348,8 +360,22 @@ class Trainer:
             log.close()
         summary = self._summary()
         save_agent(self.agent, self.run_dir / "agent")
+        if self.spec.agent is not None and self.store is not None:
+            summary["agent"] = self._store_agent()
         atomic_write_json(self.run_dir / "summary.json", summary)
+        if self.store is not None:
+            self.store.record_run(self.run_dir, status="finished", summary=summary)
         return summary
+
+    def _store_agent(self) -> dict[str, Any]:
+        """Save the trained agent as the next version of ``spec.agent``, with the task and run that made it."""
+        task = self.store.record_task(self.spec.env, self.spec.env_args)
+        meta = agent_meta(self.agent)
+        record = self.store.put_agent(self.spec.agent, self.agent.state_dict(), algo=self.agent.algo,
+                                      config=to_dict(self.agent.config), observation_space=meta["observation_space"],
+                                      action_space=meta["action_space"], task=task, run=self.run_id,
+                                      meta={"llmagentos_version": __version__})
+        return {"name": record.name, "version": record.version, "continued_from": self.spec.agent_version}
 
     def _summary(self) -> dict[str, Any]:
         wall = self._elapsed()
@@ -369,30 +395,74 @@ class Trainer:
         }
 
 
-def train(spec: TrainSpec | None = None, quiet: bool = True, **kwargs: Any) -> dict[str, Any]:
-    """Run one training job and return its summary (Python API: ``train(env=..., algo=..., steps=...)``)."""
+def train(spec: TrainSpec | None = None, quiet: bool = True, store: Any = None, **kwargs: Any) -> dict[str, Any]:
+    """Run one training job and return its summary (Python API: ``train(env=..., algo=..., steps=...)``).
+
+    With ``store`` (a :class:`~llmagentos.kernel.store.Store`) the run is recorded there, and
+    ``spec.agent`` names a stored agent to continue (or to create) and save back when the run ends.
+    """
     spec = spec or TrainSpec(**kwargs)
-    trainer = Trainer(spec, quiet=quiet)
+    trainer = Trainer(spec, quiet=quiet, store=store)
     try:
         return trainer.run()
-    except BaseException:
+    except BaseException as err:
+        _record_stop(trainer, err)
         # bad input found only once running must not leave a half-written run behind
         if not (trainer.run_dir / "checkpoints" / "latest.json").exists() and not isinstance(sys.exc_info()[1], KeyboardInterrupt):
             shutil.rmtree(trainer.run_dir, ignore_errors=True)
         raise
 
 
-def resume(run_dir: str | Path, quiet: bool = True) -> dict[str, Any]:
+def _record_stop(trainer: Trainer, err: BaseException) -> None:
+    if trainer.store is not None and trainer.run_id is not None:
+        status = "stopped" if isinstance(err, KeyboardInterrupt) else "failed"
+        trainer.store.record_run(trainer.run_dir, status=status, error=str(err) or type(err).__name__)
+
+
+def _stored_agent(spec: TrainSpec, store: Any) -> tuple[Any, Any] | None:
+    """(state, record) of the stored agent ``spec.agent`` continues, or None for a new agent; sets its config."""
+    if spec.agent is None:
+        return None
+    if store is None:
+        raise UsageError("--agent needs a store (llmagentos --store PATH, or the default ./.llmagentos)")
+    record = store.agent(spec.agent, spec.agent_version)
+    if record is None:
+        if spec.agent_version is not None:
+            raise UsageError(f"agent {spec.agent!r} version {spec.agent_version}, which this run started from, "
+                             "is no longer in the store")
+        return None
+    if record.algo != spec.algo:
+        raise UsageError(f"agent {spec.agent!r} is a {record.algo} agent; continue it with --algo {record.algo} "
+                         "or choose another agent name")
+    # the stored config, then this run's overrides: written to job.json, so a resume needs no store
+    spec.config = {**record.config, **spec.config}
+    spec.agent_version = record.version
+    state, _ = store.get_agent(spec.agent, record.version)
+    return state, record
+
+
+def _continue_agent(agent: Agent, state: Any, record: Any) -> None:
+    meta = agent_meta(agent)
+    for what in ("observation_space", "action_space"):
+        if record.__dict__[what] is not None and record.__dict__[what] != meta[what]:
+            raise UsageError(f"agent {record.name!r} was trained with {what.replace('_', ' ')} {record.__dict__[what]}, "
+                             f"but this task has {meta[what]}; it cannot continue here "
+                             "(choose a task with the same spaces or a new agent name)")
+    agent.load_state_dict(state)
+
+
+def resume(run_dir: str | Path, quiet: bool = True, store: Any = None) -> dict[str, Any]:
     """Continue a stopped or killed run from its last checkpoint; a finished run returns its summary."""
     run_dir = Path(run_dir)
     spec = read_job(run_dir)
     summary_path = run_dir / "summary.json"
     if summary_path.exists():
         return json.loads(summary_path.read_text())
-    trainer = Trainer(spec, run_dir=run_dir, quiet=quiet)
+    trainer = Trainer(spec, run_dir=run_dir, quiet=quiet, store=store)
     try:
         return trainer.run(resuming=True)
-    except CheckpointError:
+    except BaseException as err:
+        _record_stop(trainer, err)
         raise
 
 
