@@ -1,0 +1,62 @@
+"""Action distributions for policy gradients, lean enough to call at every environment step.
+
+``torch.distributions`` validates its arguments and builds helper objects on every call; these two
+classes do only the arithmetic, and sample with a ``torch.Generator`` the agent owns so that runs
+repeat exactly and resume exactly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+class Categorical:
+    """π(a|s) = softmax(logits)_a over a Discrete action space; batch dimensions lead."""
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        self.log_probs = torch.log_softmax(logits, dim=-1)
+
+    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        # inverse CDF: the first action whose cumulative probability exceeds u ~ U(0, 1)
+        probs = self.log_probs.exp()
+        u = torch.rand(probs.shape[:-1] + (1,), generator=generator, dtype=probs.dtype)
+        index = (probs.cumsum(-1) < u).sum(-1)
+        return index.clamp_(max=probs.shape[-1] - 1)
+
+    def mode(self) -> torch.Tensor:
+        return self.log_probs.argmax(-1)
+
+    def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
+        return self.log_probs.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+
+    def entropy(self) -> torch.Tensor:
+        # H = −Σ_a π(a|s) log π(a|s)
+        return -(self.log_probs.exp() * self.log_probs).sum(-1)
+
+
+class DiagGaussian:
+    """π(a|s) = N(μ(s), diag(σ²)) with a state-independent log σ; log-probs sum over action dimensions."""
+
+    def __init__(self, mean: torch.Tensor, log_std: torch.Tensor) -> None:
+        self.mean = mean
+        self.log_std = log_std.expand_as(mean)
+
+    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        noise = torch.randn(self.mean.shape, generator=generator, dtype=self.mean.dtype)
+        return self.mean + self.log_std.exp() * noise
+
+    def mode(self) -> torch.Tensor:
+        return self.mean
+
+    def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
+        # log N(a; μ, σ) = −(a − μ)²/(2σ²) − log σ − log √(2π), summed over dimensions
+        z = (actions - self.mean) / self.log_std.exp()
+        return (-0.5 * z.pow(2) - self.log_std - _LOG_SQRT_2PI).sum(-1)
+
+    def entropy(self) -> torch.Tensor:
+        # H = Σ_d (log σ_d + ½ log(2πe))
+        return (self.log_std + 0.5 + _LOG_SQRT_2PI).sum(-1)
