@@ -139,3 +139,20 @@ multitask:
     bad.write_text("multitask: {family: mountaincar, steps: 100}\n")
     out = subprocess.run([sys.executable, "-m", "llmagentos.cli", "run", str(bad)], capture_output=True, text=True)
     assert out.returncode == 2 and "mountaincar" in out.stderr
+
+
+@pytest.mark.parametrize("learner", ["a2c", "ppo"])
+@pytest.mark.parametrize("sharing", ["soft", "conditioned"])
+def test_policy_gradient_learners_train_under_every_sharing(learner, sharing):
+    from llmagentos.kernel.multitask import MultiTaskBlock, train_multitask
+
+    config = {"num_envs": 1, "n_steps": 16, "hidden": [16]} | ({"batch_size": 16, "n_epochs": 2} if learner == "ppo" else {})
+    block = MultiTaskBlock(family="goal-grid", family_options={"size": 3}, tasks=2, learner=learner, sharing=sharing,
+                           steps=96, eval_episodes=1, env_args={"one_hot": True}, config=config, soft_lambda=0.1)
+    result, team = train_multitask(block, seed=0)
+    assert result["per_task_steps"] == [48, 48]
+    assert [agent.updates for agent in team.agents] == [3, 3]  # 48 steps = 3 rollouts of 16 per task
+    if sharing == "conditioned":
+        assert team.agents[0].net is team.agents[1].net
+    else:
+        assert team.soft_penalty().item() > 0
