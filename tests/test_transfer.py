@@ -116,3 +116,21 @@ def test_transfer_command_related_task_jumpstarts(tmp_path):
     assert (tmp_path / "t" / "transfer.png").exists()
     bad = subprocess.run(cmd[:5] + [str(tmp_path)] + cmd[6:], capture_output=True, text=True)
     assert bad.returncode == 2 and "not a run directory" in bad.stderr
+
+
+def test_trunk_transfer_of_an_actor_critic_keeps_fresh_output_layers():
+    from llmagentos.learners.multitask import learner_config
+    from llmagentos.learners.policy_gradient import PPO
+
+    env = get_family("pointnav").make()
+    config = learner_config("ppo", {"num_envs": 1, "n_steps": 16, "batch_size": 16})
+    source, target = PPO(env.observation_space, env.action_space, config, seed=1), PPO(env.observation_space, env.action_space, config, seed=2)
+    with torch.no_grad():
+        source.net.log_std.fill_(-1.0)
+    fresh = {k: v.clone() for k, v in target.net.state_dict().items()}
+    copied = tr.transfer_agent(source, target, "trunk")
+    assert copied is target
+    src = source.net.state_dict()
+    for key, value in target.net.state_dict().items():
+        last = key.startswith(("policy_head.4.", "value_head.4.", "log_std"))
+        assert torch.equal(value, fresh[key] if last else src[key]), key
