@@ -1,5 +1,6 @@
 """The scheduler: inline, processes and Ray give the same results in job order; a failing job is isolated."""
 
+import json
 import os
 
 import numpy as np
@@ -65,3 +66,25 @@ def test_bad_backend_and_local_function_refused():
         run_jobs(sample, JOBS, backend="processes", workers=0)
     with pytest.raises(UsageError, match="importable top-level function"):
         run_jobs(lambda job: job, JOBS)
+
+
+def test_train_sweep_identical_inline_and_ray(tmp_path, ray_instance):
+    from llmagentos.config import run_spec, validate_spec
+
+    def sweep(backend):
+        spec = validate_spec({"out": str(tmp_path / backend), "seeds": "0:3", "backend": backend, "workers": 2,
+                              "train": {"env": "CliffWalking-v1", "algo": "expected-sarsa", "episodes": 10,
+                                        "eval_episodes": 1, "tensorboard": False}})
+        return run_spec(spec)["runs"]
+
+    inline, ray_runs = sweep("inline"), sweep("ray")
+    assert [r["seed"] for r in ray_runs] == [0, 1, 2]
+    assert [strip(r) for r in ray_runs] == [strip(r) for r in inline]
+    assert len({json.dumps(r["online"]) for r in inline}) == 3  # the seeds really differ
+
+
+def strip(summary):
+    """A summary without timings and paths, which legitimately differ between identical runs."""
+    out = {k: v for k, v in summary.items() if k not in ("wall_seconds", "steps_per_second", "run_dir")}
+    out["curve"] = [{k: v for k, v in p.items() if k != "wall_seconds"} for p in summary["curve"]]
+    return out
