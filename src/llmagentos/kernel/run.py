@@ -58,6 +58,9 @@ class TrainSpec:
     agent_version: int | None = None
 
     def validate(self) -> None:
+        if self.steps is None and self.episodes is None:
+            # no budget given: the algorithm's config may suggest one for this env (DEFAULT_STEPS)
+            self.steps = getattr(registry.config_class(self.algo), "DEFAULT_STEPS", {}).get(self.env)
         if (self.steps is None) == (self.episodes is None):
             raise UsageError("give exactly one budget: --steps N or --episodes N")
         budget = self.steps if self.steps is not None else self.episodes

@@ -41,6 +41,8 @@ ALGORITHMS: dict[str, AlgoEntry] = {e.name: e for e in [
               "agent", "Expected Sarsa: TD control with the expectation of Q(s',·) under the behaviour policy."),
     AlgoEntry("q-learning", "llmagentos.learners.td:QLearning", "llmagentos.learners.td:TDConfig",
               "agent", "Q-learning: off-policy TD control, Q(s,a) += α[r + γ max_a' Q(s',a') − Q(s,a)]."),
+    AlgoEntry("dqn", "llmagentos.learners.dqn:DQN", "llmagentos.learners.dqn:DQNConfig",
+              "agent", "Deep Q-Network with replay and a target network; Double DQN, dueling, n-step via --set."),
     AlgoEntry("reinforce", "llmagentos.learners.policy_gradient:Reinforce", "llmagentos.learners.policy_gradient:ReinforceConfig",
               "agent", "REINFORCE: Monte-Carlo policy gradient ∇log π(a|s)(G_t − b(s)), with a learned baseline by default."),
     AlgoEntry("a2c", "llmagentos.learners.policy_gradient:A2C", "llmagentos.learners.policy_gradient:A2CConfig",
