@@ -405,6 +405,10 @@ def train(spec: TrainSpec | None = None, quiet: bool = True, store: Any = None, 
     ``spec.agent`` names a stored agent to continue (or to create) and save back when the run ends.
     """
     spec = spec or TrainSpec(**kwargs)
+    from llmagentos.kernel import multiagent_run
+
+    if multiagent_run.is_multiagent_job(spec.env, spec.algo):  # PettingZoo worlds have their own loop
+        return multiagent_run.train(spec, quiet=quiet)
     trainer = Trainer(spec, quiet=quiet, store=store)
     try:
         return trainer.run()
@@ -461,6 +465,10 @@ def resume(run_dir: str | Path, quiet: bool = True, store: Any = None) -> dict[s
     summary_path = run_dir / "summary.json"
     if summary_path.exists():
         return json.loads(summary_path.read_text())
+    from llmagentos.kernel import multiagent_run
+
+    if multiagent_run.is_multiagent_job(spec.env, spec.algo):
+        return multiagent_run.resume(spec, run_dir, quiet=quiet)
     trainer = Trainer(spec, run_dir=run_dir, quiet=quiet, store=store)
     try:
         return trainer.run(resuming=True)

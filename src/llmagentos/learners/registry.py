@@ -49,6 +49,18 @@ ALGORITHMS: dict[str, AlgoEntry] = {e.name: e for e in [
               "agent", "Advantage actor-critic: synchronous vector-env rollouts, GAE(λ) advantages, one step per rollout."),
     AlgoEntry("ppo", "llmagentos.learners.policy_gradient:PPO", "llmagentos.learners.policy_gradient:PPOConfig",
               "agent", "PPO: clipped surrogate objective, value loss, entropy bonus, minibatch epochs over GAE rollouts."),
+    AlgoEntry("il", "llmagentos.learners.multiagent:IndependentLearners", "llmagentos.learners.multiagent:ILConfig",
+              "multiagent", "Independent learners: every agent runs a single-agent learner (q-learning, dqn, ppo, ...)."),
+    AlgoEntry("jal", "llmagentos.learners.multiagent:JointActionLearners", "llmagentos.learners.multiagent:JALConfig",
+              "multiagent", "Joint action learners (Claus & Boutilier 1998): Q over joint actions, empirical opponent models."),
+    AlgoEntry("distributed-q", "llmagentos.learners.multiagent:DistributedQLearning", "llmagentos.learners.multiagent:DistributedQConfig",
+              "multiagent", "Distributed Q-learning (Lauer & Riedmiller 2000): optimistic max updates, coordinated policy."),
+    AlgoEntry("hysteretic", "llmagentos.learners.multiagent:HystereticQLearning", "llmagentos.learners.multiagent:HystereticConfig",
+              "multiagent", "Hysteretic Q-learning (Matignon et al. 2007): step α for good news, β < α for bad news."),
+    AlgoEntry("fmq", "llmagentos.learners.multiagent:FrequencyMaximumQ", "llmagentos.learners.multiagent:FMQConfig",
+              "multiagent", "FMQ (Kapetanakis & Kudenko 2002): EV(a) = Q(a) + c·freq(maxR(a))·maxR(a)."),
+    AlgoEntry("lenient", "llmagentos.learners.multiagent:LenientLearners", "llmagentos.learners.multiagent:LenientConfig",
+              "multiagent", "Lenient learners (Panait et al. 2006): forgive bad updates with a decaying probability."),
 ]}
 
 

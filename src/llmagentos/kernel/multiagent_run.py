@@ -1,0 +1,405 @@
+"""Train multi-agent learners on PettingZoo Parallel worlds, with the same run directories and summary as single agents.
+
+:func:`train` is what ``llmagentos train`` reaches when the algorithm is a multi-agent one (``il``, ``jal``,
+``distributed-q``, ``hysteretic``, ``fmq``, ``lenient``) or the world is a multi-agent world (then a single-agent
+algorithm such as ``q-learning`` or ``dqn`` runs as independent learners). The run directory has the same files
+as a single-agent run, and ``summary.json`` has the same keys plus:
+
+- ``"agents"``: per-agent returns, ``{agent: {"eval_mean_return", "online_mean_return_last_100"}}``;
+- on normal-form games, ``"greedy_joint_action"`` (each player's greedy action), ``"greedy_payoff"`` (what it pays
+  each player), ``"optimal"`` (whether it is a joint action of greatest welfare — the common payoff of a team game,
+  else the players' total; ``None`` when every joint action is worth the same, as in zero-sum games), and
+  ``"outcome"``, ``"nash"``, ``"optimal_joint_actions"``.
+
+The team's return (``eval.mean_return``, ``online.episode_returns``) is the mean of the agents' returns, which is
+the common payoff itself in a team game. Each episode is reset with a seed derived from the run's seed and the
+episode's number, so a run checkpointed between episodes resumes exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from llmagentos import __version__
+from llmagentos.core.agent import Transition
+from llmagentos.core.config import to_dict
+from llmagentos.core.errors import UsageError
+from llmagentos.core.seeding import derive_seed, seed_everything
+from llmagentos.kernel.checkpoint import CheckpointError, atomic_write_json, load_state, save_state
+from llmagentos.kernel.logging import MetricsLog
+from llmagentos.kernel.progress import Progress
+from llmagentos.learners import registry
+
+#: greedy evaluation stops an episode after this many steps when the world does not end it
+EVAL_STEP_CAP = 1_000
+
+
+def is_multiagent_job(env: str, algo: str) -> bool:
+    """Whether (env, algo) is a multi-agent run; a multi-agent algorithm on a single-agent world raises UsageError."""
+    from llmagentos.envs.multiagent import MULTI_AGENT_ENVS, is_multiagent_env
+
+    entry = registry.get(algo)
+    if entry.kind == "multiagent":
+        if not is_multiagent_env(env):
+            raise UsageError(f"{algo} trains agents of a multi-agent world; choose one of {', '.join(MULTI_AGENT_ENVS)} "
+                             "or a PettingZoo module path (package.module[:factory])")
+        return True
+    return entry.kind == "agent" and is_multiagent_env(env)
+
+
+def make_multiagent_config(spec: Any) -> tuple[str, Any]:
+    """(registry name of the multi-agent learner, its config) for a job; a single-agent algo becomes ``il``."""
+    from llmagentos.kernel.run import make_config
+
+    entry = registry.get(spec.algo)
+    if entry.kind == "multiagent":
+        return spec.algo, make_config(spec.algo, spec.config, spec.env)
+    # `--algo q-learning` on a multi-agent world: independent learners running that algorithm, `--set` for it
+    config = make_config("il", {"learner": spec.algo}, spec.env)
+    learner_config = dict(spec.config) if spec.config else (
+        config.learner_config if registry.get(spec.algo).config == registry.get("q-learning").config else {})
+    return "il", dataclasses.replace(config, learner_config=learner_config)
+
+
+def make_learner(name: str, env: Any, config: Any, seed: int) -> Any:
+    entry = registry.get(name, kinds=("multiagent",))
+    cls = registry.load(entry.target)
+    agents = list(env.possible_agents)
+    return cls({a: env.observation_space(a) for a in agents}, {a: env.action_space(a) for a in agents}, config, seed=seed)
+
+
+def matrix_game(env: Any) -> Any:
+    """The :class:`MatrixGameEnv` under ``env``, or None for other worlds."""
+    from llmagentos.envs.matrix_games import MatrixGameEnv
+
+    base = getattr(env, "unwrapped", env)
+    return base if isinstance(base, MatrixGameEnv) else None
+
+
+class ParallelInteraction:
+    """A multi-agent learner × a Parallel env, one joint step at a time; counts steps (joint steps) and episodes."""
+
+    def __init__(self, learner: Any, env: Any, seed: int) -> None:
+        self.learner, self.env, self.seed = learner, env, seed
+        self.agents = list(env.possible_agents)
+        self.steps = 0
+        self.episodes = 0
+        self.episode_returns: list[float] = []
+        self.episode_lengths: list[int] = []
+        self.agent_returns: dict[str, list[float]] = {a: [] for a in self.agents}
+        self._reset()
+
+    def _reset(self) -> None:
+        # a seed per episode: the run resumes exactly from any episode boundary without the env's internals
+        self.observation, _ = self.env.reset(seed=derive_seed(self.seed, self.episodes))
+        self._running = dict.fromkeys(self.agents, 0.0)
+        self._length = 0
+
+    @property
+    def between_episodes(self) -> bool:
+        return self._length == 0
+
+    def step(self) -> dict[str, float]:
+        actions = self.learner.act(self.observation, explore=True)
+        next_obs, rewards, terminations, truncations, infos = self.env.step(actions)
+        metrics = self.learner.observe(Transition(self.observation, actions, rewards, next_obs, terminations,
+                                                  truncations, infos))
+        self.steps += 1
+        self._length += 1
+        for agent, reward in rewards.items():
+            self._running[agent] = self._running.get(agent, 0.0) + float(reward)
+        if not self.env.agents:
+            self.learner.end_episode()
+            self.episode_returns.append(float(np.mean([self._running[a] for a in self.agents])))
+            self.episode_lengths.append(self._length)
+            for agent in self.agents:
+                self.agent_returns[agent].append(float(self._running[agent]))
+            self.episodes += 1
+            self._reset()
+        else:
+            self.observation = {a: next_obs[a] for a in self.env.agents}
+        return metrics
+
+    def state(self) -> dict[str, Any]:
+        return {"steps": self.steps, "episodes": self.episodes, "episode_returns": list(self.episode_returns),
+                "episode_lengths": list(self.episode_lengths), "agent_returns": {a: list(r) for a, r in self.agent_returns.items()}}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.steps, self.episodes = int(state["steps"]), int(state["episodes"])
+        self.episode_returns = list(state["episode_returns"])
+        self.episode_lengths = list(state["episode_lengths"])
+        self.agent_returns = {a: list(state["agent_returns"][a]) for a in self.agents}
+        self._reset()
+
+
+def evaluate_parallel(learner: Any, env: Any, episodes: int, seed: int, step_cap: int = EVAL_STEP_CAP) -> list[dict[str, float]]:
+    """Per-agent returns of ``episodes`` greedy episodes, each reset with seed + i."""
+    out = []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + i)
+        totals = dict.fromkeys(env.possible_agents, 0.0)
+        for _ in range(step_cap):
+            obs, rewards, _, _, _ = env.step(learner.act(obs, explore=False))
+            for agent, reward in rewards.items():
+                totals[agent] += float(reward)
+            if not env.agents:
+                break
+            obs = {a: obs[a] for a in env.agents}
+        out.append(totals)
+    return out
+
+
+def greedy_outcome(learner: Any, game: Any, seed: int) -> dict[str, Any]:
+    """The learners' greedy joint action in a normal-form game's first stage, what it pays, and how it ranks."""
+    obs, _ = game.reset(seed=seed)
+    actions = learner.act(obs, explore=False)
+    joint = tuple(int(actions[a]) for a in game.possible_agents)
+    optimal = game.optimal_joint_actions()
+    return {"greedy_joint_action": list(joint), "greedy_payoff": game.payoffs[joint].tolist(),
+            "optimal": (joint in optimal) if optimal else None, "outcome": game.describe(joint),
+            "nash": joint in game.pure_nash_equilibria(), "optimal_joint_actions": [list(j) for j in optimal]}
+
+
+class MultiAgentTrainer:
+    """The kernel's loop for one multi-agent run: joint steps, greedy evaluation, logging, checkpoints, summary."""
+
+    def __init__(self, spec: Any, run_dir: Path | None = None, quiet: bool = False) -> None:
+        from llmagentos.envs.multiagent import make_parallel_env
+        from llmagentos.kernel.run import _new_run_dir
+
+        spec.validate()
+        self.spec, self.quiet = spec, quiet
+        self.learner_name, self.config = make_multiagent_config(spec)
+        seed_everything(spec.seed)
+        self.env = make_parallel_env(spec.env, **spec.env_args)
+        self.eval_env = make_parallel_env(spec.env, **spec.env_args)
+        self.learner = make_learner(self.learner_name, self.env, self.config, spec.seed)
+        self.game = matrix_game(self.eval_env)
+        self.threshold = spec.threshold
+        if self.threshold is None and self.game is not None and self.game.optimal_joint_actions():
+            best = self.game.welfare(self.game.optimal_joint_actions()[0])
+            per_agent = best if self.game.common else best / self.game.n_players
+            self.threshold = per_agent * self.game.episode_length
+        self.eval_every = spec.eval_every or (max(spec.steps // 20, 1) if spec.steps else 1_000)
+        self.eval_seed = derive_seed(spec.seed, "eval")
+        self.interaction = ParallelInteraction(self.learner, self.env, seed=derive_seed(spec.seed, "env"))
+        self.curve: list[dict[str, Any]] = []
+        self.next_eval = self.eval_every
+        self.next_checkpoint = spec.checkpoint_every
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+        self.elapsed_before = 0.0
+        self.last_eval: dict[str, Any] = {}
+        self.run_dir = run_dir or _new_run_dir(spec)
+
+    def meta(self) -> dict[str, Any]:
+        return {"algo": self.learner_name, "agents": list(self.env.possible_agents),
+                "observation_spaces": [str(self.env.observation_space(a)) for a in self.env.possible_agents],
+                "action_spaces": [str(self.env.action_space(a)) for a in self.env.possible_agents],
+                "llmagentos_version": __version__}
+
+    def _budget_done(self) -> bool:
+        if self.spec.steps is not None:
+            return self.interaction.steps >= self.spec.steps
+        return self.interaction.episodes >= self.spec.episodes
+
+    def _elapsed(self) -> float:
+        return self.elapsed_before + (time.perf_counter() - self.started)
+
+    def _evaluate(self) -> dict[str, Any]:
+        per_episode = evaluate_parallel(self.learner, self.eval_env, self.spec.eval_episodes, self.eval_seed)
+        team = [float(np.mean(list(r.values()))) for r in per_episode]
+        agents = {a: float(np.mean([r[a] for r in per_episode])) for a in self.env.possible_agents}
+        return {"mean_return": float(np.mean(team)), "std_return": float(np.std(team)), "episodes": len(team),
+                "agents": agents}
+
+    def _log_eval(self, log: MetricsLog) -> None:
+        steps = self.interaction.steps
+        self.last_eval = self._evaluate()
+        self.curve.append({"step": steps, "mean_return": self.last_eval["mean_return"],
+                           "wall_seconds": round(self._elapsed(), 3)})
+        log.write("eval", steps, {"mean_return": self.last_eval["mean_return"], "std_return": self.last_eval["std_return"],
+                                  **{f"return/{a}": v for a, v in self.last_eval["agents"].items()},
+                                  "steps_per_second": steps / max(self._elapsed(), 1e-9)})
+        train = {k: self.sums[k] / self.counts[k] for k in self.sums}
+        train.update(self.learner.train_metrics())
+        if train:
+            log.write("train", steps, train)
+        self.sums, self.counts = {}, {}
+
+    def _checkpoint(self, log: MetricsLog) -> None:
+        from llmagentos.kernel.run import _global_rng_state
+
+        ckpt_dir = self.run_dir / "checkpoints"
+        steps = self.interaction.steps
+        state = {"learner": self.learner.state_dict(), "interaction": self.interaction.state(), "rng": _global_rng_state(),
+                 "kernel": {"curve": self.curve, "next_eval": self.next_eval, "next_checkpoint": self.next_checkpoint,
+                            "sums": self.sums, "counts": self.counts, "metrics_lines": log.lines,
+                            "elapsed": self._elapsed(), "last_eval": self.last_eval}}
+        log.flush()
+        save_state(ckpt_dir / f"step-{steps:012d}", state, self.meta())
+        atomic_write_json(ckpt_dir / "latest.json", {"checkpoint": f"step-{steps:012d}", "step": steps})
+        for old in sorted(ckpt_dir.glob("step-*.json"))[:-2]:
+            old.unlink(missing_ok=True)
+            old.with_suffix(".safetensors").unlink(missing_ok=True)
+
+    def _restore(self) -> int:
+        from llmagentos.kernel.run import _set_global_rng_state
+
+        pointer = self.run_dir / "checkpoints" / "latest.json"
+        if not pointer.exists():
+            return 0
+        name = json.loads(pointer.read_text())["checkpoint"]
+        state, _ = load_state(self.run_dir / "checkpoints" / name, expect=self.meta())
+        self.learner.load_state_dict(state["learner"])
+        self.interaction.load_state(state["interaction"])
+        _set_global_rng_state(state["rng"])
+        kernel = state["kernel"]
+        self.curve, self.next_eval = kernel["curve"], kernel["next_eval"]
+        self.next_checkpoint = kernel["next_checkpoint"]
+        self.sums, self.counts = kernel["sums"], kernel["counts"]
+        self.elapsed_before, self.last_eval = kernel["elapsed"], kernel["last_eval"]
+        return int(kernel["metrics_lines"])
+
+    def run(self, resuming: bool = False) -> dict[str, Any]:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if resuming:
+            keep = self._restore()
+        else:
+            atomic_write_json(self.run_dir / "job.json", dataclasses.asdict(self.spec))
+            keep = 0
+        self.started = time.perf_counter()
+        log = MetricsLog(self.run_dir, tensorboard=self.spec.tensorboard, keep_lines=keep)
+        total = self.spec.steps if self.spec.steps is not None else self.spec.episodes
+        unit = "steps" if self.spec.steps is not None else "episodes"
+        progress = Progress(total, unit, enabled=not self.quiet, label=f"{self.spec.algo} {self.spec.env} s{self.spec.seed} ")
+        seen = self.interaction.episodes
+        try:
+            while not self._budget_done():
+                for key, value in self.interaction.step().items():
+                    self.sums[key] = self.sums.get(key, 0.0) + float(value)
+                    self.counts[key] = self.counts.get(key, 0) + 1
+                while seen < self.interaction.episodes:
+                    log.write("episode", self.interaction.steps, {"episode": seen, "return": self.interaction.episode_returns[seen],
+                                                                  "length": self.interaction.episode_lengths[seen]})
+                    seen += 1
+                if self.interaction.steps >= self.next_eval and not self._budget_done():
+                    self._log_eval(log)
+                    while self.next_eval <= self.interaction.steps:
+                        self.next_eval += self.eval_every
+                # checkpoints wait for the end of an episode (episodes are reset from seeds, so that is exact)
+                if (self.next_checkpoint is not None and self.interaction.steps >= self.next_checkpoint
+                        and self.interaction.between_episodes):
+                    self._checkpoint(log)
+                    while self.next_checkpoint <= self.interaction.steps:
+                        self.next_checkpoint += self.spec.checkpoint_every
+                progress.update(self.interaction.steps if unit == "steps" else self.interaction.episodes,
+                                f"eval {self.curve[-1]['mean_return']:.2f}" if self.curve else "")
+            self._log_eval(log)
+        finally:
+            progress.close()
+            log.close()
+        summary = self._summary()
+        save_state(self.run_dir / "agent", self.learner.state_dict(), {**self.meta(), "config": to_dict(self.config)})
+        atomic_write_json(self.run_dir / "summary.json", summary)
+        return summary
+
+    def _summary(self) -> dict[str, Any]:
+        wall = self._elapsed()
+        inter = self.interaction
+        returns = inter.episode_returns
+        solved = None
+        if self.threshold is not None:
+            solved = next((p["step"] for p in self.curve if p["mean_return"] >= self.threshold - 1e-9), None)
+        evaluation = {k: v for k, v in self.last_eval.items() if k != "agents"}
+        summary = {
+            "env": self.spec.env, "algo": self.spec.algo, "seed": self.spec.seed,
+            "steps": inter.steps, "episodes": inter.episodes,
+            "wall_seconds": round(wall, 3), "steps_per_second": round(inter.steps / max(wall, 1e-9), 1),
+            "eval": evaluation, "curve": self.curve,
+            "online": {"episode_returns": returns,
+                       "mean_return_last_100": float(np.mean(returns[-100:])) if returns else None},
+            "solved_at_step": solved, "threshold": self.threshold, "run_dir": str(self.run_dir),
+            "config": to_dict(self.config), "env_args": self.spec.env_args,
+            "learner": self.learner_name,
+            "agents": {a: {"eval_mean_return": self.last_eval["agents"][a],
+                           "online_mean_return_last_100": float(np.mean(inter.agent_returns[a][-100:]))
+                           if inter.agent_returns[a] else None} for a in self.env.possible_agents},
+        }
+        if self.game is not None:
+            summary.update(greedy_outcome(self.learner, self.game, self.eval_seed))
+        return summary
+
+
+def train(spec: Any, quiet: bool = True) -> dict[str, Any]:
+    """Run one multi-agent job and return its summary; bad input leaves no run directory behind."""
+    trainer = MultiAgentTrainer(spec, quiet=quiet)
+    try:
+        return trainer.run()
+    except BaseException:
+        if not (trainer.run_dir / "checkpoints" / "latest.json").exists() and not isinstance(sys.exc_info()[1], KeyboardInterrupt):
+            shutil.rmtree(trainer.run_dir, ignore_errors=True)
+        raise
+
+
+def resume(spec: Any, run_dir: Path, quiet: bool = True) -> dict[str, Any]:
+    """Continue a multi-agent run from its last checkpoint (the caller returns finished runs' summaries)."""
+    trainer = MultiAgentTrainer(spec, run_dir=Path(run_dir), quiet=quiet)
+    try:
+        return trainer.run(resuming=True)
+    except CheckpointError:
+        raise
+
+
+def load_learner(run_dir: str | Path) -> Any:
+    """The trained multi-agent learner of a finished run (``agent.safetensors`` + ``agent.json``)."""
+    from llmagentos.envs.multiagent import make_parallel_env
+    from llmagentos.kernel.run import read_job
+
+    run_dir = Path(run_dir)
+    spec = read_job(run_dir)
+    name, config = make_multiagent_config(spec)
+    env = make_parallel_env(spec.env, **spec.env_args)
+    learner = make_learner(name, env, config, spec.seed)
+    state, _ = load_state(run_dir / "agent", expect={"algo": name, "agents": list(env.possible_agents)})
+    learner.load_state_dict(state)
+    return learner
+
+
+# -- many seeds --------------------------------------------------------------------------------------
+
+def seed_outcomes(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """``{"outcomes": {joint action: count}, "optimal_share": share of runs whose greedy joint action is optimal}``
+    over the normal-form-game runs among ``summaries`` (both None when there are none)."""
+    games = [s for s in summaries if isinstance(s, dict) and "greedy_joint_action" in s]
+    if not games:
+        return {"outcomes": None, "optimal_share": None}
+    counts = Counter(s["outcome"] for s in games)
+    rated = [s["optimal"] for s in games if s["optimal"] is not None]
+    return {"outcomes": dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "optimal_share": (sum(rated) / len(rated)) if rated else None}
+
+
+def outcome_rows(result: dict[str, Any], game: Any | None = None) -> list[list[Any]]:
+    """Rows (joint action, runs, share, payoff, Nash?, optimal?) for the terminal table of a many-seed run."""
+    outcomes = result.get("outcomes") or {}
+    total = sum(outcomes.values()) or 1
+    rows = []
+    for label, count in outcomes.items():
+        row: list[Any] = [label, count, count / total]
+        if game is not None:
+            joint = tuple(int(x) for x in label.strip("()").split(","))
+            optimal = game.optimal_joint_actions()
+            row += [game.payoffs[joint].tolist(), "yes" if joint in game.pure_nash_equilibria() else "no",
+                    ("yes" if joint in optimal else "no") if optimal else "-"]
+        rows.append(row)
+    return rows

@@ -1,0 +1,528 @@
+"""Multi-agent learners for PettingZoo Parallel worlds: independent learners, joint action learners, and the
+remedies for miscoordination in cooperative games.
+
+A multi-agent learner keeps the agent contract (:class:`~llmagentos.core.agent.Agent`) with dictionaries keyed
+by agent name: ``act({agent: obs}) -> {agent: action}``, and ``observe`` gets a
+:class:`~llmagentos.core.agent.Transition` whose fields are such dictionaries (only the agents that acted).
+
+- ``il`` — independent learners: every agent runs a single-agent learner of this project (tabular Q-learning,
+  Sarsa, DQN, PPO, ...) and treats the others as part of its world; optionally one learner shared by all.
+- ``jal`` — joint action learners (Claus & Boutilier 1998): Q over joint actions, empirical models of the
+  other agents' action frequencies, and action values as expectations under those models.
+- ``distributed-q`` — distributed (optimistic) Q-learning (Lauer & Riedmiller 2000).
+- ``hysteretic`` — hysteretic Q-learning (Matignon, Laurent & Le Fort-Piat 2007).
+- ``fmq`` — the Frequency Maximum Q heuristic (Kapetanakis & Kudenko 2002).
+- ``lenient`` — lenient learners (Panait, Sullivan & Luke 2006; leniency as in Wei & Luke 2016).
+
+The tabular learners need Discrete observation and action spaces; each agent keys its table by its *own*
+observation. Exploration is ε-greedy or Boltzmann, with ε and the temperature τ on a schedule
+(:mod:`llmagentos.core.schedules`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from llmagentos.core.agent import Agent, Transition, greedy_argmax
+from llmagentos.core.config import apply_overrides, param
+from llmagentos.core.errors import UsageError
+from llmagentos.core.schedules import make_schedule
+from llmagentos.core.seeding import derive_seed, make_rng, rng_state, set_rng_state
+
+#: the normal-form games, on which the il preset gives Q-learning the same exploration as the other learners
+MATRIX_GAME_IDS = ("llmagentos/ClimbingGame-v0", "llmagentos/PenaltyGame-v0", "llmagentos/PrisonersDilemma-v0",
+                   "llmagentos/MatchingPennies-v0", "llmagentos/RockPaperScissors-v0", "llmagentos/MatrixGame-v0")
+
+#: exploration and step size every tabular multi-agent learner starts from on the matrix games
+MATRIX_GAME_EXPLORATION: dict[str, Any] = {"alpha": 0.1, "exploration": "boltzmann", "temperature": 500.0,
+                                           "temperature_final": 0.05, "schedule": "exponential", "decay_steps": 2500}
+#: the default budget (steps) on the matrix games: ~1000 steps of near-uniform play, then τ anneals to 0.05
+MATRIX_GAME_STEPS = 3000
+
+
+class MultiAgentLearner(Agent):
+    """Base of the multi-agent learners: one object for all agents of a Parallel env, dicts in and out."""
+
+    def __init__(self, observation_spaces: dict[str, Any], action_spaces: dict[str, Any], config: Any,
+                 seed: int = 0) -> None:
+        if set(observation_spaces) != set(action_spaces) or not observation_spaces:
+            raise UsageError("a multi-agent learner needs one observation space and one action space per agent")
+        super().__init__(observation_spaces, action_spaces, config, seed)
+        self.agents = list(action_spaces)
+        self.index = {agent: i for i, agent in enumerate(self.agents)}
+
+    def act(self, observation: dict[str, Any], explore: bool = True) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def observe(self, transition: Transition) -> dict[str, float]:
+        raise NotImplementedError
+
+
+# -- independent learners -----------------------------------------------------------------------
+
+@dataclass
+class ILConfig:
+    learner: str = param("q-learning", "single-agent algorithm every agent runs (an 'agent' entry of llmagentos algos)")
+    learner_config: dict = param({}, "config overrides for that learner, as JSON, e.g. {\"alpha\": 0.1}")
+    share_parameters: bool = param(False, "one learner for all agents (identical spaces needed); "
+                                          "the agent's index is added to its observation")
+
+    PRESETS: ClassVar[dict[str, dict]] = {gid: {"learner_config": dict(MATRIX_GAME_EXPLORATION)} for gid in MATRIX_GAME_IDS}
+    DEFAULT_STEPS: ClassVar[dict[str, int]] = {gid: MATRIX_GAME_STEPS for gid in MATRIX_GAME_IDS}
+
+
+class IndependentLearners(MultiAgentLearner):
+    """Every agent learns alone with a single-agent learner; the others are part of its (non-stationary) world."""
+
+    algo = "il"
+    Config = ILConfig
+
+    def __init__(self, observation_spaces: dict[str, Any], action_spaces: dict[str, Any],
+                 config: ILConfig | None = None, seed: int = 0) -> None:
+        from llmagentos.learners import registry
+
+        config = config or ILConfig()
+        super().__init__(observation_spaces, action_spaces, config, seed)
+        entry = registry.get(config.learner, kinds=("agent",))
+        learner_cls = registry.load(entry.target)
+        learner_config = apply_overrides(registry.load(entry.config)(), dict(config.learner_config),
+                                         owner=f"il learner_config for {config.learner}")
+        self.learner_name = config.learner
+        self.shared = config.share_parameters
+        if self.shared:
+            first = self.agents[0]
+            for agent in self.agents[1:]:
+                if (str(observation_spaces[agent]) != str(observation_spaces[first])
+                        or str(action_spaces[agent]) != str(action_spaces[first])):
+                    raise UsageError("share_parameters needs every agent to have the same observation and action "
+                                     f"spaces; {agent} differs from {first}")
+            obs_space = _with_agent_index(observation_spaces[first], len(self.agents))
+            one = learner_cls(obs_space, action_spaces[first], learner_config, seed=derive_seed(seed, "shared"))
+            self.learners = {agent: one for agent in self.agents}
+            self.batched = bool(getattr(learner_cls, "supports_vector_env", False))
+        else:
+            self.learners = {agent: learner_cls(observation_spaces[agent], action_spaces[agent], learner_config,
+                                                seed=derive_seed(seed, "agent", i))
+                             for i, agent in enumerate(self.agents)}
+            self.batched = False
+
+    def _own(self, agent: str, observation: Any) -> Any:
+        """What the agent's learner sees: its observation, plus its index when the learner is shared."""
+        if not self.shared:
+            return observation
+        return _add_agent_index(observation, self.index[agent], len(self.agents),
+                                self.observation_space[agent])
+
+    def act(self, observation: dict[str, Any], explore: bool = True) -> dict[str, Any]:
+        if self.batched and len(observation) > 1:
+            # a vector-capable shared learner sees the agents as the sub-envs of one vector env
+            names = list(observation)
+            batch = np.stack([np.asarray(self._own(a, observation[a])) for a in names])
+            actions = self.learners[names[0]].act(batch, explore=explore)
+            return {a: _scalar(actions[k]) for k, a in enumerate(names)}
+        return {a: self.learners[a].act(self._own(a, obs), explore=explore) for a, obs in observation.items()}
+
+    def observe(self, transition: Transition) -> dict[str, float]:
+        names = [a for a in transition.action if a in transition.next_observation]
+        if self.batched and len(names) > 1:
+            t = transition
+            return self.learners[names[0]].observe(Transition(
+                np.stack([np.asarray(self._own(a, t.observation[a])) for a in names]),
+                np.asarray([t.action[a] for a in names]),
+                np.asarray([t.reward[a] for a in names], dtype=np.float64),
+                np.stack([np.asarray(self._own(a, t.next_observation[a])) for a in names]),
+                np.asarray([t.terminated[a] for a in names]), np.asarray([t.truncated[a] for a in names]), {}))
+        metrics: dict[str, float] = {}
+        for a in names:
+            t = transition
+            out = self.learners[a].observe(Transition(self._own(a, t.observation[a]), t.action[a], float(t.reward[a]),
+                                                      self._own(a, t.next_observation[a]), bool(t.terminated[a]),
+                                                      bool(t.truncated[a]), t.info.get(a, {}) if t.info else {}))
+            for key, value in out.items():
+                metrics[key] = metrics.get(key, 0.0) + float(value) / len(names)
+        return metrics
+
+    def end_episode(self) -> None:
+        for learner in self._unique():
+            learner.end_episode()
+
+    def _unique(self) -> list[Agent]:
+        return [self.learners[self.agents[0]]] if self.shared else [self.learners[a] for a in self.agents]
+
+    def train_metrics(self) -> dict[str, float]:
+        return self._unique()[0].train_metrics()
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.shared:
+            return {"shared": self.learners[self.agents[0]].state_dict()}
+        return {"agents": {a: self.learners[a].state_dict() for a in self.agents}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.shared:
+            if "shared" not in state:
+                raise UsageError("checkpoint holds one learner per agent, but this il config shares parameters")
+            self.learners[self.agents[0]].load_state_dict(state["shared"])
+            return
+        if "agents" not in state or set(state["agents"]) != set(self.agents):
+            raise UsageError(f"checkpoint holds learners for {sorted(state.get('agents', {}))}, not {sorted(self.agents)}")
+        for a in self.agents:
+            self.learners[a].load_state_dict(state["agents"][a])
+
+
+def _with_agent_index(space: Any, n_agents: int) -> Any:
+    from gymnasium import spaces
+
+    if isinstance(space, spaces.Discrete):
+        return spaces.Discrete(int(space.n) * n_agents)
+    if isinstance(space, spaces.Box) and len(space.shape) == 1:
+        low = np.concatenate([space.low, np.zeros(n_agents, dtype=space.dtype)])
+        high = np.concatenate([space.high, np.ones(n_agents, dtype=space.dtype)])
+        return spaces.Box(low, high, dtype=space.dtype)
+    raise UsageError(f"share_parameters supports Discrete and flat Box observations, got {space}")
+
+
+def _add_agent_index(observation: Any, index: int, n_agents: int, space: Any) -> Any:
+    from gymnasium import spaces
+
+    if isinstance(space, spaces.Discrete):
+        return np.array(int(observation) * n_agents + index, dtype=np.int64)  # s' = s·N + i
+    one_hot = np.zeros(n_agents, dtype=space.dtype)
+    one_hot[index] = 1
+    return np.concatenate([np.asarray(observation, dtype=space.dtype), one_hot])
+
+
+def _scalar(action: Any) -> Any:
+    value = np.asarray(action)
+    return int(value) if value.ndim == 0 and np.issubdtype(value.dtype, np.integer) else value
+
+
+# -- tabular multi-agent learners -----------------------------------------------------------------
+
+@dataclass
+class TabularMAConfig:
+    """Step size, discount and exploration shared by the tabular multi-agent learners."""
+
+    DEFAULT_STEPS: ClassVar[dict[str, int]] = {gid: MATRIX_GAME_STEPS for gid in MATRIX_GAME_IDS}
+
+    alpha: float = param(0.1, "step size α")
+    gamma: float = param(0.95, "discount γ (one-step matrix games end every episode, so it does not matter there)")
+    exploration: Literal["epsilon-greedy", "boltzmann"] = param("boltzmann", "behaviour policy")
+    epsilon: float = param(0.1, "ε of ε-greedy exploration (start value when it decays)")
+    epsilon_final: float | None = param(None, "final ε of a decaying schedule (None keeps ε constant)")
+    temperature: float = param(500.0, "Boltzmann temperature τ (start value when it decays)")
+    temperature_final: float | None = param(0.05, "final τ of a decaying schedule (None keeps τ constant)")
+    schedule: Literal["constant", "linear", "exponential"] = param("exponential", "shape of every decaying schedule")
+    decay_steps: int = param(2500, "steps over which decaying schedules move from start to final")
+    initial_value: float = param(0.0, "initial value of every table entry")
+
+    def validate(self) -> None:
+        if not 0.0 < self.alpha <= 1.0:
+            raise UsageError(f"alpha must be in (0, 1], got {self.alpha}")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise UsageError(f"gamma must be in [0, 1], got {self.gamma}")
+        if not 0.0 <= self.epsilon <= 1.0 or not 0.0 <= (self.epsilon_final or 0.0) <= 1.0:
+            raise UsageError(f"epsilon and epsilon_final must be in [0, 1], got {self.epsilon}, {self.epsilon_final}")
+        if self.temperature <= 0 or (self.temperature_final is not None and self.temperature_final <= 0):
+            raise UsageError(f"temperatures must be > 0, got {self.temperature}, {self.temperature_final}")
+        if self.decay_steps <= 0:
+            raise UsageError(f"decay_steps must be > 0, got {self.decay_steps}")
+
+
+class TabularMultiAgentLearner(MultiAgentLearner):
+    """Per-agent tables over each agent's own (Discrete) observation, one generator, shared exploration.
+
+    Subclasses define ``values(i, s)`` (what actions are chosen by), ``update(...)`` (the learning rule) and the
+    tables they keep (:attr:`tables`, saved and restored by name).
+    """
+
+    Config = TabularMAConfig
+    #: names of the per-agent lists of numpy arrays that make up the learner's memory
+    tables: ClassVar[tuple[str, ...]] = ("q",)
+
+    def __init__(self, observation_spaces: dict[str, Any], action_spaces: dict[str, Any], config: Any = None,
+                 seed: int = 0) -> None:
+        from gymnasium import spaces
+
+        config = config or self.Config()
+        super().__init__(observation_spaces, action_spaces, config, seed)
+        for agent in self.agents:
+            if not isinstance(observation_spaces[agent], spaces.Discrete) or not isinstance(action_spaces[agent], spaces.Discrete):
+                raise UsageError(f"{self.algo} needs Discrete observation and action spaces, but {agent} has "
+                                 f"{observation_spaces[agent]} and {action_spaces[agent]}; use il with a deep learner")
+        self.n_states = [int(observation_spaces[a].n) for a in self.agents]
+        self.n_actions = [int(action_spaces[a].n) for a in self.agents]
+        self.q = [np.full((ns, na), config.initial_value, dtype=np.float64) for ns, na in zip(self.n_states, self.n_actions)]
+        self.rng = make_rng(seed)
+        self.t = 0
+        self.alpha = config.alpha
+        self.epsilon = make_schedule(config.schedule, config.epsilon, config.epsilon_final, config.decay_steps)
+        self.temperature = make_schedule(config.schedule, config.temperature, config.temperature_final, config.decay_steps)
+
+    # -- choosing ---------------------------------------------------------------------------------
+    def values(self, i: int, s: int) -> np.ndarray:
+        """Agent i's values of its own actions in its state s (what the behaviour and greedy policies rank)."""
+        return self.q[i][s]
+
+    def greedy_action(self, i: int, s: int) -> int:
+        return greedy_argmax(self.values(i, s), self.rng)
+
+    def policy(self, i: int, s: int) -> np.ndarray:
+        """Agent i's behaviour policy π_i(·|s) at the current step."""
+        v = self.values(i, s)
+        if self.config.exploration == "boltzmann":
+            z = np.exp((v - v.max()) / self.temperature(self.t))  # π(a) ∝ exp(Q(a)/τ)
+            return z / z.sum()
+        best = v == v.max()
+        eps = self.epsilon(self.t)
+        return (1.0 - eps) * best / best.sum() + eps / len(v)
+
+    def act(self, observation: dict[str, Any], explore: bool = True) -> dict[str, int]:
+        actions = {}
+        for agent, obs in observation.items():
+            i, s = self.index[agent], int(obs)
+            if not explore:
+                actions[agent] = self.greedy_action(i, s)
+            elif self.config.exploration == "boltzmann":
+                actions[agent] = int(self.rng.choice(self.n_actions[i], p=self.policy(i, s)))
+            elif self.rng.random() < self.epsilon(self.t):
+                actions[agent] = int(self.rng.integers(self.n_actions[i]))
+            else:
+                actions[agent] = self.greedy_action(i, s)
+        return actions
+
+    # -- learning ---------------------------------------------------------------------------------
+    def observe(self, transition: Transition) -> dict[str, float]:
+        t = transition
+        joint = [int(t.action[a]) if a in t.action else -1 for a in self.agents]
+        deltas = []
+        for agent in t.action:
+            if agent not in t.next_observation:
+                continue
+            i = self.index[agent]
+            deltas.append(self.update(i, int(t.observation[agent]), joint, float(t.reward[agent]),
+                                      int(t.next_observation[agent]), bool(t.terminated[agent])))
+        self.t += 1
+        return {"td_error": float(np.mean(deltas))} if deltas else {}
+
+    def bootstrap(self, i: int, s_next: int, terminated: bool) -> float:
+        """max_a' of agent i's values in s' (0 when s' is terminal; a time limit still bootstraps)."""
+        return 0.0 if terminated else float(self.values(i, s_next).max())
+
+    def update(self, i: int, s: int, joint: list[int], r: float, s_next: int, terminated: bool) -> float:
+        """Learn from agent i's step; returns its TD error δ."""
+        raise NotImplementedError
+
+    def train_metrics(self) -> dict[str, float]:
+        if self.config.exploration == "boltzmann":
+            return {"temperature": self.temperature(self.t)}
+        return {"epsilon": self.epsilon(self.t)}
+
+    # -- state ------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"t": self.t, "rng": rng_state(self.rng)}
+        for name in self.tables:
+            state[name] = [array.copy() for array in getattr(self, name)]
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in self.tables:
+            arrays = [np.asarray(a) for a in state[name]]
+            mine = getattr(self, name)
+            if len(arrays) != len(mine) or any(a.shape != m.shape for a, m in zip(arrays, mine)):
+                raise UsageError(f"checkpoint table {name!r} has shapes {[a.shape for a in arrays]}, "
+                                 f"this {self.algo} learner needs {[m.shape for m in mine]}")
+            setattr(self, name, [a.astype(m.dtype, copy=True) for a, m in zip(arrays, mine)])
+        self.t = int(state["t"])
+        set_rng_state(self.rng, state["rng"])
+
+
+# -- joint action learners ------------------------------------------------------------------------
+
+@dataclass
+class JALConfig(TabularMAConfig):
+    pass
+
+
+class JointActionLearners(TabularMultiAgentLearner):
+    """Claus & Boutilier (1998): each agent learns Q_i(s, a_1..a_n) over joint actions and counts C_i(s, j, a_j)
+    of every other agent's actions; it ranks its own actions by EV_i(s, a_i) = Σ_{a_−i} Q_i(s, a_i, a_−i) Π_j f_j(a_j),
+    with f_j = C_i(s, j, ·) / Σ C_i(s, j, ·) the empirical frequencies (uniform before any count)."""
+
+    algo = "jal"
+    Config = JALConfig
+    tables = ("q", "counts")
+
+    def __init__(self, observation_spaces: dict[str, Any], action_spaces: dict[str, Any],
+                 config: JALConfig | None = None, seed: int = 0) -> None:
+        super().__init__(observation_spaces, action_spaces, config, seed)
+        self.q = [np.full((ns, *self.n_actions), self.config.initial_value) for ns in self.n_states]
+        # counts[i][s, j, a]: how often agent i saw agent j play a in i's state s (row i unused)
+        self.counts = [np.zeros((ns, len(self.agents), max(self.n_actions))) for ns in self.n_states]
+
+    def model(self, i: int, s: int, j: int) -> np.ndarray:
+        """Agent i's empirical model f_j(·) of agent j's actions in i's state s."""
+        c = self.counts[i][s, j, : self.n_actions[j]]
+        total = c.sum()
+        return c / total if total > 0 else np.full(self.n_actions[j], 1.0 / self.n_actions[j])
+
+    def values(self, i: int, s: int) -> np.ndarray:
+        ev = np.moveaxis(self.q[i][s], i, 0)  # axes: own action, then the others in agent order
+        for j in reversed([j for j in range(len(self.agents)) if j != i]):
+            ev = ev @ self.model(i, s, j)  # contract the last remaining other-agent axis with f_j
+        return ev
+
+    def update(self, i: int, s: int, joint: list[int], r: float, s_next: int, terminated: bool) -> float:
+        for j, a_j in enumerate(joint):
+            if j != i and a_j >= 0:
+                self.counts[i][s, j, a_j] += 1.0
+        index = (s, *[max(a, 0) for a in joint])
+        delta = r + self.config.gamma * self.bootstrap(i, s_next, terminated) - self.q[i][index]
+        self.q[i][index] += self.alpha * delta  # Q(s,a) += α[r + γ max_a_i' EV(s',a_i') − Q(s,a)]
+        return float(delta)
+
+
+# -- remedies for miscoordination ------------------------------------------------------------------
+
+@dataclass
+class DistributedQConfig(TabularMAConfig):
+    pass
+
+
+class DistributedQLearning(TabularMultiAgentLearner):
+    """Lauer & Riedmiller (2000): optimistic updates q_i(s,a_i) ← max(q_i(s,a_i), r + γ max q_i(s',·)) that never
+    lower a value, and a policy π_i(s) that changes only when the best value of s improves, so that agents agree
+    on one optimal joint action even when several exist. Exact for deterministic cooperative games."""
+
+    algo = "distributed-q"
+    Config = DistributedQConfig
+    tables = ("q", "pi")
+
+    def __init__(self, observation_spaces: dict[str, Any], action_spaces: dict[str, Any],
+                 config: DistributedQConfig | None = None, seed: int = 0) -> None:
+        super().__init__(observation_spaces, action_spaces, config, seed)
+        self.pi = [np.full(ns, -1, dtype=np.int64) for ns in self.n_states]  # −1: no policy yet
+
+    def greedy_action(self, i: int, s: int) -> int:
+        chosen = int(self.pi[i][s])
+        return chosen if chosen >= 0 else super().greedy_action(i, s)
+
+    def update(self, i: int, s: int, joint: list[int], r: float, s_next: int, terminated: bool) -> float:
+        a = joint[i]
+        target = r + self.config.gamma * self.bootstrap(i, s_next, terminated)
+        delta = target - self.q[i][s, a]
+        best_before = self.q[i][s].max()
+        self.q[i][s, a] = max(self.q[i][s, a], target)  # q(s,a) ← max(q(s,a), r + γ max_a' q(s',a'))
+        if self.q[i][s].max() > best_before or self.pi[i][s] < 0:
+            self.pi[i][s] = a  # π(s) changes only when max_a q(s,a) improves
+        return float(delta)
+
+
+@dataclass
+class HystereticConfig(TabularMAConfig):
+    beta: float = param(0.01, "step size β < α for negative TD errors (the 'decrease rate')")
+
+    def validate(self) -> None:
+        super().validate()
+        if not 0.0 <= self.beta <= self.alpha:
+            raise UsageError(f"beta must be in [0, alpha] (it is the smaller step for bad news), got {self.beta}")
+
+
+class HystereticQLearning(TabularMultiAgentLearner):
+    """Matignon, Laurent & Le Fort-Piat (2007): Q-learning with two step sizes, α for good news and β < α for bad
+    news, so a teammate's exploratory blunder lowers a value only a little."""
+
+    algo = "hysteretic"
+    Config = HystereticConfig
+
+    def update(self, i: int, s: int, joint: list[int], r: float, s_next: int, terminated: bool) -> float:
+        a = joint[i]
+        delta = r + self.config.gamma * self.bootstrap(i, s_next, terminated) - self.q[i][s, a]
+        self.q[i][s, a] += (self.alpha if delta >= 0 else self.config.beta) * delta  # Q += (α if δ ≥ 0 else β) δ
+        return float(delta)
+
+
+@dataclass
+class FMQConfig(TabularMAConfig):
+    weight: float = param(10.0, "c, the weight of the heuristic: EV(a) = Q(a) + c · freq(maxR(a)) · maxR(a)")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.weight < 0:
+            raise UsageError(f"weight must be ≥ 0, got {self.weight}")
+
+
+class FrequencyMaximumQ(TabularMultiAgentLearner):
+    """Kapetanakis & Kudenko (2002): rank actions by EV(a) = Q(a) + c · freq(maxR(a)) · maxR(a), where maxR(a) is
+    the best reward seen after a and freq the share of a's plays that earned it. Defined for single-stage games;
+    in states, maxR and freq are kept per (s, a) and the immediate reward is used."""
+
+    algo = "fmq"
+    Config = FMQConfig
+    tables = ("q", "max_reward", "max_count", "count")
+
+    def __init__(self, observation_spaces: dict[str, Any], action_spaces: dict[str, Any],
+                 config: FMQConfig | None = None, seed: int = 0) -> None:
+        super().__init__(observation_spaces, action_spaces, config, seed)
+        self.max_reward = [np.zeros_like(q) for q in self.q]
+        self.max_count = [np.zeros_like(q) for q in self.q]
+        self.count = [np.zeros_like(q) for q in self.q]
+
+    def values(self, i: int, s: int) -> np.ndarray:
+        freq = np.divide(self.max_count[i][s], self.count[i][s], out=np.zeros(self.n_actions[i]),
+                         where=self.count[i][s] > 0)
+        return self.q[i][s] + self.config.weight * freq * self.max_reward[i][s]  # EV = Q + c·freq·maxR
+
+    def bootstrap(self, i: int, s_next: int, terminated: bool) -> float:
+        return 0.0 if terminated else float(self.q[i][s_next].max())
+
+    def update(self, i: int, s: int, joint: list[int], r: float, s_next: int, terminated: bool) -> float:
+        a = joint[i]
+        if self.count[i][s, a] == 0 or r > self.max_reward[i][s, a]:
+            self.max_reward[i][s, a], self.max_count[i][s, a] = r, 1.0
+        elif r == self.max_reward[i][s, a]:
+            self.max_count[i][s, a] += 1.0
+        self.count[i][s, a] += 1.0
+        delta = r + self.config.gamma * self.bootstrap(i, s_next, terminated) - self.q[i][s, a]
+        self.q[i][s, a] += self.alpha * delta  # Q(a) += α[r + γ max Q(s',·) − Q(a)]
+        return float(delta)
+
+
+@dataclass
+class LenientConfig(TabularMAConfig):
+    leniency: float = param(2.0, "K, the leniency moderation: a bad update is ignored with probability 1 − exp(−K·T(s,a))")
+    lenient_temperature: float = param(50.0, "T(s,a) at the start: how forgiving every pair begins")
+    lenient_decay: float = param(0.995, "ν: T(s,a) ← ν·T(s,a) after each update of (s,a), so leniency fades")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.leniency < 0 or self.lenient_temperature < 0:
+            raise UsageError("leniency and lenient_temperature must be ≥ 0")
+        if not 0.0 < self.lenient_decay <= 1.0:
+            raise UsageError(f"lenient_decay must be in (0, 1], got {self.lenient_decay}")
+
+
+class LenientLearners(TabularMultiAgentLearner):
+    """Panait, Sullivan & Luke (2006), in the form of Wei & Luke (2016): each (s, a) has a temperature T(s,a); an
+    update that would lower Q(s,a) is ignored with probability l = 1 − exp(−K·T(s,a)), and T(s,a) decays with each
+    update, so agents forgive teammates' early exploration and become exact Q-learners later."""
+
+    algo = "lenient"
+    Config = LenientConfig
+    tables = ("q", "lenient_t")
+
+    def __init__(self, observation_spaces: dict[str, Any], action_spaces: dict[str, Any],
+                 config: LenientConfig | None = None, seed: int = 0) -> None:
+        super().__init__(observation_spaces, action_spaces, config, seed)
+        self.lenient_t = [np.full_like(q, self.config.lenient_temperature) for q in self.q]
+
+    def update(self, i: int, s: int, joint: list[int], r: float, s_next: int, terminated: bool) -> float:
+        a = joint[i]
+        delta = r + self.config.gamma * self.bootstrap(i, s_next, terminated) - self.q[i][s, a]
+        leniency = 1.0 - np.exp(-self.config.leniency * self.lenient_t[i][s, a])  # l(s,a) = 1 − e^{−K·T(s,a)}
+        if delta > 0 or self.rng.random() > leniency:
+            self.q[i][s, a] += self.alpha * delta  # Q += αδ, unless a negative δ is forgiven
+        self.lenient_t[i][s, a] *= self.config.lenient_decay  # T(s,a) ← ν·T(s,a)
+        return float(delta)
