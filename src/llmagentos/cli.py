@@ -208,6 +208,14 @@ def emit_sweep(result: dict[str, Any], as_json: bool) -> None:
         print_table(["seed", "params", "status", "steps", "eval return", "run directory / error"], rows)
         click.echo(f"sweep directory: {result['out']} ({len(result['skipped'])} skipped as already finished, "
                    f"{len(result['failed'])} failed)")
+        if result.get("outcomes"):  # multi-agent normal-form games: where the seeds' greedy joint actions landed
+            from llmagentos.kernel.multiagent_run import outcome_rows, sweep_game
+
+            click.echo("")
+            print_table(["greedy joint action", "runs", "share", "payoff", "Nash", "optimal"],
+                        outcome_rows(result, sweep_game(result)))
+            if result.get("optimal_share") is not None:
+                click.echo(f"optimal share: {result['optimal_share']:.3f}")
     if result["failed"]:
         for failed in result["failed"]:
             click.echo(f"llmagentos: job {failed['job']} (seed {failed['seed']}) failed: {failed['error']}", err=True)

@@ -165,6 +165,10 @@ JOB_KINDS: dict[str, JobKind] = {k.name: k for k in [
     JobKind("multitask", "llmagentos.kernel.multitask:MultiTaskBlock", "llmagentos.kernel.multitask:run_multitask_job",
             "Multi-task learning on a task family (hard/soft/conditioned sharing) against independent learners.",
             validate="llmagentos.kernel.multitask:validate_block", aggregate="llmagentos.kernel.multitask:aggregate"),
+    JobKind("multiagent", "llmagentos.kernel.multiagent_run:multiagent_block_type", "llmagentos.kernel.sweep:run_train_job",
+            "Multi-agent learning on a PettingZoo world (il, jal, distributed-q, hysteretic, fmq, lenient); matrix games add outcome counts.",
+            validate="llmagentos.kernel.multiagent_run:validate_multiagent_block",
+            aggregate="llmagentos.kernel.multiagent_run:seed_outcomes", algo_kinds=("multiagent",)),
 ]}
 
 

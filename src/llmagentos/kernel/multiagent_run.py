@@ -403,3 +403,61 @@ def outcome_rows(result: dict[str, Any], game: Any | None = None) -> list[list[A
                     ("yes" if joint in optimal else "no") if optimal else "-"]
         rows.append(row)
     return rows
+
+
+# -- the "multiagent" job kind of experiment specs (and of `llmagentos train --seeds`) ---------------
+
+def multiagent_algorithms() -> list[str]:
+    return [name for name, e in registry.ALGORITHMS.items() if e.kind == "multiagent"]
+
+
+def multiagent_block_type() -> Any:
+    """The spec block of a multi-agent job: the train block's fields, ``config`` typed by the chosen algorithm."""
+    import typing
+
+    from pydantic import Field
+
+    from llmagentos.config import train_block_model
+
+    models = tuple(train_block_model(a) for a in multiagent_algorithms())
+    return typing.Annotated[typing.Union[models], Field(discriminator="algo")]  # type: ignore[valid-type]
+
+
+def validate_multiagent_block(raw: Any) -> Any:
+    """The block checked in order: a mapping, a multi-agent algorithm, field types, the budget and config values,
+    then the world (it is made once, so a wrong ``env_args`` is refused before any job starts)."""
+    from llmagentos.config import train_block_model, validate_model
+    from llmagentos.envs.multiagent import make_parallel_env
+    from llmagentos.kernel.run import make_config
+    from llmagentos.kernel.sweep import train_spec_from_block
+
+    if not isinstance(raw, dict):
+        raise UsageError(f"invalid spec: multiagent: expected a mapping of train fields, got {type(raw).__name__}")
+    algo = raw.get("algo")
+    choices = multiagent_algorithms()
+    if algo not in choices:
+        raise UsageError(f"invalid spec: multiagent.algo: {algo!r} is not a multi-agent algorithm; choose one of: "
+                         f"{', '.join(choices)}")
+    block = validate_model(train_block_model(algo), raw, "multiagent")
+    spec = train_spec_from_block(block, seed=0, out=None)
+    try:
+        spec.validate()
+        is_multiagent_job(spec.env, spec.algo)
+        make_config(spec.algo, spec.config, spec.env)
+        make_parallel_env(spec.env, **spec.env_args).close()
+    except UsageError as err:
+        raise UsageError(f"invalid spec: multiagent: {err}") from None
+    return block
+
+
+def sweep_game(result: dict[str, Any]) -> Any | None:
+    """The normal-form game of a many-seed result (made from its first finished run), for labelling outcomes."""
+    from llmagentos.envs.multiagent import make_parallel_env
+
+    run = next((r for r in result.get("runs", []) if isinstance(r, dict) and "greedy_joint_action" in r), None)
+    if run is None:
+        return None
+    try:
+        return matrix_game(make_parallel_env(run["env"], **run.get("env_args", {})))
+    except UsageError:
+        return None
