@@ -84,16 +84,10 @@ def _worker_init() -> None:
     # one thread per worker: N workers on N cores, and floating-point results that do not depend on the pool
     os.environ["OMP_NUM_THREADS"] = "1"
     os.environ["MKL_NUM_THREADS"] = "1"
+    # torch reads OMP_NUM_THREADS when a job first imports it; one already imported is told directly
     torch = sys.modules.get("torch")
-    if torch is not None:
+    if torch is not None and torch.get_num_threads() != 1:
         torch.set_num_threads(1)
-    else:
-        import importlib.util
-
-        if importlib.util.find_spec("torch") is not None:
-            import torch as _torch
-
-            _torch.set_num_threads(1)
 
 
 def _call_in_worker(function: Callable[[Any], Any], index: int, job: Any) -> Any:
@@ -133,11 +127,20 @@ def run_jobs(function: Callable[[Any], Any], jobs: Sequence[Any], backend: str =
     return _run_ray(function, jobs, workers, ray_address, on_result)
 
 
+#: imported once by the fork server, so that each worker forked from it starts with them (no torch here)
+FORKSERVER_PRELOAD = ["numpy", "llmagentos.config", "llmagentos.kernel.run", "llmagentos.kernel.sweep"]
+
+
 def _mp_context():
+    # forkserver: workers fork from a clean single-threaded server, never from this process, whose
+    # threads (torch's pool, Ray's) would not survive a fork; spawn where there is no forkserver
     import multiprocessing
 
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(FORKSERVER_PRELOAD)
+    return context
 
 
 def _run_processes(function, jobs: list[Any], workers: int | None, on_result: ResultCallback | None) -> list[Any]:
