@@ -78,6 +78,14 @@ def is_discrete(space: Any) -> bool:
 
 def greedy_argmax(values: np.ndarray, rng: np.random.Generator) -> int:
     """argmax with ties broken uniformly at random by ``rng`` (the agent's own generator)."""
+    if values.ndim == 1 and values.size <= 64:
+        # small rows (tabular agents, every step): list operations beat numpy's per-call overhead
+        row = values.tolist()
+        top = max(row)
+        if row.count(top) == 1:
+            return row.index(top)
+        tied = [i for i, v in enumerate(row) if v == top]
+        return tied[int(rng.integers(len(tied)))]
     best = np.flatnonzero(values == values.max())
     if len(best) == 1:
         return int(best[0])

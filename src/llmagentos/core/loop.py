@@ -42,21 +42,28 @@ class Interaction:
         self.observation, _ = env.reset(seed=seed)
         self._running_return = np.zeros(self.num_envs)
         self._running_length = np.zeros(self.num_envs, dtype=np.int64)
+        # a single env's running episode as Python scalars: this is the per-step hot path
+        self._return0 = 0.0
+        self._length0 = 0
 
     def step(self) -> dict[str, float]:
         """One call to the env (n transitions for a vector env); returns the agent's training metrics."""
-        action = self.agent.act(self.observation, explore=True)
+        agent = self.agent
+        observation = self.observation
+        action = agent.act(observation, explore=True)
         next_obs, reward, terminated, truncated, info = self.env.step(action)
         if self.vector:
             return self._vector_step(action, next_obs, reward, terminated, truncated, info)
-        metrics = self.agent.observe(Transition(self.observation, action, float(reward), next_obs,
-                                                bool(terminated), bool(truncated), info))
+        reward = float(reward)
+        terminated = bool(terminated)
+        truncated = bool(truncated)
+        metrics = agent.observe(Transition(observation, action, reward, next_obs, terminated, truncated, info))
         self.steps += 1
-        self._running_return[0] += float(reward)
-        self._running_length[0] += 1
+        self._return0 += reward
+        self._length0 += 1
         if terminated or truncated:
-            self.agent.end_episode()
-            self._finish(0)
+            agent.end_episode()
+            self._finish_single()
             self.observation, _ = self.env.reset()
         else:
             self.observation = next_obs
@@ -81,6 +88,13 @@ class Interaction:
         self.observation = next_obs
         return metrics
 
+    def _finish_single(self) -> None:
+        self.episode_returns.append(self._return0)
+        self.episode_lengths.append(self._length0)
+        self.episodes += 1
+        self._return0 = 0.0
+        self._length0 = 0
+
     def _finish(self, index: int) -> None:
         self.episode_returns.append(float(self._running_return[index]))
         self.episode_lengths.append(int(self._running_length[index]))
@@ -95,8 +109,8 @@ class Interaction:
             "episodes": self.episodes,
             "episode_returns": list(self.episode_returns),
             "episode_lengths": list(self.episode_lengths),
-            "running_return": self._running_return.tolist(),
-            "running_length": self._running_length.tolist(),
+            "running_return": self._running_return.tolist() if self.vector else [self._return0],
+            "running_length": self._running_length.tolist() if self.vector else [self._length0],
             "observation": env_state._encode(np.asarray(self.observation))[1],
             "env": env_state.snapshot(self.env),
         }
@@ -108,6 +122,8 @@ class Interaction:
         self.episode_lengths = list(state["episode_lengths"])
         self._running_return = np.array(state["running_return"], dtype=np.float64)
         self._running_length = np.array(state["running_length"], dtype=np.int64)
+        self._return0 = float(self._running_return[0])
+        self._length0 = int(self._running_length[0])
         obs = env_state._decode(state["observation"])
         self.observation = obs.item() if obs.ndim == 0 and not self.vector else obs
         env_state.restore(self.env, state["env"])

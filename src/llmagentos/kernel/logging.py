@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import struct
+import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 
 class MetricsLog:
@@ -19,24 +25,22 @@ class MetricsLog:
             kept = self.path.read_text().splitlines()[:keep_lines]
             self.path.write_text("".join(line + "\n" for line in kept))
         self.lines = sum(1 for _ in open(self.path)) if self.path.exists() else 0
-        self._file = open(self.path, "a", buffering=1)
-        self._writer = None
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self._writer = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
-            except Exception:  # TensorBoard is optional at run time: metrics.jsonl is the record
-                self._writer = None
+        # block-buffered: a flush per line costs a system call per episode; flush() runs at every checkpoint
+        self._file = open(self.path, "a")
+        self._writer = EventWriter(Path(run_dir) / "tensorboard") if tensorboard else None
 
     def write(self, kind: str, step: int, values: dict[str, Any]) -> None:
         record = {"kind": kind, "step": int(step), **values}
         self._file.write(json.dumps(record) + "\n")
         self.lines += 1
         if self._writer is not None:
-            for key, value in values.items():
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    self._writer.add_scalar(f"{kind}/{key}", value, int(step))
+            scalars = [(f"{kind}/{key}", value) for key, value in values.items()
+                       if isinstance(value, (int, float)) and not isinstance(value, bool)]
+            if scalars:
+                self._writer.add_scalars(scalars, int(step))
+        if kind != "episode":
+            # evaluations and the like are rare: make them visible at once (episodes wait for the next one)
+            self.flush()
 
     def flush(self) -> None:
         self._file.flush()
@@ -47,3 +51,108 @@ class MetricsLog:
         self._file.close()
         if self._writer is not None:
             self._writer.close()
+
+
+# -- TensorBoard event files ----------------------------------------------------------------------
+# A run logs a record per episode, so the writer must be cheap: events are encoded by hand (the Event
+# and Summary protobuf wire format) and their CRC32C checksums computed for a whole batch at once with
+# numpy, instead of torch's SummaryWriter (a torch import, protobuf objects and a pure-Python CRC per scalar).
+
+def _crc32c_table() -> np.ndarray:
+    table = np.zeros(256, dtype=np.uint32)
+    for i in range(256):
+        crc = i
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
+        table[i] = crc
+    return table
+
+
+_CRC_TABLE = _crc32c_table()
+
+
+def masked_crc32c_batch(chunks: list[bytes]) -> np.ndarray:
+    """TFRecord's masked CRC32C (Castagnoli) of every chunk, one numpy pass per byte position."""
+    lengths = np.fromiter((len(c) for c in chunks), dtype=np.int64, count=len(chunks))
+    width = int(lengths.max()) if len(chunks) else 0
+    data = np.zeros((len(chunks), width), dtype=np.uint8)
+    for i, chunk in enumerate(chunks):
+        data[i, :len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
+    crc = np.full(len(chunks), 0xFFFFFFFF, dtype=np.uint32)
+    for j in range(width):
+        updated = _CRC_TABLE[(crc ^ data[:, j]) & 0xFF] ^ (crc >> np.uint32(8))
+        crc = np.where(lengths > j, updated, crc)
+    crc ^= np.uint32(0xFFFFFFFF)
+    return (((crc >> np.uint32(15)) | (crc << np.uint32(17))) + np.uint32(0xA282EAD8)).astype(np.uint32)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    value &= (1 << 64) - 1  # int64 fields encode negatives as ten-byte two's complement
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+_VALUE_PREFIX: dict[str, bytes] = {}
+
+
+def _value_prefix(tag: str) -> bytes:
+    """The bytes of ``Summary.value`` up to its float: constant per tag, so built once."""
+    prefix = _VALUE_PREFIX.get(tag)
+    if prefix is None:
+        tag_field = _field(1, tag.encode())
+        prefix = _varint(1 << 3 | 2) + _varint(len(tag_field) + 5) + tag_field + b"\x15"
+        _VALUE_PREFIX[tag] = prefix
+    return prefix
+
+
+def encode_scalar_event(scalars: list[tuple[str, float]], step: int, wall_time: float) -> bytes:
+    """``Event(wall_time, step, summary=Summary(value=[Value(tag, simple_value), ...]))`` in protobuf wire format."""
+    summary = b"".join(_value_prefix(tag) + struct.pack("<f", float(value)) for tag, value in scalars)
+    return b"\x09" + struct.pack("<d", wall_time) + b"\x10" + _varint(step) + _field(5, summary)
+
+
+class EventWriter:
+    """Appends scalar events to a TensorBoard ``events.out.tfevents.*`` file (TFRecord framing), in batches."""
+
+    def __init__(self, log_dir: Path, max_pending: int = 4096) -> None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}.{time.perf_counter_ns() % 10**6}"
+        self.path = log_dir / name
+        self._file = open(self.path, "ab")
+        self.max_pending = max_pending
+        # every event file starts with its version record
+        self._pending: list[bytes] = [b"\x09" + struct.pack("<d", time.time()) + _field(3, b"brain.Event:2")]
+
+    def add_scalars(self, scalars: list[tuple[str, float]], step: int) -> None:
+        self._pending.append(encode_scalar_event(scalars, step, time.time()))
+        if len(self._pending) >= self.max_pending:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        headers = [struct.pack("<Q", len(event)) for event in self._pending]
+        crcs = masked_crc32c_batch(headers + self._pending)
+        n = len(headers)
+        parts = []
+        for i, (header, event) in enumerate(zip(headers, self._pending)):
+            parts += [header, struct.pack("<I", crcs[i]), event, struct.pack("<I", crcs[n + i])]
+        self._file.write(b"".join(parts))
+        self._file.flush()
+        self._pending = []
+
+    def close(self) -> None:
+        self.flush()
+        self._file.close()

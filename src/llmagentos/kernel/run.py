@@ -335,28 +335,36 @@ class Trainer:
         done, total, unit = self._progress_total()
         progress = Progress(total, unit, enabled=not self.quiet, label=f"{self.spec.algo} {self.spec.env} s{self.spec.seed} ")
         seen_episodes = self.interaction.episodes
+        # the loop below runs once per env step: locals instead of attribute look-ups and method calls
+        interaction = self.interaction
+        step = interaction.step
+        by_steps = self.spec.steps is not None
+        budget = self.spec.steps if by_steps else self.spec.episodes
         try:
-            while not self._budget_done():
-                metrics = self.interaction.step()
-                for key, value in metrics.items():
-                    self.sums[key] = self.sums.get(key, 0.0) + float(value)
-                    self.counts[key] = self.counts.get(key, 0) + 1
-                while seen_episodes < self.interaction.episodes:
-                    log.write("episode", self.interaction.steps, {"episode": seen_episodes,
-                                                                  "return": self.interaction.episode_returns[seen_episodes],
-                                                                  "length": self.interaction.episode_lengths[seen_episodes]})
+            while (interaction.steps if by_steps else interaction.episodes) < budget:  # type: ignore[operator]
+                metrics = step()
+                if metrics:
+                    sums, counts = self.sums, self.counts
+                    for key, value in metrics.items():
+                        sums[key] = sums.get(key, 0.0) + float(value)
+                        counts[key] = counts.get(key, 0) + 1
+                while seen_episodes < interaction.episodes:
+                    log.write("episode", interaction.steps, {"episode": seen_episodes,
+                                                             "return": interaction.episode_returns[seen_episodes],
+                                                             "length": interaction.episode_lengths[seen_episodes]})
                     seen_episodes += 1
-                if self.interaction.steps >= self.next_eval and not self._budget_done():
+                if interaction.steps >= self.next_eval and not self._budget_done():
                     self._log_eval(log)
-                    while self.next_eval <= self.interaction.steps:
+                    while self.next_eval <= interaction.steps:
                         self.next_eval += self.eval_every
-                if self.next_checkpoint is not None and self.interaction.steps >= self.next_checkpoint:
+                if self.next_checkpoint is not None and interaction.steps >= self.next_checkpoint:
                     self._checkpoint(log)
-                    while self.next_checkpoint <= self.interaction.steps:
+                    while self.next_checkpoint <= interaction.steps:
                         self.next_checkpoint += self.spec.checkpoint_every  # type: ignore[operator]
-                done, _, _ = self._progress_total()
-                note = f"eval {self.curve[-1]['mean_return']:.1f}" if self.curve else ""
-                progress.update(done, note)
+                if progress.enabled:
+                    done = interaction.steps if by_steps else interaction.episodes
+                    note = f"eval {self.curve[-1]['mean_return']:.1f}" if self.curve else ""
+                    progress.update(done, note)
             self._log_eval(log)
         finally:
             progress.close()

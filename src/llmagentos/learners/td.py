@@ -83,9 +83,12 @@ class TabularTDAgent(Agent):
     def _sample(self, state: int) -> int:
         if self.config.exploration == "boltzmann":
             return int(self.rng.choice(self.n_actions, p=self.policy(state)))
-        if self.rng.random() < self.epsilon(self.t):
-            return int(self.rng.integers(self.n_actions))
-        return greedy_argmax(self.q[state], self.rng)
+        rng = self.rng
+        epsilon = self.epsilon
+        # a constant ε is read directly: this runs once per step and the schedule call is a hot spot
+        if rng.random() < (epsilon.start if epsilon.kind == "constant" else epsilon(self.t)):
+            return int(rng.integers(self.n_actions))
+        return greedy_argmax(self.q[state], rng)
 
     def act(self, observation: Any, explore: bool = True) -> int:
         state = int(observation)
@@ -104,15 +107,16 @@ class TabularTDAgent(Agent):
 
     def observe(self, transition: Transition) -> dict[str, float]:
         s, a, r = int(transition.observation), int(transition.action), float(transition.reward)
-        s_next = int(transition.next_observation)
         # a terminal s' has no future; a time-limit truncation still bootstraps from s'
-        future = 0.0 if transition.terminated else self.next_value(s_next)
-        td_error = r + self.config.gamma * future - self.q[s, a]  # δ = r + γ V(s') − Q(s,a)
-        self.q[s, a] += self.alpha(self.t) * td_error
+        future = 0.0 if transition.terminated else self.next_value(int(transition.next_observation))
+        q_sa = self.q.item(s, a)  # a Python float: scalar arithmetic below is the same IEEE double, only faster
+        td_error = r + self.config.gamma * future - q_sa  # δ = r + γ V(s') − Q(s,a)
+        alpha = self.alpha
+        self.q[s, a] = q_sa + (alpha.start if alpha.kind == "constant" else alpha(self.t)) * td_error
         self.t += 1
         if transition.terminated or transition.truncated:
             self._pending = None
-        return {"td_error": float(td_error)}
+        return {"td_error": td_error}
 
     def end_episode(self) -> None:
         self._pending = None
@@ -143,7 +147,7 @@ class Sarsa(TabularTDAgent):
         # y = r + γ Q(s', a'), a' ~ π(·|s') chosen now and then taken by the next act()
         next_action = self._sample(next_state)
         self._pending = (next_state, next_action)
-        return float(self.q[next_state, next_action])
+        return self.q.item(next_state, next_action)
 
 
 class ExpectedSarsa(TabularTDAgent):
@@ -159,4 +163,4 @@ class QLearning(TabularTDAgent):
 
     def next_value(self, next_state: int) -> float:
         # y = r + γ max_a' Q(s', a')
-        return float(self.q[next_state].max())
+        return max(self.q[next_state].tolist())
