@@ -129,6 +129,16 @@ class MAML:
         first_order = self.config.first_order if first_order is None else first_order
         return inner_adapt(self.task_loss, self.params, self.step_sizes, data, steps, first_order)
 
+    def adapt_batch(self, support: Any, steps: int | None = None) -> Params:
+        """θ'_i for a batch of tasks at once (vmap over the leading task axis of ``support``): a dict of stacked tensors."""
+        steps = self.config.inner_steps if steps is None else steps
+        first_order = self.config.first_order
+
+        def one(params: Params, step_sizes: dict[str, Any], support_i: Any) -> Params:
+            return inner_adapt(self.task_loss, params, step_sizes, support_i, steps, first_order)
+
+        return vmap(one, in_dims=(None, None, 0))(self.params, self.step_sizes, support)
+
     def meta_loss(self, support: Any, query: Any) -> torch.Tensor:
         """(1/N) Σ_i L_Ti(f_θ'_i, D_i^val) over a meta-batch (task index first in every tensor), adapted with vmap."""
         cfg = self.config
@@ -283,5 +293,205 @@ def sinusoid_experiment(config: SinusoidMAMLConfig, seed: int = 0,
     return {"mse": mse, "ci95": ci95, "steps_reported": reported, "curves": curves,
             "curves_ci95": {name: [float(h) for h in mean_ci95(e.numpy())[1]] for name, e in errors.items()},
             "meta_iterations": maml.iterations, "meta_iteration_ms": round(1000 * meta_seconds / maml.iterations, 4),
+            "meta_seconds": round(meta_seconds, 3), "pretrain_iterations": pretrain_iterations,
+            "eval_tasks": config.eval_tasks, "model": maml}
+
+
+# -- reinforcement learning: 2-D navigation (Finn et al., 2017, §5.3) ----------------------------------
+
+class GaussianPolicy(nn.Module):
+    """π_θ(a|s) = N(μ_θ(s), diag σ²) with a state-independent, learned log σ."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: list[int], init_std: float) -> None:
+        super().__init__()
+        from llmagentos.learners.common.networks import mlp
+
+        self.mean = mlp(obs_dim, act_dim, hidden, "tanh", out_gain=0.01)
+        self.log_std = nn.Parameter(torch.full((act_dim,), math.log(init_std)))
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.mean(obs), self.log_std.expand(*obs.shape[:-1], -1)
+
+
+def policy_gradient_loss(policy: nn.Module) -> TaskLoss:
+    """REINFORCE with a baseline: L(θ, D) = −Σ_t log π_θ(a_t|s_t) Â_t / #steps over a batch of episodes."""
+
+    def loss(params: Params, data: Any) -> torch.Tensor:
+        obs, actions, advantages, mask = data
+        mean, log_std = functional_call(policy, params, (obs,))
+        log_prob = (-0.5 * ((actions - mean) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        return -(log_prob * advantages * mask).sum() / mask.sum()
+
+    return loss
+
+
+@dataclass
+class PointNavMAMLConfig(MAMLConfig):
+    """MAML-RL on PointNav goals: policy-gradient inner steps, a policy-gradient (Adam) outer step."""
+
+    inner_lr: float = param(0.1, "α: step size of the inner policy-gradient steps")
+    meta_lr: float = param(0.01, "β: Adam step size of the meta-update (and of the pretrained baseline)")
+    meta_batch_size: int = param(10, "N: goals per meta-update")
+    meta_iterations: int = param(150, "meta-updates to run")
+    hidden: list[int] = param([64, 64], "hidden layer widths of the Gaussian policy's mean (tanh)")
+    init_std: float = param(0.1, "initial standard deviation of the policy's actions")
+    episodes: int = param(10, "episodes per task and adaptation step (the inner and outer batch)")
+    gamma: float = param(0.99, "γ: discount of the returns-to-go the policy gradient weighs")
+    eval_tasks: int = param(40, "held-out goals the final returns are averaged over")
+    eval_steps: int = param(3, "adaptation steps at evaluation; returns are reported after 0..this many")
+    eval_seed: int = param(2017, "seed of the held-out goals and of their action noise")
+    pretrain_iterations: int | None = param(None, "REINFORCE updates of the pretrained baseline on the goal mixture (None: meta_iterations)")
+    log_every: int = param(10, "meta-iterations between logged meta-losses and returns")
+
+    def validate(self) -> None:
+        super().validate()
+        for name in ("episodes", "eval_tasks", "eval_steps", "log_every"):
+            if getattr(self, name) <= 0:
+                raise UsageError(f"maml config: {name} must be a positive integer, got {getattr(self, name)}")
+        if not 0 < self.gamma <= 1:
+            raise UsageError(f"maml config: gamma must lie in (0, 1], got {self.gamma}")
+        if not self.init_std > 0:
+            raise UsageError(f"maml config: init_std must be positive, got {self.init_std}")
+
+
+class PointNavRollouts:
+    """Episodes on N goals × E copies at once: one batched policy call per time step, each env stepped as is."""
+
+    def __init__(self, goals: list[dict[str, Any]], episodes: int, gamma: float) -> None:
+        from llmagentos.envs.families import get_family
+
+        family = get_family("pointnav")
+        self.envs = [[family.make(goal) for _ in range(episodes)] for goal in goals]
+        self.worlds = [[env.unwrapped for env in row] for row in self.envs]  # stepped directly, inside the time limit
+        spec = self.envs[0][0].spec
+        self.horizon = int(spec.max_episode_steps) if spec is not None and spec.max_episode_steps else 100
+        self.gamma = gamma
+
+    def set_goals(self, goals: list[dict[str, Any]]) -> PointNavRollouts:
+        """Switch every row of envs to a new goal in place (making envs costs more than the episodes)."""
+        for row, goal in zip(self.envs, goals, strict=True):
+            for env in row:
+                env.unwrapped.set_task(goal)
+        return self
+
+    def sample(self, policy: nn.Module, params: Params, batched: bool, generator: torch.Generator) -> tuple[Any, np.ndarray]:
+        """Episodes of π_params on every goal: the data tuple for :func:`policy_gradient_loss` and each goal's mean return."""
+        n, e, horizon = len(self.envs), len(self.envs[0]), self.horizon
+        obs = np.zeros((n, e, horizon, 2), np.float32)
+        actions = np.zeros((n, e, horizon, 2), np.float32)
+        rewards = np.zeros((n, e, horizon), np.float64)
+        mask = np.zeros((n, e, horizon), np.float32)
+        current = np.stack([np.stack([env.reset()[0] for env in row]) for row in self.envs])
+        alive = np.ones((n, e), bool)
+        params = {k: v.detach() for k, v in params.items()}
+        forward = vmap(lambda p, o: functional_call(policy, p, (o,)), in_dims=(0 if batched else None, 0))
+        for t in range(horizon):
+            with torch.no_grad():
+                mean, log_std = forward(params, torch.from_numpy(current))
+                action = (mean + log_std.exp() * torch.randn(mean.shape, generator=generator)).numpy()
+            obs[:, :, t], actions[:, :, t], mask[:, :, t] = current, action, alive
+            for i, row in enumerate(self.worlds):
+                for j, world in enumerate(row):
+                    if alive[i, j]:
+                        current[i, j], rewards[i, j, t], terminated, _, _ = world.step(action[i, j])
+                        alive[i, j] = not terminated
+            if not alive.any():
+                break
+        returns_to_go = np.zeros_like(rewards)
+        running = np.zeros((n, e))
+        for t in reversed(range(horizon)):
+            running = rewards[:, :, t] + self.gamma * running * mask[:, :, t]
+            returns_to_go[:, :, t] = running
+        # b_t: the mean return-to-go of the goal's episodes at step t; Â = (G_t − b_t) / std
+        advantages = returns_to_go - returns_to_go.mean(axis=1, keepdims=True)
+        advantages = advantages / (advantages.std(axis=(1, 2), keepdims=True) + 1e-8)
+        data = (torch.from_numpy(obs), torch.from_numpy(actions), torch.from_numpy(advantages.astype(np.float32)),
+                torch.from_numpy(mask))
+        return data, rewards.sum(axis=2).mean(axis=1)
+
+
+def adaptation_returns(policy: nn.Module, task_loss: TaskLoss, params: Params, step_sizes: dict[str, Any],
+                       rollouts: PointNavRollouts, steps: int, generator: torch.Generator) -> np.ndarray:
+    """Mean return per goal after 0..``steps`` policy-gradient adaptation steps from ``params``: shape (goals, steps + 1)."""
+    n = len(rollouts.envs)
+    current = {k: v.detach().unsqueeze(0).expand(n, *v.shape).clone() for k, v in params.items()}
+    step_sizes = {k: (v.detach() if torch.is_tensor(v) else v) for k, v in step_sizes.items()}
+    curve = []
+    for step in range(steps + 1):
+        data, returns = rollouts.sample(policy, current, True, generator)
+        curve.append(returns)
+        if step < steps:
+            current = vmap(lambda p, d: inner_adapt(task_loss, p, step_sizes, d, 1))(current, data)
+            current = {k: v.detach() for k, v in current.items()}
+    return np.stack(curve, axis=1)
+
+
+def pointnav_experiment(config: PointNavMAMLConfig, seed: int = 0,
+                        on_log: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, Any]:
+    """MAML-RL on PointNav goals, then return after 0..eval_steps adaptation steps for MAML, pretrained and random inits.
+
+    Returns ``{"return": {"maml"|"pretrained"|"random": [after 0, 1, ..., eval_steps]}, "ci95": {...},
+    "meta_iterations", "meta_iteration_ms", ...}``.
+    """
+    import time
+
+    from llmagentos.core.seeding import derive_seed, make_rng
+    from llmagentos.envs.families import get_family
+
+    config.validate()
+    family = get_family("pointnav")
+    torch.manual_seed(derive_seed(seed, "maml-init"))
+    policy = GaussianPolicy(2, 2, config.hidden, config.init_std)
+    random_init = {k: v.detach().clone() for k, v in policy.named_parameters()}
+    loss = policy_gradient_loss(policy)
+    maml = MAML(policy, loss, config)
+    rng = make_rng(derive_seed(seed, "meta-train-goals"))
+    generator = torch.Generator().manual_seed(derive_seed(seed, "actions"))
+    started = time.perf_counter()
+    window: list[float] = []
+    rollouts = PointNavRollouts(family.tasks(config.meta_batch_size), config.episodes, config.gamma)
+    for iteration in range(1, config.meta_iterations + 1):
+        rollouts.set_goals([family.sample(rng) for _ in range(config.meta_batch_size)])
+        support, _ = rollouts.sample(policy, maml.params, False, generator)
+        adapted = maml.adapt_batch(support)
+        query, returns = rollouts.sample(policy, adapted, True, generator)
+        # outer: (1/N) Σ_i L_Ti(π_θ'_i, D_i^val), D_i^val sampled with θ'_i
+        maml.outer_update(vmap(loss)(adapted, query).mean())
+        window.append(float(returns.mean()))
+        if on_log is not None and (iteration % config.log_every == 0 or iteration == config.meta_iterations):
+            on_log(iteration, {"adapted_return": float(np.mean(window)),
+                               "meta_iteration_ms": 1000 * (time.perf_counter() - started) / iteration})
+            window = []
+    meta_seconds = time.perf_counter() - started
+
+    torch.manual_seed(derive_seed(seed, "pretrain-init"))
+    pretrained = GaussianPolicy(2, 2, config.hidden, config.init_std)
+    pretrain_loss = policy_gradient_loss(pretrained)
+    optimizer = torch.optim.Adam(pretrained.parameters(), lr=config.meta_lr)
+    pretrain_iterations = config.meta_iterations if config.pretrain_iterations is None else config.pretrain_iterations
+    pretrain_rng = make_rng(derive_seed(seed, "pretrain-goals"))
+    pretrain_params = dict(pretrained.named_parameters())
+    for _ in range(pretrain_iterations):
+        rollouts.set_goals([family.sample(pretrain_rng) for _ in range(config.meta_batch_size)])
+        data, _ = rollouts.sample(pretrained, pretrain_params, False, generator)
+        objective = vmap(pretrain_loss, in_dims=(None, 0))(pretrain_params, data).mean()
+        optimizer.zero_grad(set_to_none=True)
+        objective.backward()
+        optimizer.step()
+
+    goals = family.tasks(config.eval_tasks, seed=config.eval_seed)
+    rollouts = PointNavRollouts(goals, config.episodes, config.gamma)
+    alpha = {k: config.inner_lr for k in random_init}
+    inits = {"maml": (policy, loss, maml.params, maml.step_sizes),
+             "pretrained": (pretrained, pretrain_loss, pretrain_params, alpha),
+             "random": (policy, loss, random_init, alpha)}
+    returns, ci95, curves = {}, {}, {}
+    for name, (net, task_loss, params, step_sizes) in inits.items():
+        per_goal = adaptation_returns(net, task_loss, params, step_sizes, rollouts,
+                                      config.eval_steps, torch.Generator().manual_seed(config.eval_seed))
+        mean, half = mean_ci95(per_goal)
+        returns[name], ci95[name], curves[name] = mean.tolist(), half.tolist(), mean.tolist()
+    return {"return": returns, "ci95": ci95, "steps_reported": list(range(config.eval_steps + 1)), "curves": curves,
+            "meta_iterations": maml.iterations, "meta_iteration_ms": round(1000 * meta_seconds / max(maml.iterations, 1), 3),
             "meta_seconds": round(meta_seconds, 3), "pretrain_iterations": pretrain_iterations,
             "eval_tasks": config.eval_tasks, "model": maml}

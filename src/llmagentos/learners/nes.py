@@ -41,12 +41,14 @@ class NESConfig:
     sigma_init: float = param(1.0, "σ₀: initial search standard deviation (openai-es keeps it fixed)")
     center_lr: float | None = param(None, "η_μ: step size of the mean (None: 1.0 for snes, 0.01 Adam step for openai-es)")
     sigma_lr: float | None = param(None, "η_σ: step size of log σ in snes (None: (3 + ln d) / (5 √d))")
+    mirrored: bool = param(True, "snes: mirrored sampling, s and −s in pairs (Brockhoff et al., 2010), for less noisy steps")
     weight_decay: float = param(0.005, "openai-es: L2 coefficient pulling the mean toward 0")
     generations: int = param(50, "generations to run at most")
     hidden: list[int] = param([], "hidden layer widths of the policy MLP ([] = a linear policy)")
     episodes: int = param(5, "episodes per task that make up one fitness evaluation")
     eval_episodes: int = param(10, "episodes of the centre μ's evaluation after each generation")
     threshold: float | None = param(None, "stop when the centre's mean return reaches this (None: the env's reward threshold)")
+    init: Literal["zeros", "network"] = param("zeros", "the first centre μ: all zeros, or the policy network's own initial weights")
 
     METHODS: ClassVar[tuple[str, ...]] = ("snes", "openai-es")
 
@@ -66,6 +68,8 @@ class NESConfig:
                 raise UsageError(f"nes config: {name} must be a positive integer, got {getattr(self, name)}")
         if self.weight_decay < 0:
             raise UsageError(f"nes config: weight_decay must be ≥ 0, got {self.weight_decay}")
+        if self.init not in ("zeros", "network"):
+            raise UsageError(f"nes config: init must be zeros or network, got {self.init!r}")
         if any(h <= 0 for h in self.hidden):
             raise UsageError(f"nes config: hidden must list positive layer widths, got {self.hidden}")
 
@@ -125,8 +129,12 @@ class ES:
 
     def ask(self) -> np.ndarray:
         """The next generation's weight vectors, shape (population, dim)."""
-        if self.config.method == "snes":
+        if self.config.method == "snes" and not self.config.mirrored:
             self._noise = self.rng.standard_normal((self.population, self.dim))
+        elif self.config.method == "snes":
+            half = self.rng.standard_normal((self.population // 2, self.dim))
+            rest = self.rng.standard_normal((self.population % 2, self.dim))
+            self._noise = np.concatenate([half, -half, rest])
         else:  # mirrored sampling: ε and −ε
             half = self.rng.standard_normal((self.population // 2, self.dim))
             self._noise = np.concatenate([half, -half])
@@ -174,6 +182,36 @@ class ES:
         self.adam_m, self.adam_v = np.asarray(state["adam_m"], float).copy(), np.asarray(state["adam_v"], float).copy()
         self.generation = int(state["generation"])
         set_rng_state(self.rng, state["rng"])
+
+
+def evolve(es: ES, evaluate: Callable[[np.ndarray, int], Sequence[float]],
+           evaluate_center: Callable[[np.ndarray, int], float], generations: int, threshold: float | None = None,
+           on_generation: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run ``es`` until the centre's score reaches ``threshold`` or ``generations`` pass.
+
+    ``evaluate(population, generation)`` returns one fitness per row (the caller may farm the rows out to
+    workers); ``evaluate_center(μ, generation)`` scores the centre after each update. Returns
+    ``{"solved_at_generation", "curve": [{"generation", "mean_return", "wall_seconds", ...}], "center"}``.
+    """
+    import time
+
+    started = time.perf_counter()
+    curve: list[dict[str, Any]] = []
+    solved = None
+    for _ in range(generations):
+        generation = es.generation
+        stats = es.step(lambda population: evaluate(population, generation))
+        score = float(evaluate_center(es.mu.copy(), generation))
+        point = {"generation": es.generation, "mean_return": score,
+                 "wall_seconds": round(time.perf_counter() - started, 4), **stats}
+        curve.append(point)
+        if on_generation is not None:
+            on_generation(point)
+        if threshold is not None and score >= threshold:
+            solved = es.generation
+            break
+    return {"solved_at_generation": solved, "curve": curve, "center": es.mu.tolist(),
+            "wall_seconds": round(time.perf_counter() - started, 4)}
 
 
 # -- policies as flat weight vectors ------------------------------------------------------------------

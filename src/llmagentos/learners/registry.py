@@ -61,6 +61,10 @@ ALGORITHMS: dict[str, AlgoEntry] = {e.name: e for e in [
               "multiagent", "FMQ (Kapetanakis & Kudenko 2002): EV(a) = Q(a) + c·freq(maxR(a))·maxR(a)."),
     AlgoEntry("lenient", "llmagentos.learners.multiagent:LenientLearners", "llmagentos.learners.multiagent:LenientConfig",
               "multiagent", "Lenient learners (Panait et al. 2006): forgive bad updates with a decaying probability."),
+    AlgoEntry("maml", "llmagentos.learners.maml:MAML", "llmagentos.learners.maml:MAMLConfig",
+              "meta", "MAML: θ'_i = θ − α∇L_Ti(θ), meta-update on Σ_i L_Ti(θ'_i); first-order and Meta-SGD options (spec kind meta)."),
+    AlgoEntry("nes", "llmagentos.learners.nes:ES", "llmagentos.learners.nes:NESConfig",
+              "meta", "Evolution strategies over flat weights: separable NES (μ, σ, utilities) or OpenAI-ES (mirrored, Adam) (spec kind meta)."),
 ]}
 
 

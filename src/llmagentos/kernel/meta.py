@@ -1,0 +1,266 @@
+"""Meta-learning jobs: MAML on the sinusoid family or PointNav, and evolution strategies on an env or a task family.
+
+The spec's ``meta`` block (``llmagentos run SPEC``)::
+
+    meta:
+      algo: maml                  # maml | nes
+      family: sinusoid            # maml: sinusoid | pointnav;  nes: a task family (cartpole, pointnav, ...) or null
+      env: CartPole-v1            # nes without a family: the Gymnasium id whose return is the fitness
+      tasks: 1                    # nes with a family: tasks drawn with task_seed; fitness = mean over them
+      population_backend: inline  # nes: where a generation's fitness evaluations run (inline | processes | ray)
+      population_workers: 2
+      config: {}                  # the algorithm's config fields (llmagentos algos lists them)
+
+A MAML job writes ``metrics.jsonl`` (the meta-loss), ``adaptation.png`` (error or return against adaptation
+steps for MAML, the pretrained baseline and a random init) and returns ``{"mse": {...}, "ci95": {...},
+"meta_iterations", "meta_iteration_ms", ...}`` (PointNav: ``"return"`` in place of ``"mse"``). An NES job
+writes ``metrics.jsonl``, ``curve.png`` (the centre's return per generation) and returns
+``{"solved_at_generation", "curve": [{"generation", "mean_return", "wall_seconds"}], ...}``.
+
+The learners never see the scheduler: this runner hands :func:`llmagentos.learners.nes.evolve` an evaluator
+that submits one job per population member to :func:`llmagentos.kernel.backends.run_jobs`. Every member of
+a generation is scored on the same episode seeds (common random numbers), and the seeds travel inside the
+jobs, so a seed gives the same search on every backend.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from llmagentos.core.config import from_dict, to_dict
+from llmagentos.core.errors import UsageError
+from llmagentos.core.seeding import derive_seed
+
+MAML_FAMILIES = ("sinusoid", "pointnav")
+
+
+class MetaBlock(BaseModel):
+    """One meta-learning job: MAML on a task family, or an evolution strategy on an env or a family."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    algo: Literal["maml", "nes"] = Field(description="maml (gradient-based meta-learning) or nes (evolution strategies)")
+    family: str | None = Field(default=None, description="maml: sinusoid or pointnav; nes: a task family name, or null for a single env")
+    env: str | None = Field(default=None, description="nes without a family: the Gymnasium id (default CartPole-v1)")
+    tasks: int = Field(default=1, description="nes with a family: tasks drawn with task_seed; the fitness is the mean over them")
+    task_seed: int = Field(default=0, description="seed that draws the nes tasks (the same tasks for every run seed)")
+    population_backend: Literal["inline", "processes", "ray"] = Field(default="inline", description="nes: where a generation's evaluations run")
+    population_workers: int | None = Field(default=None, gt=0, description="nes: worker processes / Ray tasks for a generation")
+    config: dict[str, Any] = Field(default_factory=dict, description="the algorithm's config fields (llmagentos algos)")
+
+
+def config_class(block: MetaBlock) -> type:
+    if block.algo == "nes":
+        from llmagentos.learners.nes import NESConfig
+
+        return NESConfig
+    from llmagentos.learners import maml
+
+    return maml.SinusoidMAMLConfig if block.family == "sinusoid" else maml.PointNavMAMLConfig
+
+
+def validate_block(raw: Any) -> MetaBlock:
+    """The block's types, then its values: the family or env, and the algorithm's config."""
+    from llmagentos.config import validate_model
+
+    block = validate_model(MetaBlock, raw, "meta")
+    if block.algo == "maml":
+        if block.family not in MAML_FAMILIES:
+            raise UsageError(f"invalid spec: meta.family: maml runs on {' or '.join(MAML_FAMILIES)}, got {block.family!r}")
+        if block.env is not None:
+            raise UsageError("invalid spec: meta.env: maml takes a family, not an env")
+    else:
+        if block.family is not None and block.env is not None:
+            raise UsageError("invalid spec: meta: give nes either a family or an env, not both")
+        if block.family is not None:
+            from llmagentos.envs.families import get_family
+
+            try:
+                get_family(block.family)
+            except UsageError as err:
+                raise UsageError(f"invalid spec: meta.family: {err}") from None
+        else:
+            import gymnasium as gym
+
+            import llmagentos.envs  # noqa: F401
+
+            env = block.env or "CartPole-v1"
+            if env not in gym.registry:
+                raise UsageError(f"invalid spec: meta.env: unknown environment {env!r} (llmagentos envs lists them)")
+        if block.tasks <= 0:
+            raise UsageError(f"invalid spec: meta.tasks: must be positive, got {block.tasks}")
+    try:
+        from_dict(config_class(block), block.config, owner=f"{block.algo} config")
+    except UsageError as err:
+        raise UsageError(f"invalid spec: meta.config: {err}") from None
+    return block
+
+
+def run_meta_job(block: MetaBlock, seed: int, out_dir: Path) -> dict[str, Any]:
+    """The ``meta`` job kind's runner."""
+    import torch
+
+    from llmagentos.kernel.logging import MetricsLog
+
+    torch.set_num_threads(1)
+    out_dir = Path(out_dir)
+    if out_dir.exists():  # an interrupted attempt: start over (jobs are seeded)
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    config = from_dict(config_class(block), block.config, owner=f"{block.algo} config")
+    log = MetricsLog(out_dir, tensorboard=False)
+    try:
+        if block.algo == "nes":
+            summary = _run_nes(block, config, seed, out_dir, log)
+        elif block.family == "sinusoid":
+            summary = _run_maml_sinusoid(config, seed, out_dir, log)
+        else:
+            summary = _run_maml_pointnav(config, seed, out_dir, log)
+    finally:
+        log.close()
+    return {"seed": seed, "algo": block.algo, "family": block.family, **summary, "config": to_dict(config)}
+
+
+# -- MAML ---------------------------------------------------------------------------------------------
+
+def _adaptation_plot(curves: dict[str, list[float]], path: Path, title: str, ylabel: str) -> str:
+    from llmagentos.kernel.plots import learning_curves
+
+    data = {name: (np.arange(len(c)), np.array([c])) for name, c in curves.items()}
+    learning_curves(data, path, title, "adaptation gradient steps", ylabel)
+    return str(path)
+
+
+def _run_maml_sinusoid(config: Any, seed: int, out_dir: Path, log: Any) -> dict[str, Any]:
+    from llmagentos.kernel.checkpoint import save_state
+    from llmagentos.learners.maml import sinusoid_experiment
+
+    result = sinusoid_experiment(config, seed, on_log=lambda it, values: log.write("meta", it, values))
+    model = result.pop("model")
+    save_state(out_dir / "maml", model.state_dict(), {"algo": "maml", "family": "sinusoid", "config": to_dict(config)})
+    for name, curve in result["curves"].items():
+        for step, value in enumerate(curve):
+            log.write(f"adaptation/{name}", step, {"mse": value})
+    result["plot"] = _adaptation_plot(result["curves"], out_dir / "adaptation.png",
+                                      f"sinusoid: {config.eval_tasks} held-out tasks, K={config.k_support}",
+                                      "mean-squared error on the query points")
+    return result
+
+
+def _run_maml_pointnav(config: Any, seed: int, out_dir: Path, log: Any) -> dict[str, Any]:
+    from llmagentos.kernel.checkpoint import save_state
+    from llmagentos.learners.maml import pointnav_experiment
+
+    result = pointnav_experiment(config, seed, on_log=lambda it, values: log.write("meta", it, values))
+    model = result.pop("model")
+    save_state(out_dir / "maml", model.state_dict(), {"algo": "maml", "family": "pointnav", "config": to_dict(config)})
+    for name, curve in result["curves"].items():
+        for step, value in enumerate(curve):
+            log.write(f"adaptation/{name}", step, {"return": value})
+    result["plot"] = _adaptation_plot(result["curves"], out_dir / "adaptation.png",
+                                      f"PointNav: {config.eval_tasks} held-out goals", "mean episode return")
+    return result
+
+
+# -- evolution strategies -----------------------------------------------------------------------------
+
+def population_evaluator(env_id: str, family: str | None, tasks: list[Any], hidden: list[int], episodes: int,
+                         seed: int, backend: str = "inline", workers: int | None = None):
+    """``evaluate(population, generation) -> fitness``: one scheduler job per member, common episode seeds per generation."""
+    from llmagentos.kernel.backends import is_failure, run_jobs
+    from llmagentos.learners.nes import policy_fitness
+
+    def evaluate(population: np.ndarray, generation: int) -> list[float]:
+        episode_seed = derive_seed(seed, "generation", generation) % 2**31
+        jobs = [{"theta": row.tolist(), "env_id": env_id, "family": family, "tasks": tasks, "hidden": hidden,
+                 "episodes": episodes, "seed": episode_seed} for row in population]
+        results = run_jobs(policy_fitness, jobs, backend=backend, workers=workers)
+        failed = [r for r in results if is_failure(r)]
+        if failed:
+            raise UsageError(f"a fitness evaluation failed: {failed[0]['error']}")
+        return [r["mean_return"] for r in results]
+
+    return evaluate
+
+
+def nes_problem(block: MetaBlock) -> tuple[str, str | None, list[Any], float | None]:
+    """(env id, family name, task descriptors, the env's reward threshold) of an NES block."""
+    import gymnasium as gym
+
+    import llmagentos.envs  # noqa: F401
+
+    if block.family is not None:
+        from llmagentos.envs.families import get_family
+
+        family = get_family(block.family)
+        env_id, tasks = family.env_id, family.tasks(block.tasks, seed=block.task_seed)
+    else:
+        env_id, tasks = block.env or "CartPole-v1", [None]
+    spec = gym.spec(env_id)
+    return env_id, block.family, tasks, spec.reward_threshold
+
+
+def _run_nes(block: MetaBlock, config: Any, seed: int, out_dir: Path, log: Any) -> dict[str, Any]:
+    from gymnasium import spaces
+
+    from llmagentos.kernel.checkpoint import save_state
+    from llmagentos.kernel.plots import learning_curves
+    from llmagentos.learners.nes import ES, evolve, make_task_env, num_weights, policy_fitness, policy_network
+
+    env_id, family, tasks, env_threshold = nes_problem(block)
+    env = make_task_env(env_id, family, tasks[0])
+    discrete = isinstance(env.action_space, spaces.Discrete)
+    obs_dim = int(np.prod(env.observation_space.shape))
+    act_dim = int(env.action_space.n) if discrete else int(np.prod(env.action_space.shape))
+    env.close()
+    dim = num_weights(obs_dim, act_dim, config.hidden)
+    center = None
+    if config.init == "network":
+        import torch
+        from torch.nn.utils import parameters_to_vector
+
+        torch.manual_seed(derive_seed(seed, "nes-init"))
+        center = parameters_to_vector(policy_network(obs_dim, act_dim, config.hidden).parameters()).detach().double().numpy()
+    es = ES(dim, config, seed=derive_seed(seed, "nes"), center=center)
+    evaluate = population_evaluator(env_id, family, tasks, config.hidden, config.episodes, seed,
+                                    block.population_backend, block.population_workers)
+
+    def evaluate_center(mu: np.ndarray, generation: int) -> float:
+        job = {"theta": mu.tolist(), "env_id": env_id, "family": family, "tasks": tasks, "hidden": config.hidden,
+               "episodes": config.eval_episodes, "seed": derive_seed(seed, "center", generation) % 2**31}
+        return policy_fitness(job)["mean_return"]
+
+    threshold = config.threshold if config.threshold is not None else env_threshold
+    result = evolve(es, evaluate, evaluate_center, config.generations, threshold,
+                    on_generation=lambda p: log.write("generation", p["generation"], {k: v for k, v in p.items() if k != "generation"}))
+    save_state(out_dir / "center", es.state_dict(), {"algo": "nes", "env": env_id, "config": to_dict(config)})
+    curve = result["curve"]
+    learning_curves({config.method: (np.array([p["generation"] for p in curve]), np.array([[p["mean_return"] for p in curve]]))},
+                    out_dir / "curve.png", f"{config.method} on {env_id}" + (f" ({len(tasks)} tasks)" if family else ""),
+                    "generation", f"centre's mean return ({config.eval_episodes} episodes)",
+                    vlines=[result["solved_at_generation"]] if result["solved_at_generation"] else ())
+    return {"env": env_id, "tasks": tasks if family else None, "threshold": threshold, "method": config.method,
+            "population": es.population, "weights": dim, "backend": block.population_backend,
+            "solved_at_generation": result["solved_at_generation"], "curve": curve,
+            "wall_seconds": result["wall_seconds"], "plot": str(out_dir / "curve.png")}
+
+
+def aggregate(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Across seeds: MAML's mean errors (or returns), or NES's median generations and seconds to solve."""
+    ok = [r for r in results if not r.get("failed")]
+    if not ok:
+        return {}
+    if ok[0].get("algo") == "maml":
+        key = "mse" if "mse" in ok[0] else "return"
+        return {f"mean_{key}": {name: np.mean([r[key][name] for r in ok], axis=0).tolist() for name in ok[0][key]}}
+    solved = [r["solved_at_generation"] for r in ok]
+    hit = [r for r in ok if r["solved_at_generation"] is not None]
+    seconds = [next(p["wall_seconds"] for p in r["curve"] if p["generation"] == r["solved_at_generation"]) for r in hit]
+    return {"solved": f"{len(hit)}/{len(ok)}", "solved_at_generation_per_seed": solved,
+            "median_generations_to_solve": float(np.median([r["solved_at_generation"] for r in hit])) if hit else None,
+            "median_seconds_to_solve": float(np.median(seconds)) if seconds else None}
