@@ -473,8 +473,12 @@ def _when(timestamp: float | None) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 def report(path: str, out: str | None, as_json: bool) -> None:
     """Mean ± 95 % confidence interval over seeds, per grid point, and PNG learning curves with shaded intervals."""
+    from pathlib import Path
+
     from llmagentos.kernel.report import make_report, report_rows
 
+    if not Path(path).is_dir() and path.isdigit():
+        path = open_store().require_run(path)["run_dir"]  # a run id from llmagentos runs ls
     result = make_report(path, out=out)
     if as_json:
         emit_json(result)
