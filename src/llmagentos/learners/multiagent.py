@@ -21,6 +21,7 @@ observation. Exploration is ε-greedy or Boltzmann, with ε and the temperature 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -75,7 +76,12 @@ class ILConfig:
 
 
 class IndependentLearners(MultiAgentLearner):
-    """Every agent learns alone with a single-agent learner; the others are part of its (non-stationary) world."""
+    """Every agent learns alone with a single-agent learner; the others are part of its (non-stationary) world.
+
+    A learner that accepts vector-env batches (DQN, PPO, ...) gets them: batches of one per agent, or, with
+    ``share_parameters``, one batch holding every agent, as if the agents were the sub-envs of one vector env
+    (its ``num_envs`` is set to match).
+    """
 
     algo = "il"
     Config = ILConfig
@@ -88,10 +94,14 @@ class IndependentLearners(MultiAgentLearner):
         super().__init__(observation_spaces, action_spaces, config, seed)
         entry = registry.get(config.learner, kinds=("agent",))
         learner_cls = registry.load(entry.target)
-        learner_config = apply_overrides(registry.load(entry.config)(), dict(config.learner_config),
-                                         owner=f"il learner_config for {config.learner}")
-        self.learner_name = config.learner
         self.shared = config.share_parameters
+        self.vector = bool(getattr(learner_cls, "supports_vector_env", False))
+        overrides = dict(config.learner_config)
+        config_cls = registry.load(entry.config)
+        if self.vector and "num_envs" in {f.name for f in dataclasses.fields(config_cls)}:
+            overrides["num_envs"] = len(self.agents) if self.shared else 1
+        learner_config = apply_overrides(config_cls(), overrides, owner=f"il learner_config for {config.learner}")
+        self.learner_name = config.learner
         if self.shared:
             first = self.agents[0]
             for agent in self.agents[1:]:
@@ -102,47 +112,55 @@ class IndependentLearners(MultiAgentLearner):
             obs_space = _with_agent_index(observation_spaces[first], len(self.agents))
             one = learner_cls(obs_space, action_spaces[first], learner_config, seed=derive_seed(seed, "shared"))
             self.learners = {agent: one for agent in self.agents}
-            self.batched = bool(getattr(learner_cls, "supports_vector_env", False))
         else:
             self.learners = {agent: learner_cls(observation_spaces[agent], action_spaces[agent], learner_config,
                                                 seed=derive_seed(seed, "agent", i))
                              for i, agent in enumerate(self.agents)}
-            self.batched = False
 
     def _own(self, agent: str, observation: Any) -> Any:
         """What the agent's learner sees: its observation, plus its index when the learner is shared."""
         if not self.shared:
             return observation
-        return _add_agent_index(observation, self.index[agent], len(self.agents),
-                                self.observation_space[agent])
+        return _add_agent_index(observation, self.index[agent], len(self.agents), self.observation_space[agent])
+
+    def _groups(self, names: list[str]) -> list[list[str]]:
+        """Which agents go to a learner together: all of them (shared vector learner) or one at a time."""
+        if self.shared and self.vector:
+            if len(names) != len(self.agents):
+                raise UsageError(f"share_parameters with {self.learner_name} batches every agent at each step, but only "
+                                 f"{len(names)} of {len(self.agents)} agents are alive; do not share parameters here")
+            return [names]
+        return [[a] for a in names]
 
     def act(self, observation: dict[str, Any], explore: bool = True) -> dict[str, Any]:
-        if self.batched and len(observation) > 1:
-            # a vector-capable shared learner sees the agents as the sub-envs of one vector env
-            names = list(observation)
-            batch = np.stack([np.asarray(self._own(a, observation[a])) for a in names])
-            actions = self.learners[names[0]].act(batch, explore=explore)
-            return {a: _scalar(actions[k]) for k, a in enumerate(names)}
-        return {a: self.learners[a].act(self._own(a, obs), explore=explore) for a, obs in observation.items()}
+        if not self.vector:
+            return {a: self.learners[a].act(self._own(a, obs), explore=explore) for a, obs in observation.items()}
+        actions: dict[str, Any] = {}
+        for group in self._groups(list(observation)):
+            batch = np.stack([np.asarray(self._own(a, observation[a])) for a in group])
+            chosen = self.learners[group[0]].act(batch, explore=explore)
+            actions.update({a: _scalar(chosen[k]) for k, a in enumerate(group)})
+        return actions
 
     def observe(self, transition: Transition) -> dict[str, float]:
-        names = [a for a in transition.action if a in transition.next_observation]
-        if self.batched and len(names) > 1:
-            t = transition
-            return self.learners[names[0]].observe(Transition(
-                np.stack([np.asarray(self._own(a, t.observation[a])) for a in names]),
-                np.asarray([t.action[a] for a in names]),
-                np.asarray([t.reward[a] for a in names], dtype=np.float64),
-                np.stack([np.asarray(self._own(a, t.next_observation[a])) for a in names]),
-                np.asarray([t.terminated[a] for a in names]), np.asarray([t.truncated[a] for a in names]), {}))
+        t = transition
+        names = [a for a in t.action if a in t.next_observation]
+        infos = t.info or {}
         metrics: dict[str, float] = {}
-        for a in names:
-            t = transition
-            out = self.learners[a].observe(Transition(self._own(a, t.observation[a]), t.action[a], float(t.reward[a]),
-                                                      self._own(a, t.next_observation[a]), bool(t.terminated[a]),
-                                                      bool(t.truncated[a]), t.info.get(a, {}) if t.info else {}))
+        if not self.vector:
+            outs = [self.learners[a].observe(Transition(
+                self._own(a, t.observation[a]), t.action[a], float(t.reward[a]), self._own(a, t.next_observation[a]),
+                bool(t.terminated[a]), bool(t.truncated[a]), infos.get(a, {}))) for a in names]
+        else:
+            outs = [self.learners[g[0]].observe(Transition(
+                np.stack([np.asarray(self._own(a, t.observation[a])) for a in g]), np.asarray([t.action[a] for a in g]),
+                np.asarray([t.reward[a] for a in g], dtype=np.float64),
+                np.stack([np.asarray(self._own(a, t.next_observation[a])) for a in g]),
+                np.asarray([bool(t.terminated[a]) for a in g]), np.asarray([bool(t.truncated[a]) for a in g]), {}))
+                for g in self._groups(names)]
+        for out in outs:
             for key, value in out.items():
-                metrics[key] = metrics.get(key, 0.0) + float(value) / len(names)
+                metrics[key] = metrics.get(key, 0.0) + float(value) / len(outs)
         return metrics
 
     def end_episode(self) -> None:
