@@ -234,9 +234,12 @@ def main() -> None:
 
     if "maml" not in skip:
         l2l_iterations = args.l2l_iterations or args.iterations
-        ours = [ours_sinusoid(s, args.iterations) for s in seeds]
-        peers = [run_peer(L2L_PYTHON, ["--peer", "l2l", "--seed", str(s), "--iterations", str(l2l_iterations)], 6 * 3600)
-                 for s in seeds]
+        ours, peers = [], []
+        for s in seeds:  # interleaved, so that both see the same share of a busy machine
+            ours.append(ours_sinusoid(s, args.iterations))
+            peers.append(run_peer(L2L_PYTHON, ["--peer", "l2l", "--seed", str(s), "--iterations", str(l2l_iterations)], 6 * 3600))
+            print(f"  seed {s}: ours {ours[-1]['meta_iteration_ms']:.2f} ms/iter, learn2learn "
+                  f"{peers[-1].get('meta_iteration_ms', float('nan')):.2f} ms/iter", file=sys.stderr, flush=True)
         rows = []
         for s, o, p in zip(seeds, ours, peers):
             rows.append([s, "ours", args.iterations, o["meta_iteration_ms"], *o["mse"]["maml"], *o["mse"]["pretrained"][1:]])
@@ -269,9 +272,11 @@ def main() -> None:
         report["maml"] = {"ours": ours, "learn2learn": peers, "summary": summary}
 
     if "nes" not in skip:
-        ours = [ours_nes(s, args.generations, {"sigma_init": args.sigma}) for s in seeds]
-        peers = [run_peer(EVOTORCH_PYTHON, ["--peer", "evotorch", "--seed", str(s), "--sigma", str(args.sigma),
-                                            "--generations", str(args.generations)], 1800) for s in seeds]
+        ours, peers = [], []
+        for s in seeds:
+            ours.append(ours_nes(s, args.generations, {"sigma_init": args.sigma}))
+            peers.append(run_peer(EVOTORCH_PYTHON, ["--peer", "evotorch", "--seed", str(s), "--sigma", str(args.sigma),
+                                                    "--generations", str(args.generations)], 1800))
         rows = []
         for s, o, p in zip(seeds, ours, peers):
             rows.append([s, "ours (snes)", o["population"], o["solved_at_generation"], o["wall_seconds"]])

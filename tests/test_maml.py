@@ -105,3 +105,39 @@ def test_bad_config_is_refused():
         MAMLConfig(inner_steps=0).validate()
     with pytest.raises(UsageError, match="eval_tasks"):
         SinusoidMAMLConfig(eval_tasks=1).validate()
+
+
+def test_meta_spec_runs_maml_on_sinusoids_from_the_command_line(tmp_path, capsys):
+    import json
+
+    from llmagentos.cli import main
+
+    spec = tmp_path / "maml.yaml"
+    spec.write_text("seeds: 1\nmeta:\n  algo: maml\n  family: sinusoid\n  config: {meta_iterations: 30, eval_tasks: 20, "
+                    "pretrain_iterations: 10, log_every: 10}\n")
+    main(["run", str(spec), "--set", f"out={tmp_path / 'out'}", "--set", "meta.config.eval_steps=3", "--json"])
+    result = json.loads(capsys.readouterr().out)
+    run = result["runs"][0]
+    assert set(run["mse"]) == {"maml", "pretrained", "random"} and len(run["mse"]["maml"]) == 3
+    assert set(run["ci95"]) == {"maml", "pretrained", "random"}
+    assert run["meta_iterations"] == 30 and run["meta_iteration_ms"] > 0 and run["steps_reported"] == [0, 1, 3]
+    run_dir = tmp_path / "out" / "seed-0"
+    assert (run_dir / "adaptation.png").stat().st_size > 0 and (run_dir / "summary.json").exists()
+    assert sum(1 for _ in open(run_dir / "metrics.jsonl")) >= 3
+    assert "mean_mse" in result
+
+
+@pytest.mark.parametrize("override,message", [
+    ("meta.family=grid", "meta.family"),
+    ("meta.config.inner_steps=0", "inner_steps"),
+    ("meta.config.no_such_field=1", "no_such_field"),
+])
+def test_bad_meta_specs_exit_2_before_any_run_directory(tmp_path, capsys, override, message):
+    from llmagentos.cli import main
+
+    spec = tmp_path / "maml.yaml"
+    spec.write_text("meta:\n  algo: maml\n  family: sinusoid\n")
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", str(spec), "--set", f"out={tmp_path / 'out'}", "--set", override])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -79,3 +79,21 @@ def test_bad_input_is_refused():
         es.tell([1.0, 2.0])
     with pytest.raises(UsageError, match="weights"):
         policy_fitness({"theta": [0.0] * 3, "env_id": "CartPole-v1", "episodes": 1, "seed": 0})
+
+
+def test_nes_spec_gives_the_same_search_inline_and_in_processes(tmp_path, capsys):
+    import json
+
+    from llmagentos.cli import main
+
+    spec = tmp_path / "nes.yaml"
+    spec.write_text("meta:\n  algo: nes\n  env: CartPole-v1\n  population_workers: 2\n"
+                    "  config: {generations: 2, episodes: 2, eval_episodes: 2, population: 6}\n")
+    curves = {}
+    for backend in ("inline", "processes"):
+        main(["run", str(spec), "--set", f"out={tmp_path / backend}", "--set", f"meta.population_backend={backend}", "--json"])
+        run = json.loads(capsys.readouterr().out)["runs"][0]
+        curves[backend] = [(p["generation"], p["mean_return"], p["fitness_mean"], p["sigma_mean"]) for p in run["curve"]]
+        assert run["population"] == 6 and run["weights"] == 10 and "solved_at_generation" in run
+        assert (tmp_path / backend / "seed-0" / "curve.png").exists()
+    assert curves["inline"] == curves["processes"] and len(curves["inline"]) >= 1
