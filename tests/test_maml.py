@@ -141,3 +141,18 @@ def test_bad_meta_specs_exit_2_before_any_run_directory(tmp_path, capsys, overri
         main(["run", str(spec), "--set", f"out={tmp_path / 'out'}", "--set", override])
     assert exit_.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_maml_rl_on_pointnav_reports_returns_before_and_after_adaptation():
+    from llmagentos.learners.maml import PointNavMAMLConfig, pointnav_experiment
+
+    cfg = PointNavMAMLConfig(meta_iterations=2, meta_batch_size=2, episodes=2, eval_tasks=2, eval_steps=2,
+                             pretrain_iterations=1, hidden=[8], log_every=1)
+    logged = []
+    result = pointnav_experiment(cfg, seed=0, on_log=lambda i, v: logged.append((i, v)))
+    assert [i for i, _ in logged] == [1, 2] and all(v["adapted_return"] < 0 for _, v in logged)
+    assert set(result["return"]) == {"maml", "pretrained", "random"}
+    assert all(len(r) == 3 and all(-1000 < x < 0 for x in r) for r in result["return"].values())
+    assert result["meta_iterations"] == 2
+    again = pointnav_experiment(cfg, seed=0)
+    assert again["return"] == result["return"]

@@ -216,6 +216,11 @@ def emit_sweep(result: dict[str, Any], as_json: bool) -> None:
                         outcome_rows(result, sweep_game(result)))
             if result.get("optimal_share") is not None:
                 click.echo(f"optimal share: {result['optimal_share']:.3f}")
+        if result.get("kind") == "meta":  # MAML's errors after k adaptation steps, NES's generations to solve
+            from llmagentos.kernel.meta import table
+
+            click.echo("")
+            print_table(*table(result))
     if result["failed"]:
         for failed in result["failed"]:
             click.echo(f"llmagentos: job {failed['job']} (seed {failed['seed']}) failed: {failed['error']}", err=True)

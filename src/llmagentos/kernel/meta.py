@@ -123,7 +123,8 @@ def run_meta_job(block: MetaBlock, seed: int, out_dir: Path) -> dict[str, Any]:
             summary = _run_maml_pointnav(config, seed, out_dir, log)
     finally:
         log.close()
-    return {"seed": seed, "algo": block.algo, "family": block.family, **summary, "config": to_dict(config)}
+    return {"seed": seed, "algo": block.algo, "family": block.family, **summary, "config": to_dict(config),
+            "run_dir": str(out_dir)}
 
 
 # -- MAML ---------------------------------------------------------------------------------------------
@@ -264,3 +265,19 @@ def aggregate(results: list[dict[str, Any]]) -> dict[str, Any]:
     return {"solved": f"{len(hit)}/{len(ok)}", "solved_at_generation_per_seed": solved,
             "median_generations_to_solve": float(np.median([r["solved_at_generation"] for r in hit])) if hit else None,
             "median_seconds_to_solve": float(np.median(seconds)) if seconds else None}
+
+
+def table(result: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """The terminal table of a meta sweep: per seed, MAML's errors (or returns) or NES's generations to solve."""
+    runs = [r for r in result["runs"] if not r.get("failed")]
+    if runs and runs[0].get("algo") == "maml":
+        key = "mse" if "mse" in runs[0] else "return"
+        steps = runs[0]["steps_reported"]
+        headers = ["seed", "init"] + [f"{key} after {s}" for s in steps] + ["ms/meta-iter"]
+        rows = [[r["seed"], name] + list(r[key][name]) + [r["meta_iteration_ms"] if name == "maml" else None]
+                for r in runs for name in r[key]]
+        return headers, rows
+    headers = ["seed", "method", "population", "solved at generation", "final centre return", "wall seconds"]
+    rows = [[r["seed"], r["method"], r["population"], r["solved_at_generation"],
+             r["curve"][-1]["mean_return"] if r["curve"] else None, r["wall_seconds"]] for r in runs]
+    return headers, rows
