@@ -42,6 +42,7 @@ def load_sinusoid_module():
     """envs/sinusoid.py by path (numpy only), so a peer venv without llmagentos draws exactly our tasks."""
     spec = importlib.util.spec_from_file_location("sinusoid", ROOT / "src" / "llmagentos" / "envs" / "sinusoid.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules["sinusoid"] = module  # dataclasses look their module up by name
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module
 
