@@ -58,7 +58,16 @@ def cli(store_path: str | None) -> None:
 
         from llmagentos.kernel.store import STORE_ENV
 
+        before = os.environ.get(STORE_ENV)
         os.environ[STORE_ENV] = store_path  # child processes (sweep workers) see the same store
+
+        def restore() -> None:  # for callers of main() in-process (tests): leave the environment as it was
+            if before is None:
+                os.environ.pop(STORE_ENV, None)
+            else:
+                os.environ[STORE_ENV] = before
+
+        click.get_current_context().call_on_close(restore)
 
 
 def open_store():
@@ -322,16 +331,27 @@ def algos(as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--seeds", type=int, default=5, show_default=True, help="Seeds per algorithm.")
-@click.option("--episodes", type=int, default=500, show_default=True, help="Training episodes per run.")
-@click.option("--out", default="runs/demo", show_default=True, help="Where the plot and runs go.")
+@click.option("--cliff", is_flag=True, help="Run the foundation's demo instead: Sarsa against Q-learning on CliffWalking.")
+@click.option("--seeds", type=int, default=None, help="Seeds per strategy (default 3; --cliff: 5 per algorithm).")
+@click.option("--steps-per-task", type=int, default=3000, show_default=True, help="Environment steps on each task of the stream.")
+@click.option("--episodes", type=int, default=500, show_default=True, help="--cliff: training episodes per run.")
+@click.option("--backend", default="processes", show_default=True, help="Scheduler backend: inline, processes or ray.")
+@click.option("--workers", type=int, default=2, show_default=True, help="Jobs run at once (processes, ray).")
+@click.option("--out", default=None, help="Where the plots and runs go (default runs/demo-lifelong; --cliff: runs/demo).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
-def demo(seeds: int, episodes: int, out: str, quiet: bool, as_json: bool) -> None:
-    """The main job: Sarsa against Q-learning on CliffWalking (Sutton & Barto, Example 6.6)."""
-    from llmagentos.kernel.demo import cliff_walking_demo
+def demo(cliff: bool, seeds: int | None, steps_per_task: int, episodes: int, backend: str, workers: int,
+         out: str | None, quiet: bool, as_json: bool) -> None:
+    """The main job: a lifelong agent through a stream of tasks — fine-tuning, EWC and replay side by side."""
+    if cliff:
+        from llmagentos.kernel.demo import cliff_walking_demo
 
-    result = cliff_walking_demo(seeds=seeds, episodes=episodes, out=out, quiet=quiet or as_json)
+        result = cliff_walking_demo(seeds=seeds or 5, episodes=episodes, out=out or "runs/demo", quiet=quiet or as_json)
+    else:
+        from llmagentos.kernel.demo import lifelong_demo
+
+        result = lifelong_demo(seeds=3 if seeds is None else seeds, steps_per_task=steps_per_task,
+                               out=out or "runs/demo-lifelong", backend=backend, workers=workers, quiet=quiet or as_json)
     if as_json:
         emit_json(result)
 
