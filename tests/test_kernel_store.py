@@ -140,6 +140,9 @@ def test_agent_continues_on_a_new_task_and_refuses_other_spaces(tmp_path, capsys
     fresh = json.loads((tmp_path / "r1" / "job.json").read_text())
     assert fresh["agent_version"] is None and json.loads((tmp_path / "r2" / "job.json").read_text())["agent_version"] == 1
     assert not np.array_equal(q1["q"], q2["q"])
+    knowledge = s.query_knowledge(agent="walker", env="CliffWalking-v1")
+    assert sorted((k["version"], k["score"]) for k in knowledge) == [(1, first["eval"]["mean_return"]),
+                                                                      (2, second["eval"]["mean_return"])]
     history = s.agent_history("walker")
     assert [h["run_dir"] for h in history] == [str((tmp_path / p).resolve()) for p in ("r1", "r2")]
     code, _, err = cli(base + ["--env", "FrozenLake-v1", "--out", str(tmp_path / "r3")], capsys)

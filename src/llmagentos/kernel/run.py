@@ -386,6 +386,9 @@ class Trainer:
                                       config=to_dict(self.agent.config), observation_space=meta["observation_space"],
                                       action_space=meta["action_space"], task=task, run=self.run_id,
                                       meta={"llmagentos_version": __version__})
+        # what this version achieved on this task, for later "which agent knows tasks like this?" queries
+        self.store.add_knowledge(task, record.name, score=self.last_eval["mean_return"], version=record.version,
+                                 metric="eval_mean_return", meta={"run_dir": str(self.run_dir), "steps": self.interaction.steps})
         return {"name": record.name, "version": record.version, "continued_from": self.spec.agent_version}
 
     def _summary(self) -> dict[str, Any]:
