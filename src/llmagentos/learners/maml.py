@@ -120,7 +120,8 @@ class MAML:
         else:
             self.step_sizes = {k: self.config.inner_lr for k in self.params}
         learned = list(self.params.values()) + [v for v in self.step_sizes.values() if torch.is_tensor(v)]
-        self.optimizer = torch.optim.Adam(learned, lr=self.config.meta_lr)
+        # the fused kernel updates every tensor in one call: a quarter of a small net's meta-iteration otherwise
+        self.optimizer = torch.optim.Adam(learned, lr=self.config.meta_lr, fused=True)
         self.iterations = 0
 
     def adapt(self, data: Any, steps: int | None = None, first_order: bool | None = None) -> Params:
