@@ -96,11 +96,19 @@ class ParallelInteraction:
         self.episode_returns: list[float] = []
         self.episode_lengths: list[int] = []
         self.agent_returns: dict[str, list[float]] = {a: [] for a in self.agents}
+        self._seed_block: tuple[int, np.ndarray] | None = None
         self._reset()
+
+    def _episode_seed(self, episode: int) -> int:
+        # drawn 1024 at a time from a SeedSequence keyed by (run seed, block): cheap, and a pure function of both
+        block, offset = divmod(episode, 1024)
+        if self._seed_block is None or self._seed_block[0] != block:
+            self._seed_block = (block, np.random.SeedSequence([self.seed, block]).generate_state(1024))
+        return int(self._seed_block[1][offset])
 
     def _reset(self) -> None:
         # a seed per episode: the run resumes exactly from any episode boundary without the env's internals
-        self.observation, _ = self.env.reset(seed=derive_seed(self.seed, self.episodes))
+        self.observation, _ = self.env.reset(seed=self._episode_seed(self.episodes))
         self._running = dict.fromkeys(self.agents, 0.0)
         self._length = 0
 
@@ -119,7 +127,7 @@ class ParallelInteraction:
             self._running[agent] = self._running.get(agent, 0.0) + float(reward)
         if not self.env.agents:
             self.learner.end_episode()
-            self.episode_returns.append(float(np.mean([self._running[a] for a in self.agents])))
+            self.episode_returns.append(sum(self._running[a] for a in self.agents) / len(self.agents))
             self.episode_lengths.append(self._length)
             for agent in self.agents:
                 self.agent_returns[agent].append(float(self._running[agent]))

@@ -299,13 +299,19 @@ class TabularMultiAgentLearner(MultiAgentLearner):
 
     def act(self, observation: dict[str, Any], explore: bool = True) -> dict[str, int]:
         actions = {}
+        boltzmann = self.config.exploration == "boltzmann"
+        tau = self.temperature(self.t) if boltzmann else 0.0
+        eps = 0.0 if boltzmann else self.epsilon(self.t)
         for agent, obs in observation.items():
             i, s = self.index[agent], int(obs)
             if not explore:
                 actions[agent] = self.greedy_action(i, s)
-            elif self.config.exploration == "boltzmann":
-                actions[agent] = int(self.rng.choice(self.n_actions[i], p=self.policy(i, s)))
-            elif self.rng.random() < self.epsilon(self.t):
+            elif boltzmann:
+                v = self.values(i, s)
+                z = np.exp((v - v.max()) / tau)  # π(a) ∝ exp(Q(a)/τ), sampled by inverting its CDF
+                cdf = np.cumsum(z)
+                actions[agent] = min(int(np.searchsorted(cdf, self.rng.random() * cdf[-1], side="right")), len(v) - 1)
+            elif self.rng.random() < eps:
                 actions[agent] = int(self.rng.integers(self.n_actions[i]))
             else:
                 actions[agent] = self.greedy_action(i, s)
@@ -323,7 +329,7 @@ class TabularMultiAgentLearner(MultiAgentLearner):
             deltas.append(self.update(i, int(t.observation[agent]), joint, float(t.reward[agent]),
                                       int(t.next_observation[agent]), bool(t.terminated[agent])))
         self.t += 1
-        return {"td_error": float(np.mean(deltas))} if deltas else {}
+        return {"td_error": sum(deltas) / len(deltas)} if deltas else {}
 
     def bootstrap(self, i: int, s_next: int, terminated: bool) -> float:
         """max_a' of agent i's values in s' (0 when s' is terminal; a time limit still bootstraps)."""
