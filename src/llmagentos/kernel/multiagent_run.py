@@ -469,3 +469,18 @@ def sweep_game(result: dict[str, Any]) -> Any | None:
         return matrix_game(make_parallel_env(run["env"], **run.get("env_args", {})))
     except UsageError:
         return None
+
+
+def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int | None = None) -> dict[str, Any]:
+    """Greedy returns of a finished multi-agent run's learners on its world (``llmagentos eval RUN``)."""
+    from llmagentos.envs.multiagent import make_parallel_env
+    from llmagentos.kernel.run import read_job
+
+    job = read_job(Path(run_dir))
+    env = make_parallel_env(job.env, **job.env_args)
+    learner = load_learner(run_dir)
+    per_episode = evaluate_parallel(learner, env, episodes, derive_seed(job.seed, "eval") if seed is None else seed)
+    team = [float(np.mean(list(r.values()))) for r in per_episode]
+    return {"run_dir": str(run_dir), "env": job.env, "algo": job.algo, "episodes": episodes,
+            "mean_return": float(np.mean(team)), "std_return": float(np.std(team)), "returns": team,
+            "agents": {a: float(np.mean([r[a] for r in per_episode])) for a in env.possible_agents}}

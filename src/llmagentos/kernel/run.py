@@ -493,6 +493,10 @@ def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int | None = Non
     if episodes <= 0:
         raise UsageError(f"--episodes must be positive, got {episodes}")
     job = read_job(Path(run_dir))
+    from llmagentos.kernel import multiagent_run
+
+    if multiagent_run.is_multiagent_job(job.env, job.algo):
+        return multiagent_run.evaluate_run(run_dir, episodes, seed)
     env = make_env(job.env, job.env_args)
     agent = load_agent(run_dir, env)
     returns = evaluate(agent, env, episodes, seed=derive_seed(job.seed, "eval") if seed is None else seed)
