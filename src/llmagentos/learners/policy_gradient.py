@@ -101,10 +101,14 @@ def a2c_loss(log_prob: torch.Tensor, values: torch.Tensor, advantages: torch.Ten
 
 
 def ppo_loss(log_prob: torch.Tensor, old_log_prob: torch.Tensor, advantages: torch.Tensor, values: torch.Tensor,
-             old_values: torch.Tensor, returns: torch.Tensor, entropy: torch.Tensor, clip_range: float,
-             clip_range_vf: float | None = None, vf_coef: float = 0.5, ent_coef: float = 0.0
+             old_values: torch.Tensor, returns: torch.Tensor, entropy: torch.Tensor | None, clip_range: float,
+             clip_range_vf: float | None = None, vf_coef: float = 0.5, ent_coef: float = 0.0, stats: bool = True
              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """PPO's clipped surrogate, (optionally clipped) value loss and entropy bonus, as one loss to minimise."""
+    """PPO's clipped surrogate, (optionally clipped) value loss and entropy bonus, as one loss to minimise.
+
+    ``entropy=None`` drops the bonus (ent_coef 0 needs no entropy graph); ``stats=False`` skips the
+    diagnostics (approximate KL, clip fraction) that cost as much as the loss on small networks.
+    """
     log_ratio = log_prob - old_log_prob
     ratio = log_ratio.exp()  # ρ_t = π_θ(a_t|s_t) / π_θold(a_t|s_t)
     surrogate = torch.min(ratio * advantages, ratio.clamp(1.0 - clip_range, 1.0 + clip_range) * advantages)
@@ -114,13 +118,18 @@ def ppo_loss(log_prob: torch.Tensor, old_log_prob: torch.Tensor, advantages: tor
     else:
         clipped = old_values + (values - old_values).clamp(-clip_range_vf, clip_range_vf)
         value_loss = torch.max((returns - values).pow(2), (returns - clipped).pow(2)).mean()  # max of plain and clipped errors
-    entropy_mean = entropy.mean()
-    loss = policy_loss + vf_coef * value_loss - ent_coef * entropy_mean  # L = −L^CLIP + c₁ L^VF − c₂ H
-    with torch.no_grad():
-        approx_kl = ((ratio - 1.0) - log_ratio).mean()  # KL(π_old‖π) ≈ E[(ρ − 1) − log ρ]
-        clip_fraction = ((ratio - 1.0).abs() > clip_range).float().mean()
-    return loss, {"policy_loss": policy_loss.detach(), "value_loss": value_loss.detach(),
-                  "entropy": entropy_mean.detach(), "approx_kl": approx_kl, "clip_fraction": clip_fraction}
+    loss = policy_loss + vf_coef * value_loss  # L = −L^CLIP + c₁ L^VF − c₂ H
+    info: dict[str, torch.Tensor] = {}
+    if entropy is not None:
+        entropy_mean = entropy.mean()
+        loss = loss - ent_coef * entropy_mean
+        info["entropy"] = entropy_mean.detach()
+    if stats:
+        with torch.no_grad():
+            info.update(policy_loss=policy_loss.detach(), value_loss=value_loss.detach(),
+                        approx_kl=((ratio - 1.0) - log_ratio).mean(),  # KL(π_old‖π) ≈ E[(ρ − 1) − log ρ]
+                        clip_fraction=((ratio - 1.0).abs() > clip_range).float().mean())
+    return loss, info
 
 
 # -- configuration ----------------------------------------------------------------------------------
@@ -185,6 +194,10 @@ class ReinforceConfig(PolicyGradientConfig):
                         "learning_rate": 1e-3},
         "LunarLander-v3": {"episodes_per_update": 4, "learning_rate": 1e-3},
     }
+    #: the budget `llmagentos train` runs when no --steps/--episodes is given
+    DEFAULT_STEPS: ClassVar[dict[str, int]] = {"CartPole-v1": 100_000, "Acrobot-v1": 300_000,
+                                               "MountainCar-v0": 1_000_000, "Pendulum-v1": 500_000,
+                                               "LunarLander-v3": 1_000_000}
 
     def validate(self) -> None:
         super().validate()
@@ -209,8 +222,12 @@ class A2CConfig(PolicyGradientConfig):
         "MountainCar-v0": {"ent_coef": 0.01, "normalize_observations": True, "n_steps": 16},
         "Pendulum-v1": {"normalize_observations": True, "normalize_rewards": True, "gamma": 0.9, "n_steps": 8,
                         "gae_lambda": 0.9, "learning_rate": 1e-3, "log_std_init": -0.5},
-        "LunarLander-v3": {"gamma": 0.995, "ent_coef": 1e-5, "n_steps": 5, "lr_final": 0.0},
+        "LunarLander-v3": {"gamma": 0.995, "ent_coef": 1e-5, "n_steps": 5, "lr_final": 0.0,
+                           "schedule_steps": 1_000_000},
     }
+    DEFAULT_STEPS: ClassVar[dict[str, int]] = {"CartPole-v1": 200_000, "Acrobot-v1": 500_000,
+                                               "MountainCar-v0": 1_000_000, "Pendulum-v1": 1_000_000,
+                                               "LunarLander-v3": 1_000_000}
 
     def validate(self) -> None:
         super().validate()
@@ -235,12 +252,15 @@ class PPOConfig(A2CConfig):
     clip_range: float = param(0.2, "ε of the clipped surrogate (the start value when clip_range_final is set)")
     clip_range_final: float | None = param(0.0, "ε reached linearly after schedule_steps (None keeps it constant)")
     clip_range_vf: float | None = param(None, "clip the value change to ±this around the old value (None: no clipping)")
+    target_kl: float | None = param(None, "stop an update's epochs once the approximate KL to the old policy exceeds "
+                                          "1.5 × this (None: always run n_epochs)")
     normalize_advantages: bool = param(True, "standardise advantages per minibatch")
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "CartPole-v1": {},
         "Acrobot-v1": {"normalize_observations": True, "n_steps": 256, "batch_size": 512, "n_epochs": 4,
-                       "gamma": 0.99, "gae_lambda": 0.94, "ent_coef": 0.0, "learning_rate": 1e-3},
+                       "gamma": 0.99, "gae_lambda": 0.94, "ent_coef": 0.0, "learning_rate": 1e-3,
+                       "schedule_steps": 200_000},
         "MountainCar-v0": {"normalize_observations": True, "n_steps": 16, "batch_size": 128, "n_epochs": 4,
                            "gamma": 0.99, "gae_lambda": 0.98, "ent_coef": 0.0, "lr_final": None,
                            "clip_range_final": None, "schedule_steps": 1_000_000},
@@ -251,6 +271,9 @@ class PPOConfig(A2CConfig):
                            "gae_lambda": 0.98, "ent_coef": 0.01, "learning_rate": 3e-4, "lr_final": None,
                            "clip_range_final": None, "schedule_steps": 1_000_000},
     }
+    DEFAULT_STEPS: ClassVar[dict[str, int]] = {"CartPole-v1": 100_000, "Acrobot-v1": 200_000,
+                                               "MountainCar-v0": 1_000_000, "Pendulum-v1": 200_000,
+                                               "LunarLander-v3": 1_000_000}
 
     def validate(self) -> None:
         super().validate()
@@ -357,7 +380,8 @@ class PolicyGradientAgent(Agent):
         torch.manual_seed(seed)  # network initialisation only; sampling uses self.generator
         self.net = ActorCritic(observation_space, action_space, config.hidden, config.activation,
                                config.share_trunk, config.log_std_init)
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.learning_rate, eps=1e-5)
+        # fused: one kernel for all parameters, the cheapest Adam step for many tiny tensors on a CPU
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.learning_rate, eps=1e-5, fused=True)
         self.parameters = [p for p in self.net.parameters()]
         self.generator = torch.Generator().manual_seed(seed)
         self.rng = make_rng(seed)
@@ -374,6 +398,7 @@ class PolicyGradientAgent(Agent):
         self.lr = make_schedule("linear", config.learning_rate, config.lr_final, config.schedule_steps)
         self.steps = 0
         self.updates = 0
+        self.gradient_steps = 0
         self._zero = torch.zeros(())
         self._pending: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
         self._np_key: tuple | None = None
@@ -491,11 +516,15 @@ class PolicyGradientAgent(Agent):
 
     # -- optimisation ---------------------------------------------------------------------------------
     def _step(self, loss: torch.Tensor) -> None:
+        extra = self.extra_loss()
+        if extra is not self._zero:
+            loss = loss + extra
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.max_grad_norm is not None:
             nn.utils.clip_grad_norm_(self.parameters, self.config.max_grad_norm, foreach=True)
         self.optimizer.step()
+        self.gradient_steps += 1
 
     def _set_lr(self) -> float:
         lr = self.lr(self.steps)
@@ -504,7 +533,8 @@ class PolicyGradientAgent(Agent):
         return lr
 
     def train_metrics(self) -> dict[str, float]:
-        metrics = {"learning_rate": self.lr(self.steps), "updates": float(self.updates)}
+        metrics = {"learning_rate": self.lr(self.steps), "updates": float(self.updates),
+                   "gradient_steps": float(self.gradient_steps)}
         if self.continuous:
             metrics["std"] = float(self.net.log_std.detach().exp().mean())
         return metrics
@@ -514,7 +544,7 @@ class PolicyGradientAgent(Agent):
         return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "obs_norm": self.obs_norm.state_dict() if self.obs_norm is not None else None,
                 "reward_scaler": self.reward_scaler.state_dict() if self.reward_scaler is not None else None,
-                "steps": self.steps, "updates": self.updates,
+                "steps": self.steps, "updates": self.updates, "gradient_steps": self.gradient_steps,
                 "rng": rng_state(self.rng), "torch_rng": self.generator.get_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -528,6 +558,7 @@ class PolicyGradientAgent(Agent):
         if self.reward_scaler is not None:
             self.reward_scaler.load_state_dict(state["reward_scaler"])
         self.steps, self.updates = int(state["steps"]), int(state["updates"])
+        self.gradient_steps = int(state["gradient_steps"])
         set_rng_state(self.rng, state["rng"])
         self.generator.set_state(torch.as_tensor(state["torch_rng"], dtype=torch.uint8))
         self._pending = None
@@ -571,7 +602,7 @@ class Reinforce(PolicyGradientAgent):
         dist, values = self.net(obs)
         loss, info = reinforce_loss(dist.log_prob(actions), g, values if cfg.baseline else None,
                                     dist.entropy(), cfg.vf_coef, cfg.ent_coef)
-        self._step(loss + self.extra_loss())
+        self._step(loss)
         self.updates += 1
         return {k: float(v) for k, v in info.items()}
 
@@ -646,7 +677,7 @@ class A2C(RolloutAgent):
         dist, values = self.net(b["obs"])
         loss, info = a2c_loss(dist.log_prob(b["actions"]), values, adv, b["returns"], dist.entropy(),
                               self.config.vf_coef, self.config.ent_coef)
-        self._step(loss + self.extra_loss())
+        self._step(loss)
         return {**{k: float(v) for k, v in info.items()}, "learning_rate": lr}
 
 
@@ -667,17 +698,30 @@ class PPO(RolloutAgent):
         size = len(b["returns"])
         lr = self._set_lr()
         clip = max(self.clip_range(self.steps), 1e-8)  # ε > 0 even at the schedule's end keeps the ratio finite
-        totals: dict[str, torch.Tensor] = {}
-        for _ in range(cfg.n_epochs):
-            order = None if cfg.batch_size == size else torch.from_numpy(self.rng.permutation(size))
+        full_batch = cfg.batch_size == size
+        if full_batch and cfg.normalize_advantages:  # the same batch every epoch: normalise once
+            b["advantages"] = normalize(b["advantages"])
+        info: dict[str, torch.Tensor] = {}
+        stop = False
+        for epoch in range(cfg.n_epochs):
+            order = None if full_batch else torch.from_numpy(self.rng.permutation(size))
             for start in range(0, size, cfg.batch_size):
                 mb = b if order is None else {k: v[order[start:start + cfg.batch_size]] for k, v in b.items()}
-                adv = normalize(mb["advantages"]) if cfg.normalize_advantages else mb["advantages"]
-                dist, values = self.net(mb["obs"])
-                loss, info = ppo_loss(dist.log_prob(mb["actions"]), mb["log_probs"], adv, values, mb["values"],
-                                      mb["returns"], dist.entropy(), clip, cfg.clip_range_vf, cfg.vf_coef, cfg.ent_coef)
-                self._step(loss + self.extra_loss())
-                for key, value in info.items():
-                    totals[key] = totals[key] + value if key in totals else value
-        steps = cfg.n_epochs * (size // cfg.batch_size)
-        return {**{k: float(v) / steps for k, v in totals.items()}, "learning_rate": lr, "clip_range": clip}
+                adv = normalize(mb["advantages"]) if cfg.normalize_advantages and not full_batch else mb["advantages"]
+                last = epoch == cfg.n_epochs - 1 and start + cfg.batch_size >= size
+                features = self.net.trunk(mb["obs"])
+                dist = self.net.distribution(features)
+                entropy = dist.entropy() if cfg.ent_coef > 0 else None
+                loss, info = ppo_loss(dist.log_prob(mb["actions"]), mb["log_probs"], adv, self.net.value(features),
+                                      mb["values"], mb["returns"], entropy, clip, cfg.clip_range_vf, cfg.vf_coef,
+                                      cfg.ent_coef, stats=last or cfg.target_kl is not None)
+                if cfg.target_kl is not None and float(info["approx_kl"]) > 1.5 * cfg.target_kl:
+                    stop = True  # the policy has moved far enough from the one that collected the data
+                    break
+                self._step(loss)
+            if stop:
+                break
+        if "entropy" not in info:
+            with torch.no_grad():
+                info["entropy"] = self.net(b["obs"])[0].entropy().mean()
+        return {**{k: float(v) for k, v in info.items()}, "learning_rate": lr, "clip_range": clip}
