@@ -132,7 +132,8 @@ def run_meta_job(block: MetaBlock, seed: int, out_dir: Path) -> dict[str, Any]:
 def _adaptation_plot(curves: dict[str, list[float]], path: Path, title: str, ylabel: str) -> str:
     from llmagentos.kernel.plots import learning_curves
 
-    data = {name: (np.arange(len(c)), np.array([c])) for name, c in curves.items()}
+    data = {name: (np.arange(len(c)), np.array([[np.nan if v is None else v for v in c]], dtype=float))
+            for name, c in curves.items()}
     learning_curves(data, path, title, "adaptation gradient steps", ylabel)
     return str(path)
 
@@ -258,7 +259,11 @@ def aggregate(results: list[dict[str, Any]]) -> dict[str, Any]:
         return {}
     if ok[0].get("algo") == "maml":
         key = "mse" if "mse" in ok[0] else "return"
-        return {f"mean_{key}": {name: np.mean([r[key][name] for r in ok], axis=0).tolist() for name in ok[0][key]}}
+        means = {}
+        for name in ok[0][key]:
+            values = np.array([[np.nan if v is None else v for v in r[key][name]] for r in ok], dtype=float).mean(axis=0)
+            means[name] = [float(v) if np.isfinite(v) else None for v in values]
+        return {f"mean_{key}": means}
     solved = [r["solved_at_generation"] for r in ok]
     hit = [r for r in ok if r["solved_at_generation"] is not None]
     seconds = [next(p["wall_seconds"] for p in r["curve"] if p["generation"] == r["solved_at_generation"]) for r in hit]

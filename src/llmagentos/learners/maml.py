@@ -217,6 +217,11 @@ class SinusoidMAMLConfig(MAMLConfig):
             raise UsageError(f"maml config: pretrain_iterations must be ≥ 0, got {self.pretrain_iterations}")
 
 
+def _finite_or_none(values: np.ndarray) -> list[float | None]:
+    """JSON-safe floats: a diverged adaptation (Meta-SGD's learned α applied past its trained steps) becomes None."""
+    return [float(v) if math.isfinite(v) else None for v in values]
+
+
 def _sinusoid_net(hidden: list[int]) -> nn.Module:
     from llmagentos.learners.common.networks import mlp
 
@@ -285,14 +290,13 @@ def sinusoid_experiment(config: SinusoidMAMLConfig, seed: int = 0,
         "random": adaptation_errors(mse_loss(net), random_init, alpha, support, query, config.eval_steps),
     }
     reported = [0, 1, config.eval_steps]
-    mse, ci95, curves = {}, {}, {}
+    mse, ci95, curves, curves_ci95 = {}, {}, {}, {}
     for name, per_task in errors.items():
-        mean, half = mean_ci95(per_task.numpy())
-        mse[name] = [float(mean[s]) for s in reported]
-        ci95[name] = [float(half[s]) for s in reported]
-        curves[name] = [float(m) for m in mean]
-    return {"mse": mse, "ci95": ci95, "steps_reported": reported, "curves": curves,
-            "curves_ci95": {name: [float(h) for h in mean_ci95(e.numpy())[1]] for name, e in errors.items()},
+        mean, half = (_finite_or_none(v) for v in mean_ci95(per_task.numpy()))
+        mse[name] = [mean[s] for s in reported]
+        ci95[name] = [half[s] for s in reported]
+        curves[name], curves_ci95[name] = mean, half
+    return {"mse": mse, "ci95": ci95, "steps_reported": reported, "curves": curves, "curves_ci95": curves_ci95,
             "meta_iterations": maml.iterations, "meta_iteration_ms": round(1000 * meta_seconds / maml.iterations, 4),
             "meta_seconds": round(meta_seconds, 3), "pretrain_iterations": pretrain_iterations,
             "eval_tasks": config.eval_tasks, "model": maml}
