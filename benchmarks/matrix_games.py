@@ -8,6 +8,7 @@ The other runs are listed by where they ended: a pure Nash equilibrium (NE) or n
 
     nice -n 10 python benchmarks/matrix_games.py                 # 100 seeds per cell, 2 worker processes
     python benchmarks/matrix_games.py --seeds 20 --workers 1     # a quick look
+    python benchmarks/matrix_games.py --log runs.jsonl ...; python benchmarks/matrix_games.py --from-log runs.jsonl
 """
 
 from __future__ import annotations
@@ -61,15 +62,33 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3000, help="joint steps per run")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (1 runs inline)")
     parser.add_argument("--json", dest="json_path", default=None, help="also write the cells as JSON here")
+    parser.add_argument("--log", default=None, help="append each finished run to this JSONL file as it ends")
+    parser.add_argument("--from-log", default=None, help="tabulate the runs already in this JSONL file, run nothing")
     args = parser.parse_args()
 
     from llmagentos import make_parallel_env
     from llmagentos.kernel.backends import is_failure, run_jobs
 
+    # seed-major order: a run stopped early still covers every cell with the same seeds
     jobs = [{"cell": (name, algo), "env": env_id, "env_args": env_args, "algo": algo, "seed": seed, "steps": args.steps}
-            for name, env_id, env_args in GAMES for algo in ALGOS for seed in range(args.seeds)]
+            for seed in range(args.seeds) for name, env_id, env_args in GAMES for algo in ALGOS]
     started = time.perf_counter()
-    results = run_jobs(run_one, jobs, backend="inline" if args.workers == 1 else "processes", workers=args.workers)
+    if args.from_log:
+        lines = [json.loads(line) for line in Path(args.from_log).read_text().splitlines() if line.strip()]
+        done = {(tuple(x["cell"]), x["seed"]): x["result"] for x in lines}
+        jobs = [j for j in jobs if (j["cell"], j["seed"]) in done]
+        results = [done[(j["cell"], j["seed"])] for j in jobs]
+    else:
+        log = open(args.log, "a") if args.log else None
+
+        def record(index: int, result: dict) -> None:
+            if log is not None and not is_failure(result):
+                job = jobs[index]
+                log.write(json.dumps({"cell": list(job["cell"]), "seed": job["seed"], "result": result}) + "\n")
+                log.flush()
+
+        results = run_jobs(run_one, jobs, backend="inline" if args.workers == 1 else "processes", workers=args.workers,
+                           on_result=record)
     wall = time.perf_counter() - started
     failures = [r for r in results if is_failure(r)]
     if failures:
@@ -81,6 +100,8 @@ def main() -> None:
         game = make_parallel_env(env_id, **env_args)
         for algo in ALGOS:
             runs = [r for j, r in zip(jobs, results) if j["cell"] == (name, algo)]
+            if not runs:
+                continue
             optimal = sum(bool(r["optimal"]) for r in runs)
             low, high = wilson(optimal, len(runs))
             outcomes = Counter(r["outcome"] for r in runs)
@@ -101,7 +122,8 @@ def main() -> None:
     for c in cells:
         print(f"| {c['game']} | {c['algo']} | {c['runs']} | {c['share']:.2f} ({c['ci95'][0]:.2f}–{c['ci95'][1]:.2f}) "
               f"| {c['elsewhere']} |")
-    print(f"\n{len(jobs)} runs of {args.steps} steps in {wall:.0f} s wall on {args.workers} worker(s); "
+    print(f"\n{len(jobs)} runs of {args.steps} steps in {wall:.0f} s wall on {args.workers} worker(s)"
+          f"{' (tabulated from ' + args.from_log + ')' if args.from_log else ''}; "
           f"median run {sorted(c['median_run_seconds'] for c in cells)[len(cells) // 2]:.2f} s")
     if args.json_path:
         Path(args.json_path).write_text(json.dumps({"seeds": args.seeds, "steps": args.steps, "cells": cells}, indent=1) + "\n")
