@@ -65,8 +65,12 @@ def make_multiagent_config(spec: Any) -> tuple[str, Any]:
         return spec.algo, make_config(spec.algo, spec.config, spec.env)
     # `--algo q-learning` on a multi-agent world: independent learners running that algorithm, `--set` for it
     config = make_config("il", {"learner": spec.algo}, spec.env)
-    learner_config = dict(spec.config) if spec.config else (
-        config.learner_config if registry.get(spec.algo).config == registry.get("q-learning").config else {})
+    if spec.config:
+        given = make_config(spec.algo, spec.config)  # coerced and checked by the learner's own config class
+        learner_config = {k: getattr(given, k) for k in spec.config}
+    else:  # the il preset's exploration fits the tabular TD learners only
+        tabular = registry.get(spec.algo).config == registry.get("q-learning").config
+        learner_config = config.learner_config if tabular else {}
     return "il", dataclasses.replace(config, learner_config=learner_config)
 
 
