@@ -138,13 +138,41 @@ class QNetwork(nn.Module):
 
     def features(self, obs: torch.Tensor) -> torch.Tensor:
         if self.one_hot:
-            return self.trunk(F.one_hot(obs.long(), self.one_hot).float())
-        if self.image:
+            x = F.one_hot(obs.long(), self.one_hot).float()
+        elif self.image:
             return self.trunk(obs)
-        return self.trunk(obs.reshape(obs.shape[0], -1).float())
+        else:
+            x = obs.reshape(obs.shape[0], -1).float()
+        return _sequential(self.trunk, x)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(obs))
+        features = self.features(obs)
+        head = self.head
+        if type(head) is nn.Linear:
+            return F.linear(features, head.weight, head.bias)
+        return head(features)
+
+
+_ACTIVATIONS = {nn.ReLU: torch.relu, nn.Tanh: torch.tanh}
+
+
+def _sequential(body: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``body(x)`` for an MLP ``nn.Sequential``, calling the functional ops directly.
+
+    Same result as ``body(x)``; it skips the per-module call machinery (hooks), which costs more
+    than the arithmetic itself for networks this small, and falls back to ``body(x)`` otherwise.
+    """
+    if type(body) is not nn.Sequential:
+        return body(x)
+    for layer in body:
+        kind = type(layer)
+        if kind is nn.Linear:
+            x = F.linear(x, layer.weight, layer.bias)
+        elif kind in _ACTIVATIONS:
+            x = _ACTIVATIONS[kind](x)
+        else:
+            x = layer(x)
+    return x
 
 
 # -- the update rule --------------------------------------------------------------------------------
@@ -236,8 +264,8 @@ class DQN(Agent):
         self._batch = ReplayBatch(*(torch.from_numpy(getattr(self._batch_np, f)) for f in ReplayBatch.FIELDS))
         self._act_np = np.zeros((1, *self._obs_shape), dtype=obs_dtype)
         self._act_t = torch.from_numpy(self._act_np)
-        self._params = list(self.q_net.parameters())
-        self._target_params = list(self.target_net.parameters())
+        self._numpy_key: tuple | None = None
+        self._numpy_cache: list[tuple[np.ndarray, np.ndarray]] | None = None
 
     def build_network(self) -> QNetwork:
         """The online network θ (the target network θ⁻ is a copy). Override to change the architecture."""
@@ -264,9 +292,40 @@ class DQN(Agent):
             return np.where(self.rng.random(len(obs)) < eps, random_actions, greedy)
         if explore and self.rng.random() < self.epsilon(self.t):
             return int(self.rng.integers(self.n_actions))
+        layers = self._numpy_layers()
+        if layers is not None:
+            h = obs.astype(np.float32, copy=False)
+            for weight, bias in layers:
+                h = weight @ h + bias
+                if bias is not layers[-1][1]:
+                    np.maximum(h, 0.0, out=h)
+            return int(h.argmax())
         self._act_np[0] = obs
         with torch.no_grad():
             return int(self.q_net(self._act_t).argmax())
+
+    def _numpy_layers(self) -> list[tuple[np.ndarray, np.ndarray]] | None:
+        """(W, b) of a ReLU MLP ``q_net`` as numpy views of the parameters' own storage, else None.
+
+        One observation through torch costs ~30 µs of call overhead; through numpy ~5 µs. The views
+        share memory with the parameters (optimiser steps and ``load_state_dict`` write in place), so
+        they are never stale; replacing ``q_net``, its ``trunk`` or its ``head`` rebuilds them.
+        """
+        net = self.q_net
+        key = (net, getattr(net, "trunk", None), getattr(net, "head", None))
+        if self._numpy_key is not None and all(a is b for a, b in zip(key, self._numpy_key)):
+            return self._numpy_cache
+        self._numpy_key, self._numpy_cache = key, None
+        if type(net) is not QNetwork or net.one_hot or net.image or type(net.trunk) is not nn.Sequential \
+                or type(net.head) is not nn.Linear:
+            return None
+        modules = list(net.trunk) + [net.head]
+        linears = [m for m in modules if type(m) is nn.Linear]
+        # exactly Linear, ReLU, Linear, ReLU, ..., Linear
+        if not all(type(m) is (nn.Linear if i % 2 == 0 else nn.ReLU) for i, m in enumerate(modules)) or len(modules) % 2 == 0:
+            return None
+        self._numpy_cache = [(m.weight.detach().numpy(), m.bias.detach().numpy()) for m in linears]
+        return self._numpy_cache
 
     # -- 2. storing, and when to learn ------------------------------------------------------------------
     def observe(self, transition: Transition) -> dict[str, float]:
@@ -297,7 +356,7 @@ class DQN(Agent):
         self.optimizer.zero_grad()
         loss.backward()
         if c.max_grad_norm is not None:
-            nn.utils.clip_grad_norm_(self._params, c.max_grad_norm)
+            nn.utils.clip_grad_norm_(self.q_net.parameters(), c.max_grad_norm)
         self.optimizer.step()
         self.updates += 1
         if self.updates % c.target_update_interval == 0:
@@ -311,7 +370,7 @@ class DQN(Agent):
     def sync_target(self) -> None:
         """θ⁻ ← θ when τ = 1, else θ⁻ ← τθ + (1 − τ)θ⁻."""
         with torch.no_grad():
-            for target, online in zip(self._target_params, self._params):
+            for target, online in zip(self.target_net.parameters(), self.q_net.parameters()):
                 if self.config.tau >= 1.0:
                     target.copy_(online)
                 else:
