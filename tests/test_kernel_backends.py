@@ -88,3 +88,23 @@ def strip(summary):
     out = {k: v for k, v in summary.items() if k not in ("wall_seconds", "steps_per_second", "run_dir")}
     out["curve"] = [{k: v for k, v in p.items() if k != "wall_seconds"} for p in summary["curve"]]
     return out
+
+
+def test_processes_fork_path_without_torch_matches_inline(tmp_path):
+    # a caller that has not loaded torch or Ray gets plain fork workers (this test process has torch loaded)
+    script = tmp_path / "forked.py"
+    script.write_text(
+        "import json, sys\n"
+        "from llmagentos.kernel.backends import _mp_context, run_jobs\n"
+        "from llmagentos.kernel.report import mean_ci as f\n"
+        "if __name__ == '__main__':\n"
+        "    jobs = [[1.0, 2.0, float(i)] for i in range(5)] + [[]]\n"
+        "    assert _mp_context().get_start_method() == 'fork' and 'torch' not in sys.modules\n"
+        "    print(json.dumps([run_jobs(f, jobs), run_jobs(f, jobs, backend='processes', workers=2)]))\n")
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    inline, forked = json.loads(out.stdout)
+    assert forked == inline and inline[0]["mean"] == 1.0

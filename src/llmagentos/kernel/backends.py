@@ -132,11 +132,16 @@ FORKSERVER_PRELOAD = ["numpy", "llmagentos.config", "llmagentos.kernel.run", "ll
 
 
 def _mp_context():
-    # forkserver: workers fork from a clean single-threaded server, never from this process, whose
-    # threads (torch's pool, Ray's) would not survive a fork; spawn where there is no forkserver
+    # fork is instant (workers inherit every import) but only safe while this process runs no other
+    # threads: once torch (its thread pool) or Ray is loaded, workers fork from a clean single-threaded
+    # fork server instead; spawn where neither exists
     import multiprocessing
+    import threading
 
-    if "forkserver" not in multiprocessing.get_all_start_methods():
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1 and not {"torch", "ray"} & set(sys.modules):
+        return multiprocessing.get_context("fork")
+    if "forkserver" not in methods:
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(FORKSERVER_PRELOAD)
