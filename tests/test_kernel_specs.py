@@ -116,3 +116,14 @@ def test_schema_is_generated_from_the_configs(capsys):
 def test_validate_spec_api_refuses_two_blocks():
     with pytest.raises(UsageError, match="exactly one job-kind block"):
         validate_spec({"seeds": 1})
+
+
+def test_resume_a_sweep_directory_reruns_only_unfinished_jobs(tmp_path, capsys):
+    spec = {"out": str(tmp_path / "sw"), "seeds": 2, "train": TRAIN}
+    code, out, _ = cli(["run", str(write_spec(tmp_path, spec)), "--json"], capsys)
+    first = json.loads(out)["runs"]
+    (tmp_path / "sw" / "seed-1" / "summary.json").unlink()  # as if seed 1 had been killed
+    code, out, _ = cli(["resume", str(tmp_path / "sw"), "--json"], capsys)
+    again = json.loads(out)
+    assert code == 0 and again["skipped"] == [0]
+    assert [strip(r) for r in again["runs"]] == [strip(r) for r in first]

@@ -188,7 +188,7 @@ def train(env, algo, steps, episodes, seed, overrides, env_args, eval_every, eva
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 def resume(run_dir: str, quiet: bool, as_json: bool) -> None:
-    """Continue a stopped or killed run (its directory, or its id in llmagentos runs ls) from its last checkpoint."""
+    """Continue a stopped or killed run (its directory, or its id in llmagentos runs ls) from its last checkpoint, or a sweep."""
     from pathlib import Path
 
     from llmagentos.kernel.run import resume as run_resume
@@ -196,6 +196,11 @@ def resume(run_dir: str, quiet: bool, as_json: bool) -> None:
     store = open_store()
     if not Path(run_dir).is_dir() and run_dir.isdigit():
         run_dir = store.require_run(run_dir)["run_dir"]
+    if (Path(run_dir) / "sweep.json").exists():  # a sweep: its spec again; finished jobs are skipped, killed ones resume
+        from llmagentos.config import run_spec, sweep_spec
+
+        emit_sweep(run_spec(sweep_spec(run_dir), quiet=quiet or as_json, store=store), as_json)
+        return
     summary = run_resume(run_dir, quiet=quiet, store=store)
     emit_json(summary) if as_json else print_summary(summary)
 

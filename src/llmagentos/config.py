@@ -168,6 +168,9 @@ JOB_KINDS: dict[str, JobKind] = {k.name: k for k in [
     JobKind("meta", "llmagentos.kernel.meta:MetaBlock", "llmagentos.kernel.meta:run_meta_job",
             "Meta-learning: MAML on the sinusoid or PointNav family, evolution strategies (SNES, OpenAI-ES) on an env or family.",
             validate="llmagentos.kernel.meta:validate_block", aggregate="llmagentos.kernel.meta:aggregate"),
+    JobKind("lifelong", "llmagentos.kernel.lifelong_run:LifelongBlock", "llmagentos.kernel.lifelong_run:run_lifelong_job",
+            "Lifelong learning: a learner through a task stream (or a drifting world) under fine-tuning, EWC, replay, PackNet.",
+            validate="llmagentos.kernel.lifelong_run:validate_block", aggregate="llmagentos.kernel.lifelong_run:aggregate"),
     JobKind("multiagent", "llmagentos.kernel.multiagent_run:multiagent_block_type", "llmagentos.kernel.sweep:run_train_job",
             "Multi-agent learning on a PettingZoo world (il, jal, distributed-q, hysteretic, fmq, lenient); matrix games add outcome counts.",
             validate="llmagentos.kernel.multiagent_run:validate_multiagent_block",
@@ -569,3 +572,17 @@ def train_flags_spec(flags: dict[str, Any], seeds: str, backend: str = "inline",
     raw = {"out": out, "seeds": parsed, "backend": backend, "workers": workers, "ray_address": ray_address,
            kind.name: block}
     return validate_spec(raw, default_name=Path(out).name)
+
+
+def sweep_spec(sweep_dir: str | Path) -> Spec:
+    """The validated spec a sweep directory was made from (its ``sweep.json``), to run it again: ``resume SWEEP``."""
+    from llmagentos.kernel.sweep import MANIFEST
+
+    path = Path(sweep_dir) / MANIFEST
+    try:
+        raw = json.loads(path.read_text())["spec"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        raise UsageError(f"{path} is not a readable sweep manifest") from None
+    raw = {k: v for k, v in raw.items() if k != "kind"}
+    raw["out"] = str(sweep_dir)
+    return validate_spec(raw, default_name=Path(sweep_dir).name)
