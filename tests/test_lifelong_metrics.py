@@ -80,7 +80,7 @@ def test_diagonal_fisher_matches_finite_difference_brute_force():
 def test_cusum_detects_a_sustained_drop_quickly_and_not_the_noise_before_it():
     rng = np.random.default_rng(3)
     series = np.concatenate([rng.normal(100, 5, 300), rng.normal(60, 5, 100)])
-    detector = ChangeDetector(DetectionConfig(signal="return"))
+    detector = ChangeDetector(DetectionConfig(detect_signal="return"))
     alarms = [t for t, x in enumerate(series) if detector.end_episode(float(x), step=t)]
     assert alarms and 300 <= alarms[0] <= 305
     assert [d["step"] for d in detector.detections][0] == alarms[0]
@@ -92,7 +92,7 @@ def test_cusum_ignores_improvement_and_a_rising_td_error_is_seen():
     rising = np.linspace(0, 100, 500) + rng.normal(0, 3, 500)  # learning: returns go up
     down = Cusum("down", threshold=8.0, window=30, warmup=15, min_scale=1.0)
     assert not any(down.update(x) for x in rising)
-    detector = ChangeDetector(DetectionConfig(signal="td_error"))
+    detector = ChangeDetector(DetectionConfig(detect_signal="td_error"))
     fired = []
     for episode in range(120):
         level = 0.1 if episode < 80 else 1.0

@@ -338,7 +338,7 @@ def algos(as_json: bool) -> None:
 @cli.command()
 @click.option("--cliff", is_flag=True, help="Run the foundation's demo instead: Sarsa against Q-learning on CliffWalking.")
 @click.option("--seeds", type=int, default=None, help="Seeds per strategy (default 3; --cliff: 5 per algorithm).")
-@click.option("--steps-per-task", type=int, default=3000, show_default=True, help="Environment steps on each task of the stream.")
+@click.option("--steps-per-task", type=int, default=2500, show_default=True, help="Environment steps on each task of the stream.")
 @click.option("--episodes", type=int, default=500, show_default=True, help="--cliff: training episodes per run.")
 @click.option("--backend", default="processes", show_default=True, help="Scheduler backend: inline, processes or ray.")
 @click.option("--workers", type=int, default=2, show_default=True, help="Jobs run at once (processes, ray).")

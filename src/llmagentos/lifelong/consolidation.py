@@ -38,6 +38,7 @@ STRATEGIES = ("finetune", "ewc", "replay", "packnet")
 class ConsolidationConfig:
     strategy: Literal["finetune", "ewc", "replay", "packnet"] = param("finetune", "how old tasks are kept: none (fine-tuning), online EWC, replay with behaviour cloning, or PackNet")
     ewc_lambda: float = param(100.0, "EWC penalty strength λ")
+    fisher: Literal["output", "policy"] = param("output", "EWC's Fisher: of a unit Gaussian on the network's outputs (Q-values, Gaussian means), or of the softmax policy softmax(outputs/τ)")
     ewc_gamma: float = param(1.0, "online EWC decay γ of the accumulated Fisher (1 sums the tasks' Fishers)")
     fisher_states: int = param(500, "states from the task used to estimate the diagonal Fisher")
     temperature: float = param(1.0, "softmax temperature τ turning network outputs into a policy (Fisher, cloning)")
@@ -55,6 +56,8 @@ class NetworkView:
     module: nn.Module
     #: observations (numpy batch) -> the module's input tensor (one-hot, scaling ...), without gradients
     preprocess: Callable[[np.ndarray], torch.Tensor]
+    #: whether the outputs score discrete actions (Q-values, logits); False for Gaussian means
+    discrete: bool = True
 
     def outputs(self, observations: np.ndarray) -> torch.Tensor:
         """Network outputs (B, K) for a batch of observations, with gradients."""
@@ -65,10 +68,14 @@ def log_policy(outputs: torch.Tensor, temperature: float) -> torch.Tensor:
     return torch.log_softmax(outputs / temperature, dim=-1)
 
 
-def diagonal_fisher(view: NetworkView, states: np.ndarray, temperature: float = 1.0) -> dict[str, torch.Tensor]:
-    """F_i = E_s Σ_a π(a|s) (∂ log π(a|s) / ∂θ_i)², π = softmax(outputs/τ), exact in a, averaged over ``states``.
+def diagonal_fisher(view: NetworkView, states: np.ndarray, temperature: float = 1.0,
+                    kind: str = "policy") -> dict[str, torch.Tensor]:
+    """The diagonal of the Fisher information at the current weights, averaged over ``states``.
 
-    Per-state Jacobians come from ``torch.func`` (vmap of jacrev), so the expectation over actions is exact.
+    ``kind="policy"``: F_i = E_s Σ_a π(a|s) (∂ log π(a|s) / ∂θ_i)², π = softmax(outputs/τ), exact in a.
+    ``kind="output"``: the outputs are the means of a unit-variance Gaussian, F_i = E_s Σ_k (∂f_k(s) / ∂θ_i)²
+    (the natural choice for Q-values, whose greedy policy a softmax describes poorly).
+    Per-state Jacobians come from ``torch.func`` (vmap of jacrev).
     """
     from torch.func import functional_call, jacrev, vmap
 
@@ -76,16 +83,18 @@ def diagonal_fisher(view: NetworkView, states: np.ndarray, temperature: float = 
     params = {n: p.detach() for n, p in module.named_parameters()}
     x = view.preprocess(np.asarray(states)).detach()
 
-    def logp_one(p: dict[str, torch.Tensor], xi: torch.Tensor) -> torch.Tensor:
-        return log_policy(functional_call(module, p, (xi.unsqueeze(0),)), temperature)[0]
+    def output_one(p: dict[str, torch.Tensor], xi: torch.Tensor) -> torch.Tensor:
+        out = functional_call(module, p, (xi.unsqueeze(0),))
+        return (log_policy(out, temperature) if kind == "policy" else out)[0]
 
-    jac = vmap(jacrev(logp_one), in_dims=(None, 0))(params, x)  # name -> (B, K, *shape)
+    jac = vmap(jacrev(output_one), in_dims=(None, 0))(params, x)  # name -> (B, K, *shape)
     with torch.no_grad():
-        probs = torch.softmax(module(x) / temperature, dim=-1)  # (B, K)
+        out = module(x)
+        weights = torch.softmax(out / temperature, dim=-1) if kind == "policy" else torch.ones_like(out)  # (B, K)
     fisher = {}
     for name, j in jac.items():
-        weights = probs.reshape(probs.shape + (1,) * (j.dim() - 2))
-        fisher[name] = (weights * j.pow(2)).sum(dim=1).mean(dim=0).detach()
+        w = weights.reshape(weights.shape + (1,) * (j.dim() - 2))
+        fisher[name] = (w * j.pow(2)).sum(dim=1).mean(dim=0).detach()
     return fisher
 
 
@@ -141,7 +150,7 @@ class EWC(Consolidation):
         states = states[-self.config.fisher_states:]
         if len(states) == 0:
             return
-        new = diagonal_fisher(self.view, states, self.config.temperature)
+        new = diagonal_fisher(self.view, states, self.config.temperature, self.config.fisher if self.view.discrete else "output")
         for name, f in new.items():
             self.fisher[name] = self.config.ewc_gamma * self.fisher[name] + f if name in self.fisher else f  # F* ← γF* + F_t
         self.anchor = {n: p.detach().clone() for n, p in self.view.module.named_parameters()}
@@ -174,6 +183,8 @@ class Replay(Consolidation):
         # KL(π_old ‖ π_θ) = Σ_a π_old(a|s) [log π_old(a|s) − log π_θ(a|s)]
         kl = (old_logp.exp() * (old_logp - log_policy(out, c.temperature))).sum(-1).mean()
         value = (out - old).pow(2).sum(-1).mean()  # ‖q_θ(s) − q_old(s)‖²
+        if not self.view.discrete:  # Gaussian means: cloning them is the squared error alone
+            return (c.bc_policy_weight + c.bc_value_weight) * value
         return c.bc_policy_weight * kl + c.bc_value_weight * value
 
     def end_task(self, task: int, states: np.ndarray, tasks_left: int | None = None) -> None:

@@ -72,22 +72,22 @@ class Cusum:
 
 @dataclass
 class DetectionConfig:
-    signal: Literal["return", "td_error", "both"] = param("return", "what betrays a change: a drop in episode return, a rise in mean |TD error| per episode, or either")
-    slack: float = param(1.0, "CUSUM slack k, in reference standard deviations")
-    threshold: float = param(10.0, "CUSUM alarm threshold h, in reference standard deviations")
-    window: int = param(50, "episodes in the reference window")
-    warmup: int = param(20, "episodes watched before the detector may raise an alarm")
-    min_scale: float = param(1.0, "smallest reference standard deviation (return units; TD errors use 1 % of it)")
+    detect_signal: Literal["return", "td_error", "both"] = param("return", "what betrays a change when boundaries are not given: a drop in episode return, a rise in mean |TD error| (or loss) per episode, or either")
+    detect_slack: float = param(1.0, "CUSUM slack k, in reference standard deviations")
+    detect_threshold: float = param(10.0, "CUSUM alarm threshold h, in reference standard deviations")
+    detect_window: int = param(50, "episodes in the detector's reference window")
+    detect_warmup: int = param(20, "episodes watched after a change before the detector may raise another alarm")
+    detect_min_scale: float = param(1.0, "smallest reference standard deviation of returns (TD errors use 1 % of it)")
 
 
 class ChangeDetector:
     """Watches episode returns and/or per-episode mean |TD error|; records the step of every alarm."""
 
-    def __init__(self, config: DetectionConfig | None = None) -> None:
+    def __init__(self, config: Any = None) -> None:
         self.config = config or DetectionConfig()
         c = self.config
-        self.returns = Cusum("down", c.slack, c.threshold, c.window, c.warmup, c.min_scale)
-        self.td = Cusum("up", c.slack, c.threshold, c.window, c.warmup, c.min_scale * 0.01)
+        self.returns = Cusum("down", c.detect_slack, c.detect_threshold, c.detect_window, c.detect_warmup, c.detect_min_scale)
+        self.td = Cusum("up", c.detect_slack, c.detect_threshold, c.detect_window, c.detect_warmup, c.detect_min_scale * 0.01)
         self.detections: list[dict[str, Any]] = []
         self._td_sum, self._td_count = 0.0, 0
 
@@ -98,7 +98,7 @@ class ChangeDetector:
 
     def end_episode(self, episode_return: float, step: int) -> bool:
         """Feed a finished episode; True when a change is detected (recorded with ``step``)."""
-        signal = self.config.signal
+        signal = self.config.detect_signal
         fired = []
         if signal in ("return", "both") and self.returns.update(episode_return):
             fired.append("return")

@@ -1,0 +1,412 @@
+"""The lifelong agent: any learner, kept learning across a stream of tasks without forgetting the old ones.
+
+:class:`LifelongAgent` wraps a learner (DQN, PPO, A2C, REINFORCE, or a tabular TD learner) and, across
+its life:
+
+- notices change when nobody announces it (:mod:`~llmagentos.lifelong.detection`) and records when;
+- on a new or changed task chooses what to start from in its knowledge (``transfer``): the current
+  weights, the stored task whose descriptor is closest, or the stored task whose weights earn the most
+  when probed on the new task;
+- consolidates what it learned (:mod:`~llmagentos.lifelong.consolidation`): fine-tuning, online EWC,
+  replay with behaviour cloning, or PackNet;
+- keeps everything in :meth:`state_dict` (learner, consolidation, detector, knowledge entries), so the
+  kernel can store it and continue it later or on another machine.
+
+:func:`run_stream` trains one lifelong agent through a :class:`~llmagentos.lifelong.stream.TaskStream`
+and fills the evaluation matrix; :func:`run_drifting` lives in a :class:`DriftingWorld` without
+boundaries. Both are pure functions of their seeds; the kernel (``kernel/lifelong_run.py``) builds the
+learners, schedules the seeds and stores the results.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Literal
+
+import numpy as np
+import torch
+
+from llmagentos.core.agent import Agent, Transition
+from llmagentos.core.config import param
+from llmagentos.core.errors import UsageError
+from llmagentos.core.loop import Interaction, evaluate
+from llmagentos.core.seeding import derive_seed, make_rng, rng_state, set_rng_state
+from llmagentos.lifelong.consolidation import ConsolidationConfig, NetworkView, make_consolidation
+from llmagentos.lifelong.detection import ChangeDetector, DetectionConfig
+
+
+@dataclass
+class LifelongConfig(ConsolidationConfig, DetectionConfig):
+    """How a lifelong agent consolidates, detects change and transfers (plus the fields of its two parents)."""
+
+    transfer: Literal["continue", "closest", "probe"] = param("continue", "what a new task starts from: the current weights, the stored task with the closest descriptor, or the stored weights that earn most when probed on it")
+    probe_episodes: int = param(3, "greedy episodes per stored task when transfer is 'probe'")
+    reset_exploration: bool = param(True, "restart the learner's exploration schedule (ε) on each new task")
+    reset_buffer: bool = param(True, "empty the learner's own replay memory on each new task (old tasks are then kept only by consolidation)")
+    state_memory: int = param(2_000, "states kept (reservoir sample) from the current task for the Fisher and for replay")
+
+    def validate(self) -> None:
+        for name in ("ewc_lambda", "fisher_states", "replay_per_task", "replay_batch", "state_memory", "detect_window",
+                     "detect_warmup", "probe_episodes"):
+            if getattr(self, name) < 0 or (name != "ewc_lambda" and getattr(self, name) == 0):
+                raise UsageError(f"lifelong {name} must be positive, got {getattr(self, name)}")
+        if not 0.0 < self.temperature:
+            raise UsageError(f"lifelong temperature must be > 0, got {self.temperature}")
+        if not 0.0 < self.packnet_keep < 1.0:
+            raise UsageError(f"lifelong packnet_keep must be in (0, 1), got {self.packnet_keep}")
+
+
+class _PolicyOutputs(torch.nn.Module):
+    """A policy-gradient learner's π(·|s) parameters: logits (discrete) or the Gaussian mean (continuous)."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.policy_head(self.net.trunk(x))
+
+
+def network_view(learner: Agent) -> NetworkView | None:
+    """What consolidation protects in ``learner``: DQN's Q-network, a policy-gradient learner's policy; None for tables."""
+    if hasattr(learner, "q_net"):
+        dtype = learner.buffer.obs.dtype if hasattr(learner, "buffer") else np.float32
+        return NetworkView(learner.q_net, lambda obs: torch.as_tensor(np.asarray(obs, dtype=dtype)))
+    if hasattr(learner, "net") and hasattr(learner.net, "policy_head"):
+        return NetworkView(_PolicyOutputs(learner.net),
+                           lambda obs: torch.as_tensor(learner._prepare(np.asarray(obs, dtype=np.float32), update=False)),
+                           discrete=not getattr(learner.net, "continuous", False))
+    return None
+
+
+def _weights(learner: Agent, view: NetworkView | None) -> dict[str, Any]:
+    """The learner's knowledge worth storing per task: network weights, or the Q table."""
+    if view is not None:
+        return {k: v.detach().clone() for k, v in view.module.state_dict().items()}
+    if hasattr(learner, "net"):
+        return {k: v.detach().clone() for k, v in learner.net.state_dict().items()}
+    if hasattr(learner, "q"):
+        return {"q": np.array(learner.q, copy=True)}
+    raise UsageError(f"{learner.algo} keeps no weights a lifelong agent can store")
+
+
+def _load_weights(learner: Agent, view: NetworkView | None, weights: dict[str, Any]) -> None:
+    if view is not None:
+        view.module.load_state_dict(weights)
+        target = getattr(learner, "target_net", None)
+        if target is not None:
+            target.load_state_dict(learner.q_net.state_dict())
+    elif hasattr(learner, "net"):
+        learner.net.load_state_dict(weights)
+    else:
+        learner.q = np.array(weights["q"], copy=True)
+
+
+class LifelongAgent(Agent):
+    """A learner plus change detection, transfer, consolidation and a knowledge store of past tasks."""
+
+    algo = "lifelong"
+    Config = LifelongConfig
+
+    def __init__(self, learner: Agent, config: LifelongConfig | None = None, seed: int = 0,
+                 boundaries_known: bool = True) -> None:
+        config = config or LifelongConfig()
+        super().__init__(learner.observation_space, learner.action_space, config, seed)
+        self.learner = learner
+        self.boundaries_known = boundaries_known
+        self.view = network_view(learner)
+        if self.view is None and config.strategy != "finetune":
+            raise UsageError(f"the {config.strategy} strategy needs a learner with a network "
+                             f"(dqn, ppo, a2c, reinforce); {learner.algo} only supports strategy finetune")
+        self.consolidation = (make_consolidation(self.view, config, derive_seed(seed, "consolidation"))
+                              if self.view is not None else None)
+        if self.consolidation is not None:
+            base_extra = learner.extra_loss
+            consolidation = self.consolidation
+
+            def extra_loss() -> Any:
+                penalty = consolidation.penalty()
+                return base_extra() if penalty is None else base_extra() + penalty
+
+            learner.extra_loss = extra_loss  # type: ignore[method-assign]  (the learner's consolidation hook)
+            optimizer = getattr(learner, "optimizer", None)
+            if optimizer is not None:
+                optimizer.register_step_post_hook(lambda *_: consolidation.after_update())
+        self.detector = ChangeDetector(config)
+        self.rng = make_rng(derive_seed(seed, "lifelong"))
+        self.task = -1
+        self.knowledge: list[dict[str, Any]] = []
+        self.steps = 0
+        self._memory: list[np.ndarray] = []
+        self._seen = 0
+        self.changes: list[dict[str, Any]] = []
+
+    # -- the agent contract (delegated) ----------------------------------------------------------------
+    def act(self, observation: Any, explore: bool = True) -> Any:
+        return self.learner.act(observation, explore)
+
+    def observe(self, transition: Transition) -> dict[str, float]:
+        metrics = self.learner.observe(transition)
+        self.steps += 1
+        self._remember(transition.observation)
+        signal = metrics.get("td_error", metrics.get("loss"))
+        self.detector.observe_step(signal)
+        return metrics
+
+    def end_episode(self) -> None:
+        self.learner.end_episode()
+
+    def train_metrics(self) -> dict[str, float]:
+        return self.learner.train_metrics()
+
+    def _remember(self, observation: Any) -> None:
+        """Reservoir sampling: every state of the current task is kept with equal probability."""
+        self._seen += 1
+        obs = np.array(observation, copy=True)
+        if len(self._memory) < self.config.state_memory:
+            self._memory.append(obs)
+            return
+        j = int(self.rng.integers(self._seen))
+        if j < self.config.state_memory:
+            self._memory[j] = obs
+
+    # -- tasks ----------------------------------------------------------------------------------------------
+    def episode_finished(self, episode_return: float) -> bool:
+        """Feed a finished episode's return; without known boundaries, a detected change starts a new task."""
+        if self.boundaries_known:
+            return False
+        if self.detector.end_episode(episode_return, self.steps):
+            self.changes.append({"step": self.steps, "task": self.task + 1})
+            self.begin_task(None)
+            return True
+        return False
+
+    def begin_task(self, descriptor: dict[str, Any] | None = None, vector: np.ndarray | None = None,
+                   tasks_left: int | None = None, probe: Callable[[], float] | None = None) -> dict[str, Any]:
+        """End the current task (consolidate, store its knowledge) and start the next; returns the transfer choice."""
+        if self.task >= 0:
+            self._end_task(tasks_left=None if tasks_left is None else tasks_left + 1)
+        choice = self._transfer(vector, probe)
+        self._reset_learner()
+        self.task += 1
+        self._memory, self._seen = [], 0
+        self.knowledge.append({"task": self.task, "descriptor": descriptor,
+                               "vector": None if vector is None else [float(v) for v in vector],
+                               "started_at": self.steps, "start_from": choice, "score": None, "weights": None})
+        return choice
+
+    def _end_task(self, tasks_left: int | None) -> None:
+        states = np.asarray(self._memory) if self._memory else np.zeros((0,))
+        if self.consolidation is not None and len(states):
+            self.consolidation.end_task(self.task, states, tasks_left)
+        entry = self.knowledge[self.task]
+        entry["weights"] = _weights(self.learner, self.view)
+        entry["ended_at"] = self.steps
+
+    def finish(self) -> None:
+        """End the last task (its knowledge is stored; no new task starts)."""
+        if self.task >= 0 and self.knowledge[self.task].get("weights") is None:
+            self._end_task(tasks_left=1)
+
+    def record_score(self, score: float) -> None:
+        """The greedy return reached on the current task (what 'probe' and the store compare)."""
+        self.knowledge[self.task]["score"] = float(score)
+
+    def _transfer(self, vector: np.ndarray | None, probe: Callable[[], float] | None) -> dict[str, Any]:
+        stored = [e for e in self.knowledge if e.get("weights") is not None]
+        mode = self.config.transfer
+        if mode == "continue" or not stored:
+            return {"mode": "continue", "source": None}
+        if mode == "closest" and vector is not None:
+            with_vectors = [e for e in stored if e["vector"] is not None]
+            if with_vectors:
+                distances = [float(np.linalg.norm(np.asarray(e["vector"]) - vector)) for e in with_vectors]
+                best = with_vectors[int(np.argmin(distances))]
+                _load_weights(self.learner, self.view, best["weights"])
+                return {"mode": "closest", "source": best["task"], "distance": min(distances)}
+        if probe is not None:
+            # probed return of every stored task's weights and of the current weights; start from the best
+            current = _weights(self.learner, self.view)
+            scores = {"current": probe()}
+            for e in stored:
+                _load_weights(self.learner, self.view, e["weights"])
+                scores[e["task"]] = probe()
+            best = max(scores, key=lambda k: scores[k])
+            _load_weights(self.learner, self.view, current if best == "current" else stored[[e["task"] for e in stored].index(best)]["weights"])
+            return {"mode": "probe", "source": None if best == "current" else best, "probed": {str(k): v for k, v in scores.items()}}
+        return {"mode": "continue", "source": None}
+
+    def _reset_learner(self) -> None:
+        """A new task: restart exploration and empty the learner's own memory (when configured)."""
+        learner = self.learner
+        if self.config.reset_exploration:
+            for counter in ("t",):  # DQN and the TD learners schedule ε on their step counter t
+                if hasattr(learner, counter) and isinstance(getattr(learner, counter), int):
+                    setattr(learner, counter, 0)
+        if self.config.reset_buffer and hasattr(learner, "buffer") and hasattr(learner.buffer, "capacity") \
+                and hasattr(learner.buffer, "n_step"):
+            b = learner.buffer
+            learner.buffer = type(b)(b.capacity, b.obs_shape, b.obs.dtype, b.action_shape, b.action.dtype,
+                                     b.n_step, b.gamma, b.num_envs)
+
+    @contextlib.contextmanager
+    def evaluating(self, task: int) -> Iterator[None]:
+        """The agent as it acts on task ``task`` of its life (PackNet masks the weights of later tasks)."""
+        if self.consolidation is None:
+            yield
+            return
+        with self.consolidation.evaluating(task, self.task):
+            yield
+
+    # -- persistence ----------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"learner": self.learner.state_dict(),
+                "consolidation": self.consolidation.state_dict() if self.consolidation is not None else None,
+                "detector": self.detector.state_dict(), "rng": rng_state(self.rng), "task": self.task,
+                "knowledge": [dict(e) for e in self.knowledge], "steps": self.steps,
+                "memory": np.asarray(self._memory) if self._memory else None, "seen": self._seen,
+                "changes": list(self.changes)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.learner.load_state_dict(state["learner"])
+        if self.consolidation is not None:
+            self.consolidation.load_state_dict(state["consolidation"])
+        self.detector.load_state_dict(state["detector"])
+        set_rng_state(self.rng, state["rng"])
+        self.task = int(state["task"])
+        self.knowledge = [dict(e) for e in state["knowledge"]]
+        self.steps = int(state["steps"])
+        memory = state.get("memory")
+        self._memory = [np.array(m, copy=True) for m in memory] if memory is not None else []
+        self._seen = int(state["seen"])
+        self.changes = [dict(c) for c in state["changes"]]
+
+
+# -- running a stream --------------------------------------------------------------------------------------
+
+class RandomPolicy(Agent):
+    """Uniformly random actions: the lower end of the normalisation."""
+
+    algo = "random"
+
+    def __init__(self, action_space: Any, seed: int) -> None:
+        self.action_space = action_space
+        self.action_space.seed(seed)
+
+    def act(self, observation: Any, explore: bool = True) -> Any:
+        return self.action_space.sample()
+
+
+def random_returns(stream: Any, episodes: int, seed: int) -> list[float]:
+    """Mean return of a uniformly random policy on each task of the stream."""
+    out = []
+    for j in range(len(stream)):
+        env = stream.make_env(j)
+        out.append(float(np.mean(evaluate(RandomPolicy(env.action_space, derive_seed(seed, "random", j)), env, episodes,
+                                          seed=derive_seed(seed, "eval", j)))))
+        env.close()
+    return out
+
+
+@dataclass
+class StreamRunConfig:
+    eval_episodes: int = param(5, "greedy episodes per evaluation of one task")
+    curve_points: int = param(5, "evaluations of the current task during its training (for forward transfer)")
+
+
+def run_stream(agent: LifelongAgent, stream: Any, seed: int, run: StreamRunConfig | None = None,
+               state: dict[str, Any] | None = None,
+               on_task_end: Callable[[int, dict[str, Any]], bool] | None = None,
+               on_progress: Callable[[int], None] | None = None,
+               tasks: list[int] | None = None) -> dict[str, Any]:
+    """Train ``agent`` through ``stream`` (boundaries known) and evaluate every task after each one.
+
+    Returns ``{"raw_matrix": R_raw (stages × tasks), "curves": [[return at each curve point] per task],
+    "life": [[global step, episode return], ...], "boundaries", "knowledge", "transfers"}``. ``state`` (from
+    ``on_task_end``) continues a stopped run at the next task; ``on_task_end(i, state)`` returning False stops
+    after task i. ``tasks`` restricts the stream to those task indices (single-task references).
+    """
+    run = run or StreamRunConfig()
+    order = list(range(len(stream))) if tasks is None else list(tasks)
+    result: dict[str, Any] = {"raw_matrix": [], "curves": [], "life": [], "boundaries": [], "transfers": [],
+                              "scores": []}
+    start = 0
+    if state is not None:
+        agent.load_state_dict(state["agent"])
+        result = state["result"]
+        start = int(state["next"])
+    eval_envs = {j: stream.make_env(j) for j in order}
+    done_steps = start * stream.steps_per_task
+
+    def greedy(j: int, episodes: int) -> float:
+        with agent.evaluating(order.index(j) if j in order[: agent.task + 1] else agent.task):
+            return float(np.mean(evaluate(agent, eval_envs[j], episodes, seed=derive_seed(seed, "eval", j))))
+
+    for position in range(start, len(order)):
+        j = order[position]
+        env = stream.make_env(j)
+        probe_fn = (lambda: float(np.mean(evaluate(agent, eval_envs[j], agent.config.probe_episodes,
+                                                   seed=derive_seed(seed, "probe", j)))))
+        choice = agent.begin_task(stream.tasks[j], stream.vector(j), tasks_left=len(order) - position, probe=probe_fn)
+        result["transfers"].append(choice)
+        result["boundaries"].append(position * stream.steps_per_task)
+        interaction = Interaction(agent, env, seed=derive_seed(seed, "env", j))
+        points = max(run.curve_points, 1)
+        checkpoints = [round(k * stream.steps_per_task / points) for k in range(points)]
+        curve = []
+        seen_episodes = 0
+        while interaction.steps < stream.steps_per_task:
+            if checkpoints and interaction.steps >= checkpoints[0]:
+                checkpoints.pop(0)
+                curve.append(greedy(j, run.eval_episodes))
+            interaction.step()
+            while seen_episodes < len(interaction.episode_returns):
+                ret = interaction.episode_returns[seen_episodes]
+                result["life"].append([done_steps + interaction.steps, ret])
+                seen_episodes += 1
+            if on_progress is not None and interaction.steps % 500 == 0:
+                on_progress(done_steps + interaction.steps)
+        done_steps += interaction.steps
+        env.close()
+        final = greedy(j, run.eval_episodes)
+        curve.append(final)
+        agent.record_score(final)
+        result["curves"].append(curve)
+        result["scores"].append(final)
+        if position == len(order) - 1:
+            agent.finish()
+        result["raw_matrix"].append([greedy(k, run.eval_episodes) for k in order])
+        if on_progress is not None:
+            on_progress(done_steps)
+        if on_task_end is not None:
+            snapshot = {"agent": agent.state_dict(), "result": result, "next": position + 1}
+            if on_task_end(position, snapshot) is False:
+                result["stopped_after"] = position
+                break
+    for e in eval_envs.values():
+        e.close()
+    result["knowledge"] = [{k: v for k, v in e.items() if k != "weights"} for e in agent.knowledge]
+    return result
+
+
+def run_drifting(agent: LifelongAgent, world: Any, total_steps: int, seed: int,
+                 on_progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Live ``total_steps`` in a :class:`DriftingWorld` without being told of changes; report detections."""
+    agent.begin_task(None)
+    interaction = Interaction(agent, world, seed=derive_seed(seed, "env"))
+    life = []
+    seen = 0
+    while interaction.steps < total_steps:
+        interaction.step()
+        while seen < len(interaction.episode_returns):
+            ret = interaction.episode_returns[seen]
+            life.append([interaction.steps, ret])
+            agent.episode_finished(ret)
+            seen += 1
+        if on_progress is not None and interaction.steps % 500 == 0:
+            on_progress(interaction.steps)
+    agent.finish()
+    return {"life": life, "switches": world.switch_steps(), "detections": [c["step"] for c in agent.changes],
+            "steps": interaction.steps,
+            "knowledge": [{k: v for k, v in e.items() if k != "weights"} for e in agent.knowledge]}
