@@ -53,6 +53,8 @@ def main() -> None:
     args = parser.parse_args()
 
     times: dict[str, list[float]] = {"inline": [], "processes": [], "ray": []}
+    # Σ of the jobs' own wall_seconds: what the jobs cost where they ran; the rest is the scheduler's overhead
+    job_seconds: dict[str, list[float]] = {"inline": [], "processes": [], "ray": []}
     ray_init = None
     reference = None
     with tempfile.TemporaryDirectory() as tmp:
@@ -60,6 +62,7 @@ def main() -> None:
             for backend in ("inline", "processes"):
                 wall, runs = sweep(backend, Path(tmp) / f"{backend}{repeat}", args.seeds, args.steps, args.workers)
                 times[backend].append(wall)
+                job_seconds[backend].append(sum(r["wall_seconds"] for r in runs))
                 reference = reference or [strip(r) for r in runs]
                 assert [strip(r) for r in runs] == reference, f"{backend} gave other results than inline"
         if not args.no_ray:
@@ -74,6 +77,7 @@ def main() -> None:
                 for repeat in range(args.repeats):
                     wall, runs = sweep("ray", Path(tmp) / f"ray{repeat}", args.seeds, args.steps, args.workers)
                     times["ray"].append(wall)
+                    job_seconds["ray"].append(sum(r["wall_seconds"] for r in runs))
                     assert [strip(r) for r in runs] == reference, "ray gave other results than inline"
             finally:
                 ray.shutdown()
@@ -84,12 +88,20 @@ def main() -> None:
               "median_seconds": {b: round(statistics.median(t), 2) for b, t in times.items() if t},
               "all_seconds": {b: [round(x, 2) for x in t] for b, t in times.items() if t},
               "ray_init_seconds": None if ray_init is None else round(ray_init, 2)}
-    result["ratio_to_inline"] = {b: round(s / inline, 3) for b, s in result["median_seconds"].items()}
+    result["ratio_to_inline"] = {b: round(statistics.median(t) / inline, 3) for b, t in times.items() if t}
+    # per repeat: sweep wall − Σ job seconds / parallel jobs (1 inline, workers otherwise)
+    result["overhead_seconds"] = {
+        b: round(statistics.median(w - j / (1 if b == "inline" else args.workers) for w, j in zip(times[b], job_seconds[b])), 2)
+        for b in times if times[b]}
+    result["median_job_seconds"] = {b: round(statistics.median(j) / args.seeds, 3) for b, j in job_seconds.items() if j}
     print(f"{args.seeds}-seed sweep, Q-learning on CliffWalking, {args.steps} steps per seed, "
           f"{args.workers} workers, median of {args.repeats} (all backends gave identical summaries)")
-    print(f"{'backend':<10} {'median s':>9} {'× inline':>9}")
+    print(f"{'backend':<10} {'median s':>9} {'× inline':>9} {'s per job':>10} {'overhead s':>11}")
     for backend, seconds in result["median_seconds"].items():
-        print(f"{backend:<10} {seconds:>9.2f} {result['ratio_to_inline'][backend]:>9.3f}")
+        print(f"{backend:<10} {seconds:>9.2f} {result['ratio_to_inline'][backend]:>9.3f} "
+              f"{result['median_job_seconds'][backend]:>10.3f} {result['overhead_seconds'][backend]:>11.2f}")
+    print("(s per job: a seed's own wall time where it ran — it grows when the workers do not get a core each;"
+          " overhead: sweep wall time − Σ job time / parallel jobs)")
     if ray_init is not None:
         print(f"(ray.init of a local 2-CPU instance: {ray_init:.2f} s, not included above)")
     print(json.dumps(result))
