@@ -22,7 +22,7 @@ def sample(job: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def ray_instance():
-    ray = pytest.importorskip("ray")
+    import ray
     from llmagentos.kernel.backends import init_local_ray
 
     init_local_ray(num_cpus=2)
