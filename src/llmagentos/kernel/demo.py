@@ -80,7 +80,7 @@ def demo_block(steps_per_task: int = 2500, strategies: list[str] | None = None) 
 
 
 def lifelong_demo(seeds: int = 3, steps_per_task: int = 2500, out: str = "runs/demo-lifelong", backend: str = "processes",
-                  workers: int | None = 2, quiet: bool = False, strategies: list[str] | None = None) -> dict[str, Any]:
+                  workers: int | None = 3, quiet: bool = False, strategies: list[str] | None = None) -> dict[str, Any]:
     """Fine-tuning, EWC and replay side by side on a four-task stream; returns the metrics per strategy."""
     import shutil
 

@@ -162,8 +162,13 @@ class LifelongAgent(Agent):
 
     def _remember(self, observation: Any) -> None:
         """Reservoir sampling: every state of the current task is kept with equal probability."""
-        self._seen += 1
         obs = np.array(observation, copy=True)
+        single = getattr(self.observation_space, "shape", None)
+        if single is not None and obs.ndim > len(single):  # a vector env's batch: one state per row
+            for row in obs:
+                self._remember(row)
+            return
+        self._seen += 1
         if len(self._memory) < self.config.state_memory:
             self._memory.append(obs)
             return
@@ -343,9 +348,10 @@ def run_stream(agent: LifelongAgent, stream: Any, seed: int, run: StreamRunConfi
         with agent.evaluating(order.index(j) if j in order[: agent.task + 1] else agent.task):
             return float(np.mean(evaluate(agent, eval_envs[j], episodes, seed=derive_seed(seed, "eval", j))))
 
+    num_envs = int(getattr(agent.learner.config, "num_envs", 1) or 1)
     for position in range(start, len(order)):
         j = order[position]
-        env = stream.make_env(j)
+        env = stream.make_env(j, num_envs)
         probe_fn = (lambda: float(np.mean(evaluate(agent, eval_envs[j], agent.config.probe_episodes,
                                                    seed=derive_seed(seed, "probe", j)))))
         choice = agent.begin_task(stream.tasks[j], stream.vector(j), tasks_left=len(order) - position, probe=probe_fn)
@@ -393,6 +399,8 @@ def run_stream(agent: LifelongAgent, stream: Any, seed: int, run: StreamRunConfi
 def run_drifting(agent: LifelongAgent, world: Any, total_steps: int, seed: int,
                  on_progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Live ``total_steps`` in a :class:`DriftingWorld` without being told of changes; report detections."""
+    if int(getattr(agent.learner.config, "num_envs", 1) or 1) > 1:
+        raise UsageError("a drifting world is one env: set the learner's num_envs to 1")
     agent.begin_task(None)
     interaction = Interaction(agent, world, seed=derive_seed(seed, "env"))
     life = []

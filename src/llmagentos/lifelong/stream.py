@@ -52,9 +52,18 @@ class TaskStream:
     def __len__(self) -> int:
         return len(self.tasks)
 
-    def make_env(self, index: int) -> gym.Env:
-        """A fresh env of task ``index``."""
-        return self.family_object().make(self.tasks[index], append_task=self.append_task, **self.env_kwargs)
+    def make_env(self, index: int, num_envs: int = 1) -> gym.Env:
+        """A fresh env of task ``index`` (a same-step-autoreset vector env of ``num_envs`` copies when > 1)."""
+        fam = self.family_object()
+        if num_envs > 1:
+            from gymnasium.vector import AutoresetMode
+
+            import llmagentos.envs  # noqa: F401  (registers the ids)
+
+            return gym.make_vec(fam.env_id, num_envs=num_envs, vectorization_mode="sync",
+                                vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
+                                **fam.to_env_kwargs(self.tasks[index]), append_task=self.append_task, **self.env_kwargs)
+        return fam.make(self.tasks[index], append_task=self.append_task, **self.env_kwargs)
 
     def vector(self, index: int) -> np.ndarray:
         return self.family_object().vector(self.tasks[index])
