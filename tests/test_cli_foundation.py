@@ -137,3 +137,31 @@ def test_progress_bar_only_on_a_terminal(monkeypatch):
     silenced = Progress(10, "steps", enabled=False)  # --quiet
     silenced.update(10)
     assert "10/10" not in terminal.getvalue().split("\n")[-1]
+
+
+def test_train_writes_tensorboard_events_that_tensorboard_reads(capsys, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+
+    from llmagentos.kernel.logging import encode_scalar_event, masked_crc32c_batch
+
+    # the hand-written encoding is byte for byte protobuf's, and the batched CRC is TFRecord's
+    event = Event(wall_time=1.25, step=123_456, summary=Summary(value=[
+        Summary.Value(tag="episode/return", simple_value=-13.0), Summary.Value(tag="episode/length", simple_value=13)]))
+    assert encode_scalar_event([("episode/return", -13.0), ("episode/length", 13)], 123_456, 1.25) == event.SerializeToString()
+    chunks = [b"", b"abc", event.SerializeToString(), bytes(range(256))]
+    assert list(masked_crc32c_batch(chunks)) == [masked_crc32c(c) for c in chunks]
+
+    run_dir = tmp_path / "tb"
+    code, out, _ = run_cli(capsys, "train", "--env", "CliffWalking-v1", "--algo", "q-learning", "--episodes", "30",
+                           "--eval-every", "500", "--eval-episodes", "1", "--out", str(run_dir), "--json")
+    summary = one_json(out)
+    accumulator = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
+    accumulator.Reload()
+    returns = [e.value for e in accumulator.Scalars("episode/return")]
+    assert code == 0 and returns == summary["online"]["episode_returns"]
+    assert [e.step for e in accumulator.Scalars("eval/mean_return")] == [p["step"] for p in summary["curve"]]
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["return"] for r in lines if r["kind"] == "episode"] == returns
