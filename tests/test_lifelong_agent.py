@@ -113,3 +113,20 @@ def test_bad_blocks_are_refused_with_the_field():
     with pytest.raises(UsageError, match="strategy finetune"):
         build_agent(small_block(learner="q-learning", config={}, append_task=False), resolve_stream(
             small_block(learner="q-learning", config={}, append_task=False)), "ewc", 0)
+
+
+def test_agent_kept_in_the_store_continues_elsewhere(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMAGENTOS_STORE", str(tmp_path / "store"))
+    from llmagentos.kernel.store import Store
+
+    block = small_block(agent="life", strategies=["finetune"], steps_per_task=300)
+    run_arm({"block": block.model_dump(), "seed": 1, "arm": "finetune", "out": str(tmp_path / "a"), "stop_after": 1})
+    with Store() as store:
+        assert store.agent("life-finetune-s1").version == 2
+        entries = store.query_knowledge(agent="life-finetune-s1")
+        assert len(entries) == 2 and all(isinstance(e["descriptor"], list) for e in entries)
+    # another run directory (no checkpoint there): the stored agent is continued from its third task
+    continued = run_arm({"block": block.model_dump(), "seed": 1, "arm": "finetune", "out": str(tmp_path / "b")})
+    straight = run_arm({"block": small_block(strategies=["finetune"], steps_per_task=300).model_dump(), "seed": 1,
+                        "arm": "finetune"})
+    assert continued["raw_matrix"] == straight["raw_matrix"]

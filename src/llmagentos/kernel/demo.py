@@ -158,15 +158,15 @@ def matrix_heatmaps(matrices: dict[str, np.ndarray], path: Path, labels: list[st
 
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(matrices), figsize=(3.6 * len(matrices), 3.4), dpi=110, squeeze=False)
-    for ax, (name, R) in zip(axes[0], matrices.items()):
+    for k, (ax, (name, R)) in enumerate(zip(axes[0], matrices.items())):
         image = ax.imshow(np.clip(R, -1.0, 1.2), vmin=-1.0, vmax=1.2, cmap="viridis")
         for i in range(R.shape[0]):
             for j in range(R.shape[1]):
-                ax.text(j, i, f"{R[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                ax.text(j, i, f"{R[i, j]:.2f}", ha="center", va="center", fontsize=7,
                         color="white" if R[i, j] < 0.4 else "black")
         ax.set_title(name)
         ax.set_xticks(range(len(labels)), labels)
-        ax.set_yticks(range(len(labels)), [f"after {lab}" for lab in labels])
+        ax.set_yticks(range(len(labels)), [f"after {lab}" for lab in labels] if k == 0 else [])
         ax.set_xlabel("evaluated on task j")
     fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="normalised return")
     path = Path(path)

@@ -65,7 +65,7 @@ class LifelongBlock(BaseModel):
     curve_points: int = Field(default=5, description="evaluations of the current task during its training")
     references: bool = Field(default=True, description="train single-task references (needed for normalisation and forward transfer)")
     drift: DriftBlock | None = Field(default=None, description="live in one drifting world without boundaries instead of a stream")
-    agent: str | None = Field(default=None, description="save each strategy's lifelong agent in the store as NAME-STRATEGY-sSEED")
+    agent: str | None = Field(default=None, description="keep each strategy's lifelong agent in the store as NAME-STRATEGY-sSEED (a new version after every task); a stored one is continued")
 
 
 def resolve_stream(block: LifelongBlock) -> Any:
@@ -163,6 +163,8 @@ def run_arm(payload: dict[str, Any]) -> dict[str, Any]:
         state, _ = load_state(ckpt)
     stop_after = payload.get("stop_after")
     store_name = f"{block.agent}-{arm}-s{seed}" if block.agent else None
+    if state is None and store_name is not None:
+        state = _stored_state(store_name)  # continue the stored agent, here or on another machine
 
     def on_task_end(position: int, snapshot: dict[str, Any]) -> bool:
         if ckpt is not None:
@@ -174,6 +176,16 @@ def run_arm(payload: dict[str, Any]) -> dict[str, Any]:
     result = run_stream(agent, stream, seed, run, state=state, on_task_end=on_task_end)
     result.update(arm=arm, seed=seed)
     return result
+
+
+def _stored_state(name: str) -> dict[str, Any] | None:
+    from llmagentos.kernel.store import Store
+
+    with Store() as store:
+        if store.agent(name) is None:
+            return None
+        state, _ = store.get_agent(name)
+    return state
 
 
 def _store_task(name: str, block: LifelongBlock, stream: Any, agent: Any, position: int, snapshot: dict[str, Any]) -> None:
