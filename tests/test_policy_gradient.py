@@ -115,7 +115,7 @@ def test_gaussian_agent_stores_the_unclipped_sample_and_its_log_prob():
 
 
 def test_ppo_defaults_balance_cartpole_quickly(tmp_path):
-    summary = train(env="CartPole-v1", algo="ppo", steps=20_000, seed=0, eval_every=20_000,
+    summary = train(env="CartPole-v1", algo="ppo", steps=10_240, seed=0, eval_every=10_240,
                     out=str(tmp_path / "ppo"), tensorboard=False)
     assert summary["eval"]["mean_return"] >= 195
 

@@ -243,7 +243,7 @@ class PPOConfig(A2CConfig):
 
     num_envs: int = param(8, "parallel environments (a same-step-autoreset vector env when > 1)")
     n_steps: int = param(32, "steps per env in each rollout")
-    batch_size: int = param(256, "minibatch size (n_steps × num_envs must be a multiple of it)")
+    batch_size: int = param(128, "minibatch size (n_steps × num_envs must be a multiple of it)")
     n_epochs: int = param(20, "passes over each rollout")
     gamma: float = param(0.98, "discount γ")
     gae_lambda: float = param(0.8, "λ of GAE")
@@ -351,6 +351,15 @@ def _numpy_forward(layers: list, x: np.ndarray) -> np.ndarray:
     return x
 
 
+def clip_grad_norm(parameters: list[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """Scale gradients so their global L2 norm is at most ``max_norm`` (as ``nn.utils.clip_grad_norm_``, with one
+    norm over the concatenated gradients instead of one per tensor: half the time for many small tensors)."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    norm = torch.cat([g.reshape(-1) for g in grads]).norm()
+    torch._foreach_mul_(grads, (max_norm / (norm + 1e-6)).clamp(max=1.0))
+    return norm
+
+
 # -- agents ---------------------------------------------------------------------------------------------
 
 
@@ -377,12 +386,12 @@ class PolicyGradientAgent(Agent):
         if not isinstance(action_space, (spaces.Discrete, spaces.Box)):
             raise UsageError(f"{self.algo} needs a Discrete or Box action space, got {action_space}")
         super().__init__(observation_space, action_space, config, seed)
-        torch.manual_seed(seed)  # network initialisation only; sampling uses self.generator
-        self.net = ActorCritic(observation_space, action_space, config.hidden, config.activation,
-                               config.share_trunk, config.log_std_init)
+        with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the global generator
+            torch.manual_seed(seed)
+            self.net = ActorCritic(observation_space, action_space, config.hidden, config.activation,
+                                   config.share_trunk, config.log_std_init)
         # fused: one kernel for all parameters, the cheapest Adam step for many tiny tensors on a CPU
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.learning_rate, eps=1e-5, fused=True)
-        self.parameters = [p for p in self.net.parameters()]
         self.generator = torch.Generator().manual_seed(seed)
         self.rng = make_rng(seed)
         self.continuous = self.net.continuous
@@ -404,7 +413,6 @@ class PolicyGradientAgent(Agent):
         self._np_key: tuple | None = None
         self._np_params: list[torch.Tensor] = []
         self._np_net: tuple | None = None
-        self._metrics: dict[str, float] = {}
 
     # -- hooks for other learners ------------------------------------------------------------------
     def extra_loss(self) -> torch.Tensor:
@@ -522,7 +530,8 @@ class PolicyGradientAgent(Agent):
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.max_grad_norm is not None:
-            nn.utils.clip_grad_norm_(self.parameters, self.config.max_grad_norm, foreach=True)
+            clip_grad_norm([p for group in self.optimizer.param_groups for p in group["params"]],
+                           self.config.max_grad_norm)
         self.optimizer.step()
         self.gradient_steps += 1
 
