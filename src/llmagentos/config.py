@@ -263,6 +263,11 @@ def check_train_block(block: BaseModel) -> None:
     except UsageError as err:
         raise UsageError(f"invalid spec: train.config: {err}") from None
     if spec.env not in gym.registry:
+        from llmagentos.envs.multiagent import is_multiagent_env
+
+        if is_multiagent_env(spec.env):
+            raise UsageError(f"invalid spec: train.env: {spec.env} is a multi-agent world; run it as the multiagent "
+                             f"kind, e.g. --algo il --set learner={spec.algo}")
         raise UsageError(f"invalid spec: train.env: unknown environment {spec.env!r} (llmagentos envs lists them)")
 
 
