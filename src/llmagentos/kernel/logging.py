@@ -72,21 +72,23 @@ _CRC_TABLE = _crc32c_table()
 
 
 def masked_crc32c_batch(chunks: list[bytes]) -> np.ndarray:
-    """TFRecord's masked CRC32C (Castagnoli) of every chunk, one numpy pass per byte position."""
+    """TFRecord's masked CRC32C (Castagnoli) of every chunk: chunks of equal length share one numpy pass per byte."""
     lengths = np.fromiter((len(c) for c in chunks), dtype=np.int64, count=len(chunks))
-    width = int(lengths.max()) if len(chunks) else 0
-    data = np.zeros((len(chunks), width), dtype=np.uint8)
-    for i, chunk in enumerate(chunks):
-        data[i, :len(chunk)] = np.frombuffer(chunk, dtype=np.uint8)
-    crc = np.full(len(chunks), 0xFFFFFFFF, dtype=np.uint32)
-    for j in range(width):
-        updated = _CRC_TABLE[(crc ^ data[:, j]) & 0xFF] ^ (crc >> np.uint32(8))
-        crc = np.where(lengths > j, updated, crc)
-    crc ^= np.uint32(0xFFFFFFFF)
-    return (((crc >> np.uint32(15)) | (crc << np.uint32(17))) + np.uint32(0xA282EAD8)).astype(np.uint32)
+    out = np.empty(len(chunks), dtype=np.uint32)
+    for length in np.unique(lengths):
+        rows = np.flatnonzero(lengths == length)
+        # bytes as a (length × rows) matrix, so each step reads one contiguous row
+        columns = np.frombuffer(b"".join(chunks[i] for i in rows), dtype=np.uint8).reshape(len(rows), length).T.copy()
+        crc = np.full(len(rows), 0xFFFFFFFF, dtype=np.uint32)
+        for byte in columns:
+            crc = _CRC_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> np.uint32(8))
+        out[rows] = crc ^ np.uint32(0xFFFFFFFF)
+    return (((out >> np.uint32(15)) | (out << np.uint32(17))) + np.uint32(0xA282EAD8)).astype(np.uint32)
 
 
 def _varint(value: int) -> bytes:
+    if 0 <= value < 0x4000:  # lengths and most steps: one or two bytes, without the loop
+        return bytes((value,)) if value < 0x80 else bytes((value & 0x7F | 0x80, value >> 7))
     out = bytearray()
     value &= (1 << 64) - 1  # int64 fields encode negatives as ten-byte two's complement
     while True:
