@@ -84,13 +84,13 @@ from pettingzoo import ParallelEnv
 
 
 class Meet(ParallelEnv):
-    """Two agents on a line of 4 cells, paid 1 when they stand on the same cell."""
+    """Two agents on a line of 4 cells, paid 1 when they stand on the same cell; each sees (own cell, other cell)."""
     metadata = {"name": "meet_v0"}
 
     def __init__(self, length=4):
         self.length = length
         self.possible_agents = ["a", "b"]
-        self._obs = {a: spaces.Box(0.0, 1.0, shape=(2,), dtype=np.float32) for a in self.possible_agents}
+        self._obs = {a: spaces.Discrete(length * length) for a in self.possible_agents}
         self._act = {a: spaces.Discrete(3) for a in self.possible_agents}
 
     def observation_space(self, agent):
@@ -100,8 +100,8 @@ class Meet(ParallelEnv):
         return self._act[agent]
 
     def _observe(self):
-        p = self.pos / (self.length - 1)
-        return {"a": p.astype(np.float32), "b": p[::-1].astype(np.float32)}
+        a, b = int(self.pos[0]), int(self.pos[1])
+        return {"a": np.array(a * self.length + b), "b": np.array(b * self.length + a)}
 
     def reset(self, seed=None, options=None):
         self.agents = list(self.possible_agents)
@@ -127,10 +127,10 @@ def make(**kwargs):
 
 def test_a_pettingzoo_env_from_outside_the_project_trains_with_independent_learners(tmp_path):
     (tmp_path / "outside_meet.py").write_text(textwrap.dedent(EXTERNAL))
-    out = cli(tmp_path, "train", "--env", "outside_meet:make", "--algo", "il", "--set", "learner=dqn",
-              "--set", 'learner_config={"learning_starts": 50, "batch_size": 16, "hidden": [16], "exploration_steps": 300}',
-              "--steps", "400", "--out", "run", "--json", extra_path=tmp_path)
+    out = cli(tmp_path, "train", "--env", "outside_meet:make", "--algo", "il", "--set", 'learner_config={"alpha": 0.5}',
+              "--steps", "3000", "--out", "run", "--json", extra_path=tmp_path)
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
     assert summary["env"] == "outside_meet:make" and set(summary["agents"]) == {"a", "b"}
-    assert "greedy_joint_action" not in summary and summary["steps"] == 400
+    assert "greedy_joint_action" not in summary and summary["steps"] == 3000
+    assert summary["eval"]["mean_return"] == 1.0  # the greedy pair meets
