@@ -34,7 +34,7 @@ from llmagentos.core.agent import Transition
 from llmagentos.core.config import to_dict
 from llmagentos.core.errors import UsageError
 from llmagentos.core.seeding import derive_seed, seed_everything
-from llmagentos.kernel.checkpoint import CheckpointError, atomic_write_json, load_state, save_state
+from llmagentos.kernel.checkpoint import atomic_write_json, load_state, save_state
 from llmagentos.kernel.logging import MetricsLog
 from llmagentos.kernel.progress import Progress
 from llmagentos.learners import registry
@@ -189,6 +189,8 @@ class MultiAgentTrainer:
         from llmagentos.kernel.run import _new_run_dir
 
         spec.validate()
+        if getattr(spec, "agent", None):
+            raise UsageError("--agent continues a stored single-agent learner; multi-agent runs do not take it")
         self.spec, self.quiet = spec, quiet
         self.learner_name, self.config = make_multiagent_config(spec)
         seed_everything(spec.seed)
@@ -352,24 +354,31 @@ class MultiAgentTrainer:
         return summary
 
 
-def train(spec: Any, quiet: bool = True) -> dict[str, Any]:
-    """Run one multi-agent job and return its summary; bad input leaves no run directory behind."""
+def train(spec: Any, quiet: bool = True, store: Any = None) -> dict[str, Any]:
+    """Run one multi-agent job and return its summary (recorded in ``store`` when given); bad input leaves no
+    run directory behind."""
     trainer = MultiAgentTrainer(spec, quiet=quiet)
     try:
-        return trainer.run()
+        summary = trainer.run()
     except BaseException:
         if not (trainer.run_dir / "checkpoints" / "latest.json").exists() and not isinstance(sys.exc_info()[1], KeyboardInterrupt):
             shutil.rmtree(trainer.run_dir, ignore_errors=True)
         raise
+    _record(store, spec, summary)
+    return summary
 
 
-def resume(spec: Any, run_dir: Path, quiet: bool = True) -> dict[str, Any]:
+def resume(spec: Any, run_dir: Path, quiet: bool = True, store: Any = None) -> dict[str, Any]:
     """Continue a multi-agent run from its last checkpoint (the caller returns finished runs' summaries)."""
-    trainer = MultiAgentTrainer(spec, run_dir=Path(run_dir), quiet=quiet)
-    try:
-        return trainer.run(resuming=True)
-    except CheckpointError:
-        raise
+    summary = MultiAgentTrainer(spec, run_dir=Path(run_dir), quiet=quiet).run(resuming=True)
+    _record(store, spec, summary)
+    return summary
+
+
+def _record(store: Any, spec: Any, summary: dict[str, Any]) -> None:
+    if store is not None:
+        store.record_run(summary["run_dir"], status="finished", env=spec.env, algo=spec.algo, seed=spec.seed,
+                         summary=summary)
 
 
 def load_learner(run_dir: str | Path) -> Any:

@@ -419,7 +419,7 @@ def train(spec: TrainSpec | None = None, quiet: bool = True, store: Any = None, 
     from llmagentos.kernel import multiagent_run
 
     if multiagent_run.is_multiagent_job(spec.env, spec.algo):  # PettingZoo worlds have their own loop
-        return multiagent_run.train(spec, quiet=quiet)
+        return multiagent_run.train(spec, quiet=quiet, store=store)
     trainer = Trainer(spec, quiet=quiet, store=store)
     try:
         return trainer.run()
@@ -479,7 +479,7 @@ def resume(run_dir: str | Path, quiet: bool = True, store: Any = None) -> dict[s
     from llmagentos.kernel import multiagent_run
 
     if multiagent_run.is_multiagent_job(spec.env, spec.algo):
-        return multiagent_run.resume(spec, run_dir, quiet=quiet)
+        return multiagent_run.resume(spec, run_dir, quiet=quiet, store=store)
     trainer = Trainer(spec, run_dir=run_dir, quiet=quiet, store=store)
     try:
         return trainer.run(resuming=True)
