@@ -138,13 +138,13 @@ def test_reinforce_with_a_baseline_beats_reinforce_without():
 
 
 def test_ppo_improves_pendulum(tmp_path):
-    config = make_config("ppo", {"num_envs": 2, "n_steps": 512}, "Pendulum-v1")
+    config = make_config("ppo", {"num_envs": 2}, "Pendulum-v1")
     env = make_env("Pendulum-v1")
     fresh = make_agent("ppo", env, config=config, seed=0)
     eval_seed = derive_seed(0, "eval")
     initial = np.mean(evaluate(fresh, env, 5, seed=eval_seed))
     summary = train(env="Pendulum-v1", algo="ppo", steps=30_720, seed=0, eval_every=30_720, eval_episodes=5,
-                    config={"num_envs": 2, "n_steps": 512}, out=str(tmp_path / "pend"), tensorboard=False)
+                    config={"num_envs": 2}, out=str(tmp_path / "pend"), tensorboard=False)
     assert summary["eval"]["mean_return"] > initial + 300, (initial, summary["eval"]["mean_return"])
 
 

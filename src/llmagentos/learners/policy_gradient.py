@@ -264,7 +264,7 @@ class PPOConfig(A2CConfig):
         "MountainCar-v0": {"normalize_observations": True, "n_steps": 16, "batch_size": 128, "n_epochs": 4,
                            "gamma": 0.99, "gae_lambda": 0.98, "ent_coef": 0.0, "lr_final": None,
                            "clip_range_final": None, "schedule_steps": 1_000_000},
-        "Pendulum-v1": {"num_envs": 4, "n_steps": 1024, "batch_size": 64, "n_epochs": 10, "gamma": 0.9,
+        "Pendulum-v1": {"num_envs": 4, "n_steps": 256, "batch_size": 128, "n_epochs": 10, "gamma": 0.9,
                         "gae_lambda": 0.95, "learning_rate": 1e-3, "lr_final": None, "clip_range_final": None,
                         "normalize_observations": True, "normalize_rewards": True, "log_std_init": -0.5},
         "LunarLander-v3": {"num_envs": 16, "n_steps": 1024, "batch_size": 64, "n_epochs": 4, "gamma": 0.999,
