@@ -1,9 +1,6 @@
 """Multi-task sharing: the soft penalty's gradient, head isolation under hard sharing, a tiny run that learns, specs."""
 
 import json
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
@@ -111,7 +108,19 @@ def test_tiny_multitask_run_learns_all_goals():
     assert team.shared_parameter_count()["total"] == team.shared_parameter_count()["per_task"]
 
 
-def test_multitask_spec_runs_and_bad_spec_exits_2(tmp_path):
+def _cli(args, capsys):
+    from llmagentos.cli import main
+
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_multitask_spec_runs_and_bad_spec_exits_2(tmp_path, capsys):
     spec = tmp_path / "mt.yaml"
     spec.write_text(f"""
 out: {tmp_path / 'out'}
@@ -126,19 +135,19 @@ multitask:
   eval_episodes: 1
   config: {{learning_starts: 50, exploration_steps: 200, hidden: [16]}}
 """)
-    out = subprocess.run([sys.executable, "-m", "llmagentos.cli", "run", str(spec), "--json"], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    run = json.loads(out.stdout)["runs"][0]
+    code, out, err = _cli(["run", str(spec), "--json"], capsys)
+    assert code == 0, err
+    run = json.loads(out)["runs"][0]
     assert len(run["per_task_return"]) == 2 and run["steps"] == 300
     assert run["independent"]["steps"] == 300 and "shared_steps_to_target" in run["comparison"]
     assert (tmp_path / "out").exists()
     bad = tmp_path / "bad.yaml"
     bad.write_text("multitask: {family: goal-grid, steps: 100, learner: dqn, config: {gama: 0.9}}\n")
-    out = subprocess.run([sys.executable, "-m", "llmagentos.cli", "run", str(bad)], capture_output=True, text=True)
-    assert out.returncode == 2 and "multitask.config" in out.stderr and "gama" in out.stderr
+    code, _, err = _cli(["run", str(bad)], capsys)
+    assert code == 2 and "multitask.config" in err and "gama" in err
     bad.write_text("multitask: {family: mountaincar, steps: 100}\n")
-    out = subprocess.run([sys.executable, "-m", "llmagentos.cli", "run", str(bad)], capture_output=True, text=True)
-    assert out.returncode == 2 and "mountaincar" in out.stderr
+    code, _, err = _cli(["run", str(bad)], capsys)
+    assert code == 2 and "mountaincar" in err
 
 
 @pytest.mark.parametrize("learner", ["a2c", "ppo"])
