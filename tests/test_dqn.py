@@ -101,15 +101,15 @@ def test_replay_buffer_wraps_around_and_takes_vector_batches(tmp_path):
     assert all(np.array_equal(getattr(a, f), getattr(b, f)) for f in ReplayBatch.FIELDS)
 
 
-def test_dqn_learns_cartpole():
+def test_dqn_learns_cartpole(tmp_path):
     # a seeded, small budget: the greedy policy must balance for 195+ steps on average
-    summary = train(env="CartPole-v1", algo="dqn", steps=12_000, seed=0, eval_every=4_000, eval_episodes=5,
-                    tensorboard=False, out=None)
+    summary = train(env="CartPole-v1", algo="dqn", steps=8_000, seed=0, eval_every=4_000, eval_episodes=5,
+                    tensorboard=False, out=str(tmp_path / "run"))
     assert summary["eval"]["mean_return"] >= 195, summary["curve"]
 
 
 def test_vector_env_batches_go_in_as_rows(tmp_path):
-    summary = train(env="CartPole-v1", algo="dqn", steps=1_200, seed=1, config={"num_envs": 4, "learning_starts": 400},
+    summary = train(env="CartPole-v1", algo="dqn", steps=1_200, seed=1, config={"num_envs": 4, "learning_starts": 400, "n_step": 1},
                     eval_every=600, eval_episodes=1, tensorboard=False, out=str(tmp_path / "run"))
     assert summary["steps"] == 1_200 and summary["episodes"] > 0
     from llmagentos.kernel.run import load_agent

@@ -37,28 +37,28 @@ from llmagentos.learners.common.networks import encoder, is_image_space, orthogo
 
 @dataclass
 class DQNConfig:
-    """Hyperparameters of :class:`DQN`; the defaults solve CartPole-v1 in about 20k steps."""
+    """Hyperparameters of :class:`DQN`; the defaults (tuned on CartPole-v1, 50k-step budget) are its CartPole preset."""
 
     learning_rate: float = param(1e-3, "Adam step size")
-    learning_rate_final: float | None = param(None, "final step size of a linear decay (None keeps it constant)")
+    learning_rate_final: float | None = param(5e-5, "final step size of a linear decay (None keeps it constant)")
     lr_decay_steps: int = param(50_000, "environment steps over which the step size decays to its final value")
-    gamma: float = param(0.99, "discount γ")
+    gamma: float = param(0.995, "discount γ")
     buffer_size: int = param(50_000, "capacity of the replay memory D, in transitions")
-    batch_size: int = param(64, "transitions per minibatch")
+    batch_size: int = param(256, "transitions per minibatch")
     learning_starts: int = param(1_000, "environment steps of pure collection before the first update")
     train_freq: int = param(4, "environment steps between two rounds of updates")
     gradient_steps: int = param(1, "gradient steps per round of updates")
-    target_update_interval: int = param(250, "gradient steps between two target syncs θ⁻ ← θ (or Polyak moves)")
+    target_update_interval: int = param(100, "gradient steps between two target syncs θ⁻ ← θ (or Polyak moves)")
     tau: float = param(1.0, "target sync rate: 1 copies θ into θ⁻, τ < 1 does θ⁻ ← τθ + (1 − τ)θ⁻ (Polyak)")
     epsilon_start: float = param(1.0, "ε of ε-greedy exploration at step 0")
-    epsilon_final: float = param(0.05, "ε after the exploration phase")
-    exploration_steps: int = param(10_000, "environment steps over which ε falls linearly from start to final")
+    epsilon_final: float = param(0.02, "ε after the exploration phase")
+    exploration_steps: int = param(8_000, "environment steps over which ε falls linearly from start to final")
     double: bool = param(True, "Double DQN: the online network picks a*, the target network values it")
     dueling: bool = param(False, "dueling head: Q(s,a) = V(s) + A(s,a) − mean_a' A(s,a')")
-    n_step: int = param(1, "rewards summed in each target (n-step returns)")
+    n_step: int = param(8, "rewards summed in each target (n-step returns)")
     loss: Literal["huber", "mse"] = param("huber", "TD error penalty: Huber (smooth L1) or squared")
     max_grad_norm: float | None = param(10.0, "clip the gradient's global L2 norm to this (None: no clipping)")
-    hidden: list[int] = param([64, 64], "widths of the Q-network's hidden layers (the trunk)")
+    hidden: list[int] = param([128, 128], "widths of the Q-network's hidden layers (the trunk)")
     activation: Literal["relu", "tanh", "elu", "gelu"] = param("relu", "activation of the hidden layers")
     num_envs: int = param(1, "parallel environments (a vector env when > 1)")
     torch_threads: int | None = param(1, "torch intra-op threads (1 is fastest for small networks; None: torch's default)")
@@ -66,15 +66,16 @@ class DQNConfig:
     #: per-env overrides applied before --set (kernel.run.make_config)
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "CartPole-v1": {},
-        "Acrobot-v1": {"learning_rate": 6.3e-4, "batch_size": 128, "learning_starts": 0, "train_freq": 4,
-                       "gradient_steps": 4, "target_update_interval": 250, "exploration_steps": 12_000,
-                       "epsilon_final": 0.1, "hidden": [256, 256]},
-        "MountainCar-v0": {"learning_rate": 4e-3, "batch_size": 128, "buffer_size": 10_000, "gamma": 0.98,
-                           "train_freq": 16, "gradient_steps": 8, "target_update_interval": 300,
-                           "exploration_steps": 24_000, "epsilon_final": 0.07, "hidden": [256, 256]},
-        "LunarLander-v3": {"learning_rate": 6.3e-4, "batch_size": 128, "learning_starts": 0, "train_freq": 4,
-                           "gradient_steps": 4, "target_update_interval": 250, "exploration_steps": 12_000,
-                           "epsilon_final": 0.1, "buffer_size": 50_000, "hidden": [256, 256]},
+        # the next three follow rl-baselines3-zoo's DQN hyperparameters (constant step size, 1-step targets)
+        "Acrobot-v1": {"learning_rate": 6.3e-4, "learning_rate_final": None, "gamma": 0.99, "n_step": 1, "batch_size": 128,
+                       "buffer_size": 50_000, "learning_starts": 0, "train_freq": 4, "gradient_steps": 4,
+                       "target_update_interval": 250, "exploration_steps": 12_000, "epsilon_final": 0.1, "hidden": [256, 256]},
+        "MountainCar-v0": {"learning_rate": 4e-3, "learning_rate_final": None, "gamma": 0.98, "n_step": 1, "batch_size": 128,
+                           "buffer_size": 10_000, "learning_starts": 1_000, "train_freq": 16, "gradient_steps": 8,
+                           "target_update_interval": 300, "exploration_steps": 24_000, "epsilon_final": 0.07, "hidden": [256, 256]},
+        "LunarLander-v3": {"learning_rate": 6.3e-4, "learning_rate_final": None, "gamma": 0.99, "n_step": 1, "batch_size": 128,
+                           "buffer_size": 50_000, "learning_starts": 0, "train_freq": 4, "gradient_steps": 4,
+                           "target_update_interval": 250, "exploration_steps": 12_000, "epsilon_final": 0.1, "hidden": [256, 256]},
     }
     #: step budget the kernel uses when neither --steps nor --episodes is given
     DEFAULT_STEPS: ClassVar[dict[str, int]] = {"CartPole-v1": 50_000, "Acrobot-v1": 100_000,
@@ -184,16 +185,10 @@ def dqn_target(q_net: nn.Module, target_net: nn.Module, batch: ReplayBatch, gamm
     terminated = 0 and so bootstraps from s'. ``batch.n_steps`` is the n of each row's n-step return.
     """
     with torch.no_grad():
-        online_next = q_net(batch.next_obs) if double else None
-        return _target(target_net, batch, gamma, online_next)
-
-
-def _target(target_net: nn.Module, batch: ReplayBatch, gamma: float, online_next: torch.Tensor | None) -> torch.Tensor:
-    with torch.no_grad():
         q_next = target_net(batch.next_obs)
-        if online_next is not None:
+        if double:
             # Double DQN: a* = argmax_a' Q(s', a'; θ), valued by θ⁻ (van Hasselt et al., 2016)
-            v_next = q_next.gather(1, online_next.argmax(dim=1, keepdim=True)).squeeze(1)
+            v_next = q_next.gather(1, q_net(batch.next_obs).argmax(dim=1, keepdim=True)).squeeze(1)
         else:
             v_next = q_next.max(dim=1).values
         # y = r + γ^n (1 − terminated) max_a' Q'(s', a'; θ⁻)
@@ -203,13 +198,8 @@ def _target(target_net: nn.Module, batch: ReplayBatch, gamma: float, online_next
 def dqn_loss(q_net: nn.Module, target_net: nn.Module, batch: ReplayBatch, gamma: float, double: bool = False,
              huber: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss, Q(s, a; θ)) of a minibatch: mean Huber (or squared) error between Q(s, a; θ) and :func:`dqn_target`."""
-    if double:  # one forward pass of θ over s and s' together (same values, half the calls)
-        q_both = q_net(torch.cat((batch.obs, batch.next_obs)))
-        q_all, online_next = q_both[: len(batch.obs)], q_both[len(batch.obs):].detach()
-    else:
-        q_all, online_next = q_net(batch.obs), None
-    q_sa = q_all.gather(1, batch.action.long().view(-1, 1)).squeeze(1)
-    y = _target(target_net, batch, gamma, online_next)
+    q_sa = q_net(batch.obs).gather(1, batch.action.long().view(-1, 1)).squeeze(1)
+    y = dqn_target(q_net, target_net, batch, gamma, double)
     loss = F.smooth_l1_loss(q_sa, y) if huber else F.mse_loss(q_sa, y)  # L(θ) = E[(y − Q(s, a; θ))²]
     return loss, q_sa.detach()
 
