@@ -37,7 +37,8 @@ from llmagentos.core.seeding import derive_seed, make_rng, rng_state, set_rng_st
 MATRIX_GAME_IDS = ("llmagentos/ClimbingGame-v0", "llmagentos/PenaltyGame-v0", "llmagentos/PrisonersDilemma-v0",
                    "llmagentos/MatchingPennies-v0", "llmagentos/RockPaperScissors-v0", "llmagentos/MatrixGame-v0")
 
-#: exploration and step size every tabular multi-agent learner starts from on the matrix games
+#: the tabular multi-agent learners' default step size and exploration, which the il preset gives its Q-learners
+#: on the matrix games so that il and the remedies differ only in their update rules
 MATRIX_GAME_EXPLORATION: dict[str, Any] = {"alpha": 0.1, "exploration": "boltzmann", "temperature": 500.0,
                                            "temperature_final": 0.05, "schedule": "exponential", "decay_steps": 2500}
 #: the default budget (steps) on the matrix games: ~1000 steps of near-uniform play, then τ anneals to 0.05
@@ -54,12 +55,6 @@ class MultiAgentLearner(Agent):
         super().__init__(observation_spaces, action_spaces, config, seed)
         self.agents = list(action_spaces)
         self.index = {agent: i for i, agent in enumerate(self.agents)}
-
-    def act(self, observation: dict[str, Any], explore: bool = True) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def observe(self, transition: Transition) -> dict[str, float]:
-        raise NotImplementedError
 
 
 # -- independent learners -----------------------------------------------------------------------
