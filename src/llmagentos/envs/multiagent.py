@@ -9,6 +9,7 @@ environments have, e.g. ``pettingzoo.butterfly.pistonball_v6``) or ``"package.mo
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -33,7 +34,8 @@ def is_multiagent_env(env_id: str) -> bool:
 
 
 def _is_import_path(env_id: str) -> bool:
-    return "/" not in env_id and ("." in env_id or ":" in env_id) and not env_id.endswith(("-v0", "-v1", "-v2", "-v3", "-v4", "-v5"))
+    # Gymnasium ids end in -vN (and may name a module, "pkg:Env-v0"); a PettingZoo import path does not
+    return "/" not in env_id and ("." in env_id or ":" in env_id) and re.search(r"-v\d+$", env_id) is None
 
 
 def make_parallel_env(env_id: str, **kwargs: Any) -> Any:
