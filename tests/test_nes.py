@@ -97,3 +97,17 @@ def test_nes_spec_gives_the_same_search_inline_and_in_processes(tmp_path, capsys
         assert run["population"] == 6 and run["weights"] == 10 and "solved_at_generation" in run
         assert (tmp_path / backend / "seed-0" / "curve.png").exists()
     assert curves["inline"] == curves["processes"] and len(curves["inline"]) >= 1
+
+
+def test_fitness_over_a_family_is_the_mean_over_its_tasks():
+    from llmagentos.envs.families import get_family
+
+    tasks = get_family("cartpole").tasks(2, seed=0)
+    theta = np.random.default_rng(1).standard_normal(10).tolist()
+    base = {"theta": theta, "env_id": "llmagentos/CartPoleFamily-v0", "family": "cartpole", "hidden": [], "episodes": 2, "seed": 3}
+    both = policy_fitness({**base, "tasks": tasks})
+    each = [policy_fitness({**base, "tasks": [t]})["mean_return"] for t in tasks]
+    assert both["episodes"] == 4
+    # task t's episodes reset with seed + 1000 t, so score the second task alone with its own seeds
+    second = policy_fitness({**base, "tasks": [tasks[1]], "seed": 3 + 1000})["mean_return"]
+    assert both["mean_return"] == pytest.approx((each[0] + second) / 2)
