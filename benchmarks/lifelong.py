@@ -32,6 +32,10 @@ from llmagentos.kernel.lifelong_run import LifelongBlock, aggregate, arms, combi
 #: Continual World CW20 (SAC, Meta-World; Wołczyk et al. 2021, Table 2): average performance / forgetting
 CW20 = {"finetune": (0.05, 0.73), "ewc": (0.60, 0.02), "replay": (0.12, 0.07), "packnet": (0.80, 0.00)}
 
+#: the drifting world's goals. "antichain": no goal lies on a shortest path from the start to another, so every
+#: switch hurts the old policy; "overlapping": some goals lie on the way to others, so some switches do not hurt
+DRIFT_GOALS = {"antichain": [[4, 0], [0, 4], [3, 2], [1, 3]], "overlapping": [[4, 4], [0, 4], [4, 0], [2, 4]]}
+
 CARTPOLE_DQN = {"learning_starts": 1000, "exploration_steps": 5000, "buffer_size": 50_000, "train_freq": 4,
                 "target_update_interval": 250}
 
@@ -92,7 +96,7 @@ def cartpole(args: argparse.Namespace) -> dict:
 
 
 def drift(args: argparse.Namespace) -> dict:
-    block = LifelongBlock(family="goal-grid", tasks=[{"goal": [4, 4]}, {"goal": [0, 4]}, {"goal": [4, 0]}, {"goal": [2, 4]}],
+    block = LifelongBlock(family="goal-grid", tasks=[{"goal": g} for g in DRIFT_GOALS[args.goals]],
                           steps_per_task=args.segment, learner="q-learning", config={"epsilon": 0.1, "alpha": 0.5},
                           strategies=["finetune"], lifelong={"transfer": args.transfer}, references=False,
                           drift={"mode": "abrupt", "total_steps": args.steps})
@@ -100,7 +104,7 @@ def drift(args: argparse.Namespace) -> dict:
     summary = aggregate(per_seed)["lifelong"]["finetune"]
     delays = [d for p in per_seed for d in p["strategies"]["finetune"]["delays"]]
     found = [d for d in delays if d is not None]
-    print(f"\nDrifting goal grid: Q-learning, goal switches every {args.segment} steps without notice, "
+    print(f"\nDrifting goal grid ({args.goals} goals {DRIFT_GOALS[args.goals]}): Q-learning, goal switches every {args.segment} steps without notice, "
           f"{args.steps} steps × {args.seeds} seeds, CUSUM on episode returns")
     print_table(["switches", "detected", "median delay (steps)", "90th pct delay", "max delay", "false alarms / 100k steps"],
                 [[summary["switches"], summary["detected"], summary["median_delay_steps"],
@@ -122,6 +126,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300_000, help="drift: steps lived per seed")
     parser.add_argument("--segment", type=int, default=25_000, help="drift: steps between two unannounced switches")
     parser.add_argument("--transfer", default="probe", help="drift: what a detected new task starts from")
+    parser.add_argument("--goals", choices=sorted(DRIFT_GOALS), default="antichain", help="drift: the goals the world cycles through")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args()
     started = time.time()

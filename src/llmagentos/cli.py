@@ -341,7 +341,7 @@ def algos(as_json: bool) -> None:
 @click.option("--steps-per-task", type=int, default=2500, show_default=True, help="Environment steps on each task of the stream.")
 @click.option("--episodes", type=int, default=500, show_default=True, help="--cliff: training episodes per run.")
 @click.option("--backend", default="processes", show_default=True, help="Scheduler backend: inline, processes or ray.")
-@click.option("--workers", type=int, default=3, show_default=True, help="Jobs run at once (processes, ray).")
+@click.option("--workers", type=int, default=4, show_default=True, help="Jobs run at once (processes, ray); more than the cores keeps the demo quick on a shared machine.")
 @click.option("--out", default=None, help="Where the plots and runs go (default runs/demo-lifelong; --cliff: runs/demo).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")

@@ -67,7 +67,7 @@ def cliff_walking_demo(seeds: int = 5, episodes: int = 500, out: str = "runs/dem
 DEMO_TASKS = [{"goal": [4, 4]}, {"goal": [0, 4]}, {"goal": [4, 0]}, {"goal": [2, 4]}]
 #: DQN settings that learn one goal in a few thousand steps (small memory, fast target sync)
 DEMO_DQN = {"learning_starts": 200, "exploration_steps": 1500, "buffer_size": 5000, "target_update_interval": 100,
-            "train_freq": 2}
+            "train_freq": 4, "learning_rate": 2e-3}
 DEMO_STRATEGIES = ["finetune", "ewc", "replay"]
 
 
@@ -80,7 +80,7 @@ def demo_block(steps_per_task: int = 2500, strategies: list[str] | None = None) 
 
 
 def lifelong_demo(seeds: int = 3, steps_per_task: int = 2500, out: str = "runs/demo-lifelong", backend: str = "processes",
-                  workers: int | None = 3, quiet: bool = False, strategies: list[str] | None = None) -> dict[str, Any]:
+                  workers: int | None = 4, quiet: bool = False, strategies: list[str] | None = None) -> dict[str, Any]:
     """Fine-tuning, EWC and replay side by side on a four-task stream; returns the metrics per strategy."""
     import shutil
 
