@@ -155,6 +155,7 @@ class PolicyGradientConfig:
     normalize_observations: bool = param(False, "normalise observations by running mean and variance")
     normalize_rewards: bool = param(False, "scale rewards by the running std of the discounted return")
     clip_observations: float = param(10.0, "clip normalised observations to ±this")
+    torch_threads: int | None = param(1, "torch intra-op threads (1 is fastest for small networks; None: torch's default)")
 
     def validate(self) -> None:
         if self.num_envs < 1:
@@ -173,6 +174,8 @@ class PolicyGradientConfig:
             raise UsageError(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm}")
         if self.vf_coef < 0 or self.ent_coef < 0:
             raise UsageError("vf_coef and ent_coef must be >= 0")
+        if self.torch_threads is not None and self.torch_threads <= 0:
+            raise UsageError(f"torch_threads must be positive or None, got {self.torch_threads}")
 
 
 @dataclass
@@ -386,6 +389,9 @@ class PolicyGradientAgent(Agent):
         if not isinstance(action_space, (spaces.Discrete, spaces.Box)):
             raise UsageError(f"{self.algo} needs a Discrete or Box action space, got {action_space}")
         super().__init__(observation_space, action_space, config, seed)
+        if config.torch_threads is not None:
+            # two threads on tiny tensors spend more time synchronising than computing (and stall on a busy machine)
+            torch.set_num_threads(config.torch_threads)
         with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the global generator
             torch.manual_seed(seed)
             self.net = ActorCritic(observation_space, action_space, config.hidden, config.activation,
