@@ -7,6 +7,7 @@ Ours and SB3's runs alternate seed by seed so that both see the same load on a s
 
     nice -n 10 python benchmarks/cartpole.py                    # seeds 0-4, dqn and ppo, ours and sb3
     nice -n 10 python benchmarks/cartpole.py --seeds 3 --algos dqn --libs ours
+    python benchmarks/cartpole.py --seeds 0 --merge out/a.json out/b.json   # only the table of earlier runs
 
 SB3 runs in ``benchmarks/.venv-peers`` (built by ``benchmarks/setup_peers.sh`` on first use), never in
 this package's environment. Torch uses one thread on both sides.
@@ -162,12 +163,15 @@ def main() -> None:
             rs = [r for r in records if r["lib"] == lib and r["algo"] == algo]
             if not rs:
                 continue
+            # CPU seconds to the first solve, from the run's CPU share: robust to the machine's load
+            cpu_to_solve = [r["cpu"] * r["solve_wall"] / r["wall"] if r["solve_wall"] is not None else None for r in rs]
             rows.append([lib, algo, len(rs), median([r["solve_step"] for r in rs]),
                          f"{sum(r['final'] >= SOLVED for r in rs)}/{len(rs)}", median([r["solve_wall"] for r in rs]),
-                         median([r["steps"] / r["wall"] for r in rs]), median([r["cpu"] for r in rs])])
+                         median(cpu_to_solve), median([r["steps"] / r["wall"] for r in rs]),
+                         median([r["steps"] / r["cpu"] for r in rs]), median([r["cpu"] for r in rs])])
     print()
     print_table(["library", "algo", "seeds", "median steps to 475", "seeds ending >= 475", "median wall s to 475",
-                 "steps/s", "median cpu s (run)"], rows)
+                 "median cpu s to 475", "steps/s (wall)", "steps/cpu s", "median cpu s (run)"], rows)
     if args.json:
         Path(args.json).write_text(json.dumps(records, indent=1))
 
