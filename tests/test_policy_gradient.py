@@ -206,3 +206,32 @@ def test_bad_config_and_spaces_are_refused():
         cli_main(["train", "--env", "CartPole-v1", "--algo", "a2c", "--steps", "100", "--set", "gae_lambda=2"])
     assert exit_.value.code == 2
     assert math.isfinite(make_config("reinforce", {}, "Pendulum-v1").gamma)
+
+
+@pytest.mark.parametrize("algo, env_id, config", [
+    ("ppo", "CartPole-v1", {"num_envs": 4, "n_steps": 24, "batch_size": 32, "n_epochs": 2}),
+    ("ppo", "Pendulum-v1", {"num_envs": 2, "n_steps": 40, "batch_size": 40, "n_epochs": 2}),
+    ("reinforce", "CartPole-v1", {}),
+])
+def test_kernel_resume_from_an_earlier_checkpoint_repeats_the_run(tmp_path, algo, env_id, config):
+    import json
+    import shutil
+
+    from llmagentos.kernel.run import resume
+
+    straight = train(env=env_id, algo=algo, steps=2000, seed=4, config=config, eval_every=1000, eval_episodes=2,
+                     checkpoint_every=300, out=str(tmp_path / "run"), tensorboard=False)
+    # rewind a copy to the older of the two kept checkpoints (mid-rollout, mid-episode) and continue from there
+    copy = tmp_path / "copy"
+    shutil.copytree(tmp_path / "run", copy)
+    (copy / "summary.json").unlink()
+    older = sorted(p.stem for p in (copy / "checkpoints").glob("step-*.json"))[0]
+    (copy / "checkpoints" / "latest.json").write_text(json.dumps({"checkpoint": older, "step": int(older[5:])}))
+    resumed = resume(copy)
+    volatile = ("wall_seconds", "steps_per_second", "run_dir")
+    for summary in (straight, resumed):
+        for key in volatile:
+            summary.pop(key)
+        for point in summary["curve"]:
+            point.pop("wall_seconds")
+    assert resumed == straight
