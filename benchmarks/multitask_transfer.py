@@ -34,10 +34,16 @@ from llmagentos.kernel.run import train  # noqa: E402
 from llmagentos.kernel.transfer import run_transfer  # noqa: E402
 from llmagentos.lifelong.transfer import mean_ci  # noqa: E402
 
-#: DQN settings shared by every arm of a family (per-task exploration, so all arms explore alike)
-GRID_DQN = {"learning_starts": 200, "exploration_steps": 1500, "train_freq": 1, "target_update_interval": 100,
-            "hidden": [64], "batch_size": 32}
-CARTPOLE_DQN = {"learning_starts": 500, "exploration_steps": 5000, "target_update_interval": 250}
+#: DQN settings, pinned (not the learner's defaults, which are tuned for single-task CartPole and may change):
+#: constant step size, 1-step Double-DQN targets, ε decaying per task agent, so every arm explores alike
+DQN_BASE = {"learning_rate": 1e-3, "learning_rate_final": None, "gamma": 0.99, "n_step": 1, "batch_size": 64,
+            "buffer_size": 50_000, "train_freq": 4, "gradient_steps": 1, "target_update_interval": 250,
+            "epsilon_start": 1.0, "epsilon_final": 0.05, "double": True, "dueling": False, "hidden": [64, 64],
+            "max_grad_norm": 10.0, "loss": "huber"}
+GRID_DQN = {**DQN_BASE, "learning_starts": 200, "exploration_steps": 1500, "train_freq": 1,
+            "target_update_interval": 100, "hidden": [64], "batch_size": 32}
+CARTPOLE_DQN = {**DQN_BASE, "learning_starts": 500, "exploration_steps": 5000}
+CARTPOLE_SOURCE_DQN = {**DQN_BASE, "exploration_steps": 10_000}
 
 MULTITASK = {
     "goal-grid": dict(family="goal-grid", family_options={"size": 5}, tasks=4, learner="dqn", config=GRID_DQN,
@@ -51,12 +57,12 @@ TRANSFER = {
                   "source": {"size": 6, "goal": [5, 5]},
                   "related": {"size": 6, "goal": [5, 5], "slip": 0.1, "walls": [[2, 2], [3, 3]]},
                   "unrelated": {"size": 6, "goal": [0, 5]},
-                  "config": {}},
+                  "config": {"alpha": 0.5, "gamma": 0.99, "epsilon": 0.1, "epsilon_final": None, "initial_value": 0.0}},
     "cartpole": {"algo": "dqn", "env": "llmagentos/CartPoleFamily-v0", "source_steps": 20_000, "steps": 10_000,
                  "source": {},
                  "related": {"pole_length": 1.5, "cart_mass": 1.5},
                  "unrelated": {"pole_length": 0.5, "pole_mass": 0.2, "cart_mass": 2.0, "gravity": 14.7, "force_mag": 5.0},
-                 "config": {}},
+                 "config": CARTPOLE_SOURCE_DQN},
 }
 
 
@@ -65,9 +71,11 @@ def fmt_ci(values) -> str:
     return f"{mean:8.3f} [{lo:.3f}, {hi:.3f}]"
 
 
-def multitask_part(seeds: list[int], arms: list[str], scale: float, soft_lambda: float) -> dict:
+def multitask_part(seeds: list[int], arms: list[str], scale: float, soft_lambda: float, families: list[str]) -> dict:
     out = {}
     for name, spec in MULTITASK.items():
+        if name not in families:
+            continue
         spec = dict(spec, steps=max(int(spec["steps"] * scale), 100))
         results: dict[str, list[dict]] = {arm: [] for arm in ["independent"] + arms}
         started = time.time()
@@ -96,9 +104,11 @@ def multitask_part(seeds: list[int], arms: list[str], scale: float, soft_lambda:
     return out
 
 
-def transfer_part(seeds: list[int], scale: float, workdir: Path) -> dict:
+def transfer_part(seeds: list[int], scale: float, workdir: Path, families: list[str]) -> dict:
     out = {}
     for name, spec in TRANSFER.items():
+        if name not in families:
+            continue
         source_dir = workdir / f"source-{name}"
         train(env=spec["env"], algo=spec["algo"], steps=max(int(spec["source_steps"] * scale), 200), seed=1000,
               env_args=spec["source"], config=spec["config"], out=str(source_dir), tensorboard=False)
@@ -128,6 +138,7 @@ def main() -> None:
     parser.add_argument("--part", choices=["all", "multitask", "transfer"], default="all")
     parser.add_argument("--arms", default="hard,soft,conditioned", help="sharing arms besides independent")
     parser.add_argument("--soft-lambda", type=float, default=1e-2)
+    parser.add_argument("--families", default="goal-grid,cartpole", help="which families to run")
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = parser.parse_args()
     seeds = list(range(2 if args.quick else args.seeds))
@@ -135,9 +146,9 @@ def main() -> None:
     figures = {}
     with tempfile.TemporaryDirectory() as tmp:
         if args.part in ("all", "multitask"):
-            figures["multitask"] = multitask_part(seeds, args.arms.split(","), scale, args.soft_lambda)
+            figures["multitask"] = multitask_part(seeds, args.arms.split(","), scale, args.soft_lambda, args.families.split(","))
         if args.part in ("all", "transfer"):
-            figures["transfer"] = transfer_part(seeds, scale, Path(tmp))
+            figures["transfer"] = transfer_part(seeds, scale, Path(tmp), args.families.split(","))
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=1))
     sys.stdout.flush()

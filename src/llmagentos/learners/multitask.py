@@ -147,12 +147,9 @@ class MultiTaskAgents:
 
     def _refresh(self, agent: Agent) -> None:
         """Rebuild what each learner caches about its network after the modules were swapped."""
-        if self._net_name == "q_net":
+        if self._net_name == "q_net":  # θ⁻ starts as a copy of the (now shared) θ
             agent.target_net = copy.deepcopy(agent.q_net).requires_grad_(False)
-            agent._params = list(agent.q_net.parameters())
-            agent._target_params = list(agent.target_net.parameters())
-        else:
-            agent.parameters = list(agent.net.parameters())
+        # A2C/PPO clip over the optimiser's parameters and rebuild their numpy acting views when a module changes
 
     def parameters_of(self, task: int) -> list[nn.Parameter]:
         """θ_i: the parameters task ``task``'s network uses, in a fixed order."""
