@@ -155,6 +155,8 @@ def main() -> None:
                 print(f"{lib:4s} {algo} seed {seed}: first >= {SOLVED:.0f} at {solve_step} steps ({solve_wall and round(solve_wall, 1)} s), "
                       f"final {run['final']:.1f}, {run['steps'] / run['wall']:.0f} steps/s, {run['cpu']:.1f} cpu s  |  "
                       + " ".join(f"{p['mean_return']:.0f}" for p in run["curve"]), flush=True)
+                if args.json:  # after every run, so a stopped benchmark keeps what it measured
+                    Path(args.json).write_text(json.dumps(records, indent=1))
     from llmagentos.cli import print_table
 
     rows = []
@@ -172,8 +174,6 @@ def main() -> None:
     print()
     print_table(["library", "algo", "seeds", "median steps to 475", "seeds ending >= 475", "median wall s to 475",
                  "median cpu s to 475", "steps/s (wall)", "steps/cpu s", "median cpu s (run)"], rows)
-    if args.json:
-        Path(args.json).write_text(json.dumps(records, indent=1))
 
 
 if __name__ == "__main__":
