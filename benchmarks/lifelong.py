@@ -98,7 +98,8 @@ def cartpole(args: argparse.Namespace) -> dict:
 def drift(args: argparse.Namespace) -> dict:
     block = LifelongBlock(family="goal-grid", tasks=[{"goal": g} for g in DRIFT_GOALS[args.goals]],
                           steps_per_task=args.segment, learner="q-learning", config={"epsilon": 0.1, "alpha": 0.5},
-                          strategies=["finetune"], lifelong={"transfer": args.transfer}, references=False,
+                          strategies=["finetune"], lifelong={"transfer": args.transfer, **dict(kv.split("=", 1) for kv in args.lifelong)},
+                          references=False,
                           drift={"mode": "abrupt", "total_steps": args.steps})
     per_seed = run_blocks(block, args.seeds, args.workers, args.backend)
     summary = aggregate(per_seed)["lifelong"]["finetune"]
@@ -127,6 +128,7 @@ def main() -> None:
     parser.add_argument("--segment", type=int, default=25_000, help="drift: steps between two unannounced switches")
     parser.add_argument("--transfer", default="probe", help="drift: what a detected new task starts from")
     parser.add_argument("--goals", choices=sorted(DRIFT_GOALS), default="antichain", help="drift: the goals the world cycles through")
+    parser.add_argument("--lifelong", nargs="*", default=[], metavar="KEY=VALUE", help="drift: LifelongConfig overrides (detector settings)")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args()
     started = time.time()

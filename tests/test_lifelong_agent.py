@@ -130,3 +130,15 @@ def test_agent_kept_in_the_store_continues_elsewhere(tmp_path, monkeypatch):
     straight = run_arm({"block": small_block(strategies=["finetune"], steps_per_task=300).model_dump(), "seed": 1,
                         "arm": "finetune"})
     assert continued["raw_matrix"] == straight["raw_matrix"]
+
+
+def test_unannounced_switch_is_detected_and_starts_a_new_task():
+    block = LifelongBlock(family="goal-grid", family_options={"size": 4}, tasks=[{"goal": [3, 0]}, {"goal": [0, 3]}],
+                          steps_per_task=4000, learner="q-learning", config={"alpha": 0.5, "epsilon": 0.1},
+                          strategies=["finetune"], references=False, lifelong={"transfer": "probe"},
+                          drift={"mode": "abrupt", "total_steps": 8000})
+    result = run_arm({"block": block.model_dump(), "seed": 0, "arm": "finetune"})
+    assert len(result["switches"]) == 1
+    assert result["delays"][0] is not None and result["delays"][0] <= 300
+    assert result["false_alarms"] == []
+    assert len(result["knowledge"]) == 2 and result["knowledge"][1]["started_at"] == result["detections"][0]

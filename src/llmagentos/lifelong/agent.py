@@ -141,6 +141,8 @@ class LifelongAgent(Agent):
         self._memory: list[np.ndarray] = []
         self._seen = 0
         self.changes: list[dict[str, Any]] = []
+        #: greedy return of the current weights in the current world (set by the loop; used by transfer "probe")
+        self.probe_current: Callable[[], float] | None = None
 
     # -- the agent contract (delegated) ----------------------------------------------------------------
     def act(self, observation: Any, explore: bool = True) -> Any:
@@ -183,7 +185,7 @@ class LifelongAgent(Agent):
             return False
         if self.detector.end_episode(episode_return, self.steps):
             self.changes.append({"step": self.steps, "task": self.task + 1})
-            self.begin_task(None)
+            self.begin_task(None, probe=self.probe_current)
             return True
         return False
 
@@ -403,6 +405,15 @@ def run_drifting(agent: LifelongAgent, world: Any, total_steps: int, seed: int,
         raise UsageError("a drifting world is one env: set the learner's num_envs to 1")
     agent.begin_task(None)
     interaction = Interaction(agent, world, seed=derive_seed(seed, "env"))
+
+    def probe() -> float:
+        # a copy of the world as it is now: probing costs no steps of the agent's life
+        env = world.family.make(world.task, append_task=world.stream.append_task, **world.stream.env_kwargs)
+        returns = evaluate(agent, env, agent.config.probe_episodes, seed=derive_seed(seed, "probe", agent.steps))
+        env.close()
+        return float(np.mean(returns))
+
+    agent.probe_current = probe
     life = []
     seen = 0
     while interaction.steps < total_steps:

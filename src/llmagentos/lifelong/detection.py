@@ -77,7 +77,7 @@ class DetectionConfig:
     detect_threshold: float = param(10.0, "CUSUM alarm threshold h, in reference standard deviations")
     detect_window: int = param(50, "episodes in the detector's reference window")
     detect_warmup: int = param(20, "episodes watched after a change before the detector may raise another alarm")
-    detect_min_scale: float = param(1.0, "smallest reference standard deviation of returns (TD errors use 1 % of it)")
+    detect_min_scale: float = param(0.05, "smallest reference standard deviation of returns, in return units (about 5 % of a good return; TD errors use 1 % of it)")
 
 
 class ChangeDetector:
