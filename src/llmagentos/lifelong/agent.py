@@ -41,6 +41,7 @@ class LifelongConfig(ConsolidationConfig, DetectionConfig):
     """How a lifelong agent consolidates, detects change and transfers (plus the fields of its two parents)."""
 
     transfer: Literal["continue", "closest", "probe"] = param("continue", "what a new task starts from: the current weights, the stored task with the closest descriptor, or the stored weights that earn most when probed on it")
+    transfer_part: Literal["full", "trunk"] = param("full", "what is copied from the chosen stored task (transfer modes of lifelong/transfer.py): the whole network or Q table, or all but the output layers")
     probe_episodes: int = param(3, "greedy episodes per stored task when transfer is 'probe'")
     reset_exploration: bool = param(True, "restart the learner's exploration schedule (ε) on each new task")
     reset_buffer: bool = param(True, "empty the learner's own replay memory on each new task (old tasks are then kept only by consolidation)")
@@ -116,6 +117,8 @@ class LifelongAgent(Agent):
         self.learner = learner
         self.boundaries_known = boundaries_known
         self.view = network_view(learner)
+        if self.view is None and config.transfer_part == "trunk":
+            raise UsageError(f"transfer_part trunk needs a network; {learner.algo} keeps a table, use transfer_part full")
         if self.view is None and config.strategy != "finetune":
             raise UsageError(f"the {config.strategy} strategy needs a learner with a network "
                              f"(dqn, ppo, a2c, reinforce); {learner.algo} only supports strategy finetune")
@@ -230,7 +233,7 @@ class LifelongAgent(Agent):
             if with_vectors:
                 distances = [float(np.linalg.norm(np.asarray(e["vector"]) - vector)) for e in with_vectors]
                 best = with_vectors[int(np.argmin(distances))]
-                _load_weights(self.learner, self.view, best["weights"])
+                self._start_from(best["weights"])
                 return {"mode": "closest", "source": best["task"], "distance": min(distances)}
         if probe is not None:
             # probed return of every stored task's weights and of the current weights; start from the best
@@ -240,9 +243,22 @@ class LifelongAgent(Agent):
                 _load_weights(self.learner, self.view, e["weights"])
                 scores[e["task"]] = probe()
             best = max(scores, key=lambda k: scores[k])
-            _load_weights(self.learner, self.view, current if best == "current" else stored[[e["task"] for e in stored].index(best)]["weights"])
+            _load_weights(self.learner, self.view, current)
+            if best != "current":
+                self._start_from(stored[[e["task"] for e in stored].index(best)]["weights"])
             return {"mode": "probe", "source": None if best == "current" else best, "probed": {str(k): v for k, v in scores.items()}}
         return {"mode": "continue", "source": None}
+
+    def _start_from(self, weights: dict[str, Any]) -> None:
+        """Load a stored task's weights: all of them, or (``transfer_part: trunk``) all but the output layers."""
+        if self.config.transfer_part == "trunk":
+            from llmagentos.lifelong.transfer import _head_prefixes
+
+            prefix = "net." if isinstance(self.view.module, _PolicyOutputs) else ""
+            heads = tuple(prefix + h for h in _head_prefixes(self.learner))
+            current = _weights(self.learner, self.view)
+            weights = {k: (current[k] if k.startswith(heads) else v) for k, v in weights.items()}
+        _load_weights(self.learner, self.view, weights)
 
     def _reset_learner(self) -> None:
         """A new task: restart exploration and empty the learner's own memory (when configured)."""
