@@ -235,6 +235,11 @@ def emit_sweep(result: dict[str, Any], as_json: bool) -> None:
 
             click.echo("")
             print_table(*table(result))
+        if result.get("kind") == "lifelong" and result.get("lifelong"):  # metrics per strategy (mean [95 % CI])
+            from llmagentos.kernel.lifelong_run import table as lifelong_table
+
+            click.echo("")
+            print_table(*lifelong_table(result))
     if result["failed"]:
         for failed in result["failed"]:
             click.echo(f"llmagentos: job {failed['job']} (seed {failed['seed']}) failed: {failed['error']}", err=True)

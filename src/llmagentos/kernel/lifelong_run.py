@@ -283,3 +283,22 @@ def aggregate(results: list[dict[str, Any]]) -> dict[str, Any]:
                          "max_delay_steps": max(found) if found else None,
                          "false_alarms_per_100k": float(np.mean([p["false_alarms_per_100k"] for p in per_seed]))}
     return {"lifelong": out}
+
+
+def table(result: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """(headers, rows) of a lifelong sweep's terminal table: metrics per strategy, or detection for a drifting world."""
+    per_strategy = result.get("lifelong") or {}
+
+    def cell(values: dict[str, Any], metric: str) -> str | None:
+        if values.get(metric) is None:
+            return None
+        ci = values.get(metric + "_ci") or [values[metric], values[metric]]
+        return f"{values[metric]:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]"
+
+    if any("switches" in v for v in per_strategy.values()):
+        return (["strategy", "switches", "detected", "median delay (steps)", "max delay", "false alarms / 100k steps"],
+                [[n, v["switches"], v["detected"], v["median_delay_steps"], v["max_delay_steps"], v["false_alarms_per_100k"]]
+                 for n, v in per_strategy.items()])
+    return (["strategy", "average performance", "forgetting", "forward transfer", "backward transfer"],
+            [[n, cell(v, "average_performance"), cell(v, "forgetting"), cell(v, "forward_transfer"),
+              cell(v, "backward_transfer")] for n, v in per_strategy.items()])
