@@ -40,7 +40,7 @@ def make_agent(algo: str, env: Any, **kwargs: Any) -> Any:
 
 
 def make_env(env_id: str, **env_args: Any) -> Any:
-    from llmagentos.kernel.run import make_env as _make_env
+    from llmagentos.envs.make import make_env as _make_env
 
     return _make_env(env_id, env_args)
 

@@ -26,6 +26,7 @@ from llmagentos.core.config import apply_overrides, to_dict
 from llmagentos.core.errors import UsageError
 from llmagentos.core.loop import Interaction, evaluate
 from llmagentos.core.seeding import derive_seed, seed_everything
+from llmagentos.envs.make import available_envs, make_env  # noqa: F401  (re-exported for kernel users)
 from llmagentos.kernel.checkpoint import CheckpointError, atomic_write_json, load_state, save_state
 from llmagentos.kernel.logging import MetricsLog
 from llmagentos.kernel.progress import Progress
@@ -72,43 +73,6 @@ class TrainSpec:
             raise UsageError(f"--eval-episodes must be positive, got {self.eval_episodes}")
         if self.checkpoint_every is not None and self.checkpoint_every <= 0:
             raise UsageError(f"--checkpoint-every must be positive, got {self.checkpoint_every}")
-
-
-# -- environments ---------------------------------------------------------------------------------
-
-def available_envs() -> list[str]:
-    """Gymnasium ids that can be made here: the project's worlds first, then Gymnasium's own."""
-    import gymnasium as gym
-
-    import llmagentos.envs  # noqa: F401  (registers the project's worlds)
-
-    ids = sorted(gym.registry)
-    return [i for i in ids if i.startswith("llmagentos/")] + [i for i in ids if not i.startswith("llmagentos/")]
-
-
-def make_env(env_id: str, env_args: dict[str, Any] | None = None, num_envs: int = 1) -> Any:
-    """``gymnasium.make`` (or a same-step-autoreset vector env when ``num_envs > 1``) with friendly errors."""
-    import gymnasium as gym
-    from gymnasium.vector import AutoresetMode
-
-    import llmagentos.envs  # noqa: F401
-
-    env_args = dict(env_args or {})
-    if env_id not in gym.registry:
-        ours = [i for i in available_envs() if i.startswith("llmagentos/")]
-        raise UsageError(f"unknown environment {env_id!r}; try one of {', '.join(ours)} or any Gymnasium id "
-                         "(llmagentos envs lists them all)")
-    try:
-        if num_envs > 1:
-            return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync",
-                                vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP}, **env_args)
-        return gym.make(env_id, **env_args)
-    except UsageError:
-        raise
-    except TypeError as err:
-        raise UsageError(f"environment {env_id} does not accept those --env-arg values ({err})") from None
-    except (gym.error.Error, ImportError, ModuleNotFoundError) as err:
-        raise UsageError(f"environment {env_id} cannot be made here: {err}") from None
 
 
 # -- agents ---------------------------------------------------------------------------------------

@@ -210,7 +210,7 @@ def plan(env_id: str, algo: str = "value-iteration", gamma: float = 0.99, theta:
     if parsed is not None and algo != "policy-evaluation":
         raise UsageError(f"--policy applies to policy-evaluation only; {algo} finds its own policy")
     # the algorithms themselves see only a FiniteMDP; making the env by id is the command line's convenience
-    from llmagentos.kernel.run import make_env
+    from llmagentos.envs.make import make_env
 
     env = make_env(env_id, env_args or {})
     try:
