@@ -14,6 +14,7 @@ import click
 
 from llmagentos.core.config import literal_env_value, parse_key_values
 from llmagentos.core.errors import UsageError
+from llmagentos.kernel.progress import print_table  # noqa: F401  (part of the CLI's helpers)
 
 
 def emit_json(obj: Any) -> None:
@@ -29,22 +30,6 @@ def env_args_option(f):
 
 def parse_env_args(pairs: tuple[str, ...]) -> dict[str, Any]:
     return {k: literal_env_value(v) for k, v in parse_key_values(pairs, "--env-arg").items()}
-
-
-def print_table(headers: list[str], rows: list[list[Any]], out=None) -> None:
-    out = out or sys.stdout
-    cells = [[h for h in headers]] + [[_fmt(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    for n, row in enumerate(cells):
-        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
-        if n == 0:
-            out.write("  ".join("-" * w for w in widths) + "\n")
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3f}" if abs(value) < 1e4 else f"{value:,.0f}"
-    return "-" if value is None else str(value)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -53,7 +53,7 @@ def cliff_walking_demo(seeds: int = 5, episodes: int = 500, out: str = "runs/dem
     plot = learning_curves(curves, out_dir / "cliff_walking.png", "CliffWalking-v1: Sarsa vs Q-learning (ε = 0.1, α = 0.5)",
                            "episode", "sum of rewards per episode (10-episode average)", ylim=(-100, 0))
     if not quiet:
-        from llmagentos.cli import print_table
+        from llmagentos.kernel.progress import print_table
 
         print_table(["algorithm", "online return (last 100 episodes)", "greedy return", "seeds"],
                     [[a, t["online_mean_return_last_100"], t["greedy_return"], t["seeds"]] for a, t in table.items()])
@@ -135,7 +135,7 @@ def lifelong_demo(seeds: int = 3, steps_per_task: int = 2500, out: str = "runs/d
 
     atomic_write_json(out_dir / "summary.json", {**result, "per_seed": [{k: v for k, v in p.items()} for p in per_seed]})
     if not quiet:
-        from llmagentos.cli import print_table
+        from llmagentos.kernel.progress import print_table
 
         def cell(name: str, metric: str) -> str:
             v, ci = summary[name][metric], summary[name][metric + "_ci"]

@@ -93,7 +93,7 @@ def run_transfer(source: str | Path, env: str, env_args: dict[str, Any] | None =
 
 def print_transfer(result: dict[str, Any]) -> None:
     """The metrics as a table with 95 % CIs, then the plot's path."""
-    from llmagentos.cli import print_table
+    from llmagentos.kernel.progress import print_table
 
     rows = []
     for key in ("jumpstart", "asymptotic_gain", "total_reward_gain", "transfer_ratio"):
