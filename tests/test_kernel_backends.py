@@ -8,6 +8,7 @@ import pytest
 
 from llmagentos.core.errors import UsageError
 from llmagentos.kernel.backends import is_failure, run_jobs
+from helpers import comparable
 
 
 def sample(job: dict) -> dict:
@@ -79,15 +80,8 @@ def test_train_sweep_identical_inline_and_ray(tmp_path, ray_instance):
 
     inline, ray_runs = sweep("inline"), sweep("ray")
     assert [r["seed"] for r in ray_runs] == [0, 1, 2]
-    assert [strip(r) for r in ray_runs] == [strip(r) for r in inline]
+    assert [comparable(r) for r in ray_runs] == [comparable(r) for r in inline]
     assert len({json.dumps(r["online"]) for r in inline}) == 3  # the seeds really differ
-
-
-def strip(summary):
-    """A summary without timings and paths, which legitimately differ between identical runs."""
-    out = {k: v for k, v in summary.items() if k not in ("wall_seconds", "steps_per_second", "run_dir")}
-    out["curve"] = [{k: v for k, v in p.items() if k != "wall_seconds"} for p in summary["curve"]]
-    return out
 
 
 def test_processes_fork_path_without_torch_matches_inline(tmp_path):

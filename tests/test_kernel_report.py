@@ -5,18 +5,8 @@ import math
 
 import pytest
 
-from llmagentos.cli import main
 from llmagentos.kernel.report import mean_ci
-
-
-def cli(args, capsys):
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as exit_:
-        code = exit_.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
+from helpers import cli
 
 
 def test_mean_ci_matches_hand_computation():

@@ -9,9 +9,9 @@ import time
 
 import numpy as np
 
-from llmagentos.cli import main
 
 import pytest
+from helpers import cli, comparable
 
 TABULAR = (["--env", "CliffWalking-v1", "--algo", "q-learning", "--steps", "6000", "--checkpoint-every", "200",
             "--eval-every", "1000", "--set", "epsilon=0.2"], 6000, 200)
@@ -19,22 +19,6 @@ TABULAR = (["--env", "CliffWalking-v1", "--algo", "q-learning", "--steps", "6000
 DQN = (["--env", "CartPole-v1", "--algo", "dqn", "--steps", "1000", "--checkpoint-every", "100", "--eval-every", "500",
         "--set", "learning_starts=100", "--set", "batch_size=16", "--set", "hidden=[16]", "--set", "buffer_size=1000",
         "--set", "target_update_interval=50", "--set", "exploration_steps=500"], 1000, 100)
-
-
-def cli(args, capsys):
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as exit_:
-        code = exit_.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def strip(summary):
-    out = {k: v for k, v in summary.items() if k not in ("wall_seconds", "steps_per_second", "run_dir")}
-    out["curve"] = [{k: v for k, v in p.items() if k != "wall_seconds"} for p in summary["curve"]]
-    return out
 
 
 def metrics(run_dir):
@@ -73,7 +57,7 @@ def test_sigkill_at_random_step_then_resume_matches_uninterrupted(tmp_path, caps
     code, out, _ = cli(["--store", store, *args, "--out", str(tmp_path / "straight")], capsys)
     straight = json.loads(out)
     assert resumed["steps"] == straight["steps"] == steps
-    assert strip(resumed) == strip(straight)
+    assert comparable(resumed) == comparable(straight)
     assert metrics(killed) == metrics(tmp_path / "straight")
     code, out, _ = cli(["--store", store, "runs", "show", str(record["id"]), "--json"], capsys)
     assert json.loads(out)["status"] == "finished"

@@ -5,23 +5,12 @@ import json
 import pytest
 import yaml
 
-from llmagentos.cli import main
-from llmagentos.config import JOB_KINDS, load_spec, run_spec, spec_schema, validate_spec
+from llmagentos.config import JOB_KINDS, load_spec, spec_schema, validate_spec
 from llmagentos.core.errors import UsageError
+from helpers import cli, comparable
 
 TRAIN = {"env": "CliffWalking-v1", "algo": "q-learning", "episodes": 15, "eval_episodes": 1, "tensorboard": False,
          "config": {"epsilon": 0.2}}
-
-
-def cli(args, capsys):
-    """(exit status, stdout, stderr) of ``llmagentos ARGS``."""
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as exit_:
-        code = exit_.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def write_spec(tmp_path, spec, name="spec.yaml"):
@@ -85,14 +74,7 @@ def test_train_seeds_json_in_seed_order_and_processes_match_inline(tmp_path, cap
     assert all(r["config"]["epsilon"] == 0.3 for r in inline)
     code, out, _ = cli(base + ["--out", str(tmp_path / "b"), "--backend", "processes", "--workers", "2"], capsys)
     procs = json.loads(out)["runs"]
-    assert [strip(r) for r in procs] == [strip(r) for r in inline]
-
-
-def strip(summary):
-    """A summary without timings and paths, which legitimately differ between identical runs."""
-    out = {k: v for k, v in summary.items() if k not in ("wall_seconds", "steps_per_second", "run_dir")}
-    out["curve"] = [{k: v for k, v in p.items() if k != "wall_seconds"} for p in summary["curve"]]
-    return out
+    assert [comparable(r) for r in procs] == [comparable(r) for r in inline]
 
 
 def test_rerun_with_other_settings_in_same_directory_refused(tmp_path, capsys):
@@ -126,4 +108,4 @@ def test_resume_a_sweep_directory_reruns_only_unfinished_jobs(tmp_path, capsys):
     code, out, _ = cli(["resume", str(tmp_path / "sw"), "--json"], capsys)
     again = json.loads(out)
     assert code == 0 and again["skipped"] == [0]
-    assert [strip(r) for r in again["runs"]] == [strip(r) for r in first]
+    assert [comparable(r) for r in again["runs"]] == [comparable(r) for r in first]

@@ -1,18 +1,16 @@
 """The store: concurrent writers lose nothing, an interrupted write keeps the previous state, corruption is reported."""
 
 import json
-import os
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
-from llmagentos.cli import main
 from llmagentos.kernel import store as store_module
 from llmagentos.kernel.checkpoint import CheckpointError
 from llmagentos.kernel.store import Store
+from helpers import cli
 
 WRITER = """
 import sys, numpy as np
@@ -28,16 +26,6 @@ for i in range(n):
     s.add_knowledge(task, f"own-{who}", score=float(i), meta={"writer": who, "run": rid})
     print(i, flush=True)
 """
-
-
-def cli(args, capsys):
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as exit_:
-        code = exit_.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_concurrent_writers_lose_nothing_and_a_killed_writer_corrupts_nothing(tmp_path):

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from llmagentos.cli import main
-from llmagentos.kernel.run import VOLATILE_KEYS, TrainSpec, resume, train
+from llmagentos.kernel.run import TrainSpec, resume, train
+from helpers import comparable
 
 # small, but with everything a resume must carry: updates, target syncs, a replay memory that wraps
 # around, open n-step windows, ε mid-schedule, mid-episode env state
@@ -24,12 +25,6 @@ CONFIG = {"learning_starts": "400", "buffer_size": "2500", "n_step": "3", "explo
           "target_update_interval": "50"}
 STEPS, EVERY, CHECKPOINT = 4_500, 1_000, 600
 SRC = Path(__file__).resolve().parents[1] / "src"
-
-
-def comparable(summary: dict) -> dict:
-    out = {k: v for k, v in summary.items() if k not in VOLATILE_KEYS}
-    out["curve"] = [{k: v for k, v in p.items() if k != "wall_seconds"} for p in summary["curve"]]
-    return out
 
 
 def metrics(run_dir: Path) -> list[dict]:

@@ -1,0 +1,24 @@
+"""Helpers shared by the test modules (pytest puts this folder on sys.path)."""
+
+from __future__ import annotations
+
+from llmagentos.cli import main
+from llmagentos.kernel.run import VOLATILE_KEYS
+
+
+def cli(args, capsys) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of ``llmagentos ARGS``, run in this process."""
+    code = 0
+    try:
+        main(list(args))
+    except SystemExit as exit_:
+        code = exit_.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def comparable(summary: dict) -> dict:
+    """A summary without timings and paths, which legitimately differ between identical runs."""
+    out = {k: v for k, v in summary.items() if k not in VOLATILE_KEYS}
+    out["curve"] = [{k: v for k, v in p.items() if k != "wall_seconds"} for p in summary["curve"]]
+    return out
