@@ -27,8 +27,6 @@ def test_stopped_after_second_task_and_resumed_equals_uninterrupted(tmp_path):
     stream = resolve_stream(block)
     full = run_stream(build_agent(block, stream, "replay", seed=3), stream, seed=3, run=StreamRunConfig(1, 2))
 
-    saved = {}
-
     def stop_after_second(position, snapshot):
         if position == 1:
             save_state(tmp_path / "ckpt", snapshot, {"algo": "dqn"})

@@ -3,7 +3,6 @@ Meta-SGD learns step sizes, and a short meta-training beats a random initialisat
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
