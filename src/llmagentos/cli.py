@@ -341,12 +341,14 @@ def demo(cliff: bool, seeds: int | None, steps_per_task: int, episodes: int, bac
     if cliff:
         from llmagentos.kernel.demo import cliff_walking_demo
 
-        result = cliff_walking_demo(seeds=seeds or 5, episodes=episodes, out=out or "runs/demo", quiet=quiet or as_json)
+        result = cliff_walking_demo(seeds=seeds or 5, episodes=episodes, out=out or "runs/demo", quiet=quiet or as_json,
+                                    table=not as_json)
     else:
         from llmagentos.kernel.demo import lifelong_demo
 
         result = lifelong_demo(seeds=3 if seeds is None else seeds, steps_per_task=steps_per_task,
-                               out=out or "runs/demo-lifelong", backend=backend, workers=workers, quiet=quiet or as_json)
+                               out=out or "runs/demo-lifelong", backend=backend, workers=workers, quiet=quiet or as_json,
+                               table=not as_json)
     if as_json:
         emit_json(result)
 

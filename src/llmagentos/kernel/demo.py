@@ -23,7 +23,8 @@ from llmagentos.kernel.progress import Progress
 from llmagentos.kernel.run import TrainSpec, train
 
 
-def cliff_walking_demo(seeds: int = 5, episodes: int = 500, out: str = "runs/demo", quiet: bool = False) -> dict[str, Any]:
+def cliff_walking_demo(seeds: int = 5, episodes: int = 500, out: str = "runs/demo", quiet: bool = False,
+                       table: bool = True) -> dict[str, Any]:
     out_dir = Path(out)
     algos = ["sarsa", "q-learning"]
     progress = Progress(len(algos) * seeds, "runs", enabled=not quiet, label="demo ")
@@ -52,7 +53,7 @@ def cliff_walking_demo(seeds: int = 5, episodes: int = 500, out: str = "runs/dem
         }
     plot = learning_curves(curves, out_dir / "cliff_walking.png", "CliffWalking-v1: Sarsa vs Q-learning (ε = 0.1, α = 0.5)",
                            "episode", "sum of rewards per episode (10-episode average)", ylim=(-100, 0))
-    if not quiet:
+    if table:
         from llmagentos.kernel.progress import print_table
 
         print_table(["algorithm", "online return (last 100 episodes)", "greedy return", "seeds"],
@@ -80,7 +81,8 @@ def demo_block(steps_per_task: int = 2500, strategies: list[str] | None = None) 
 
 
 def lifelong_demo(seeds: int = 3, steps_per_task: int = 2500, out: str = "runs/demo-lifelong", backend: str = "processes",
-                  workers: int | None = 4, quiet: bool = False, strategies: list[str] | None = None) -> dict[str, Any]:
+                  workers: int | None = 4, quiet: bool = False, strategies: list[str] | None = None,
+                  table: bool = True) -> dict[str, Any]:
     """Fine-tuning, EWC and replay side by side on a four-task stream; returns the metrics per strategy."""
     import shutil
 
@@ -134,7 +136,7 @@ def lifelong_demo(seeds: int = 3, steps_per_task: int = 2500, out: str = "runs/d
     from llmagentos.kernel.checkpoint import atomic_write_json
 
     atomic_write_json(out_dir / "summary.json", {**result, "per_seed": [{k: v for k, v in p.items()} for p in per_seed]})
-    if not quiet:
+    if table:
         from llmagentos.kernel.progress import print_table
 
         def cell(name: str, metric: str) -> str:
