@@ -19,10 +19,8 @@ episode's number, so a run checkpointed between episodes resumes exactly.
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -34,9 +32,8 @@ from llmagentos.core.agent import Transition
 from llmagentos.core.config import to_dict
 from llmagentos.core.errors import UsageError
 from llmagentos.core.seeding import derive_seed, seed_everything
-from llmagentos.kernel.checkpoint import atomic_write_json, load_state, save_state
-from llmagentos.kernel.logging import MetricsLog
-from llmagentos.kernel.progress import Progress
+from llmagentos.kernel.checkpoint import load_state, save_state
+from llmagentos.kernel.run import Trainer, _new_run_dir
 from llmagentos.learners import registry
 
 #: greedy evaluation stops an episode after this many steps when the world does not end it
@@ -181,12 +178,12 @@ def greedy_outcome(learner: Any, game: Any, seed: int) -> dict[str, Any]:
             "nash": joint in game.pure_nash_equilibria(), "optimal_joint_actions": [list(j) for j in optimal]}
 
 
-class MultiAgentTrainer:
-    """The kernel's loop for one multi-agent run: joint steps, greedy evaluation, logging, checkpoints, summary."""
+class MultiAgentTrainer(Trainer):
+    """The kernel's loop for one multi-agent run: the single-agent :class:`Trainer`'s bookkeeping (evaluation,
+    logging, checkpoints, resume) over joint steps of a PettingZoo world, with per-agent results in the summary."""
 
     def __init__(self, spec: Any, run_dir: Path | None = None, quiet: bool = False) -> None:
         from llmagentos.envs.multiagent import make_parallel_env
-        from llmagentos.kernel.run import _new_run_dir
 
         spec.validate()
         if getattr(spec, "agent", None):
@@ -214,20 +211,15 @@ class MultiAgentTrainer:
         self.elapsed_before = 0.0
         self.last_eval: dict[str, Any] = {}
         self.run_dir = run_dir or _new_run_dir(spec)
+        # the shared bookkeeping calls the trained thing "agent"; runs are recorded in the store by train()
+        self.agent = self.learner
+        self.store, self.run_id = None, None
 
-    def meta(self) -> dict[str, Any]:
+    def checkpoint_meta(self) -> dict[str, Any]:
         return {"algo": self.learner_name, "agents": list(self.env.possible_agents),
                 "observation_spaces": [str(self.env.observation_space(a)) for a in self.env.possible_agents],
                 "action_spaces": [str(self.env.action_space(a)) for a in self.env.possible_agents],
                 "llmagentos_version": __version__}
-
-    def _budget_done(self) -> bool:
-        if self.spec.steps is not None:
-            return self.interaction.steps >= self.spec.steps
-        return self.interaction.episodes >= self.spec.episodes
-
-    def _elapsed(self) -> float:
-        return self.elapsed_before + (time.perf_counter() - self.started)
 
     def _evaluate(self) -> dict[str, Any]:
         per_episode = evaluate_parallel(self.learner, self.eval_env, self.spec.eval_episodes, self.eval_seed)
@@ -236,119 +228,26 @@ class MultiAgentTrainer:
         return {"mean_return": float(np.mean(team)), "std_return": float(np.std(team)), "episodes": len(team),
                 "agents": agents}
 
-    def _log_eval(self, log: MetricsLog) -> None:
-        steps = self.interaction.steps
-        self.last_eval = self._evaluate()
-        self.curve.append({"step": steps, "mean_return": self.last_eval["mean_return"],
-                           "wall_seconds": round(self._elapsed(), 3)})
-        log.write("eval", steps, {"mean_return": self.last_eval["mean_return"], "std_return": self.last_eval["std_return"],
-                                  **{f"return/{a}": v for a, v in self.last_eval["agents"].items()},
-                                  "steps_per_second": steps / max(self._elapsed(), 1e-9)})
-        train = {k: self.sums[k] / self.counts[k] for k in self.sums}
-        train.update(self.learner.train_metrics())
-        if train:
-            log.write("train", steps, train)
-        self.sums, self.counts = {}, {}
+    def _eval_record(self, result: dict[str, Any]) -> dict[str, Any]:
+        return {**super()._eval_record(result), **{f"return/{a}": v for a, v in result["agents"].items()}}
 
-    def _checkpoint(self, log: MetricsLog) -> None:
-        from llmagentos.kernel.run import _global_rng_state
+    def _checkpoint_ready(self) -> bool:
+        # checkpoints wait for the end of an episode (episodes are reset from seeds, so that is exact)
+        return self.interaction.between_episodes
 
-        ckpt_dir = self.run_dir / "checkpoints"
-        steps = self.interaction.steps
-        state = {"learner": self.learner.state_dict(), "interaction": self.interaction.state(), "rng": _global_rng_state(),
-                 "kernel": {"curve": self.curve, "next_eval": self.next_eval, "next_checkpoint": self.next_checkpoint,
-                            "sums": self.sums, "counts": self.counts, "metrics_lines": log.lines,
-                            "elapsed": self._elapsed(), "last_eval": self.last_eval}}
-        log.flush()
-        save_state(ckpt_dir / f"step-{steps:012d}", state, self.meta())
-        atomic_write_json(ckpt_dir / "latest.json", {"checkpoint": f"step-{steps:012d}", "step": steps})
-        for old in sorted(ckpt_dir.glob("step-*.json"))[:-2]:
-            old.unlink(missing_ok=True)
-            old.with_suffix(".safetensors").unlink(missing_ok=True)
-
-    def _restore(self) -> int:
-        from llmagentos.kernel.run import _set_global_rng_state
-
-        pointer = self.run_dir / "checkpoints" / "latest.json"
-        if not pointer.exists():
-            return 0
-        name = json.loads(pointer.read_text())["checkpoint"]
-        state, _ = load_state(self.run_dir / "checkpoints" / name, expect=self.meta())
-        self.learner.load_state_dict(state["learner"])
-        self.interaction.load_state(state["interaction"])
-        _set_global_rng_state(state["rng"])
-        kernel = state["kernel"]
-        self.curve, self.next_eval = kernel["curve"], kernel["next_eval"]
-        self.next_checkpoint = kernel["next_checkpoint"]
-        self.sums, self.counts = kernel["sums"], kernel["counts"]
-        self.elapsed_before, self.last_eval = kernel["elapsed"], kernel["last_eval"]
-        return int(kernel["metrics_lines"])
-
-    def run(self, resuming: bool = False) -> dict[str, Any]:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        if resuming:
-            keep = self._restore()
-        else:
-            atomic_write_json(self.run_dir / "job.json", dataclasses.asdict(self.spec))
-            keep = 0
-        self.started = time.perf_counter()
-        log = MetricsLog(self.run_dir, tensorboard=self.spec.tensorboard, keep_lines=keep)
-        total = self.spec.steps if self.spec.steps is not None else self.spec.episodes
-        unit = "steps" if self.spec.steps is not None else "episodes"
-        progress = Progress(total, unit, enabled=not self.quiet, label=f"{self.spec.algo} {self.spec.env} s{self.spec.seed} ")
-        seen = self.interaction.episodes
-        try:
-            while not self._budget_done():
-                for key, value in self.interaction.step().items():
-                    self.sums[key] = self.sums.get(key, 0.0) + float(value)
-                    self.counts[key] = self.counts.get(key, 0) + 1
-                while seen < self.interaction.episodes:
-                    log.write("episode", self.interaction.steps, {"episode": seen, "return": self.interaction.episode_returns[seen],
-                                                                  "length": self.interaction.episode_lengths[seen]})
-                    seen += 1
-                if self.interaction.steps >= self.next_eval and not self._budget_done():
-                    self._log_eval(log)
-                    while self.next_eval <= self.interaction.steps:
-                        self.next_eval += self.eval_every
-                # checkpoints wait for the end of an episode (episodes are reset from seeds, so that is exact)
-                if (self.next_checkpoint is not None and self.interaction.steps >= self.next_checkpoint
-                        and self.interaction.between_episodes):
-                    self._checkpoint(log)
-                    while self.next_checkpoint <= self.interaction.steps:
-                        self.next_checkpoint += self.spec.checkpoint_every
-                progress.update(self.interaction.steps if unit == "steps" else self.interaction.episodes,
-                                f"eval {self.curve[-1]['mean_return']:.2f}" if self.curve else "")
-            self._log_eval(log)
-        finally:
-            progress.close()
-            log.close()
-        summary = self._summary()
-        save_state(self.run_dir / "agent", self.learner.state_dict(), {**self.meta(), "config": to_dict(self.config)})
-        atomic_write_json(self.run_dir / "summary.json", summary)
-        return summary
+    def _save_final(self) -> None:
+        save_state(self.run_dir / "agent", self.learner.state_dict(), {**self.checkpoint_meta(), "config": to_dict(self.config)})
 
     def _summary(self) -> dict[str, Any]:
-        wall = self._elapsed()
+        summary = super()._summary()
         inter = self.interaction
-        returns = inter.episode_returns
-        solved = None
-        if self.threshold is not None:
-            solved = next((p["step"] for p in self.curve if p["mean_return"] >= self.threshold - 1e-9), None)
-        evaluation = {k: v for k, v in self.last_eval.items() if k != "agents"}
-        summary = {
-            "env": self.spec.env, "algo": self.spec.algo, "seed": self.spec.seed,
-            "steps": inter.steps, "episodes": inter.episodes,
-            "wall_seconds": round(wall, 3), "steps_per_second": round(inter.steps / max(wall, 1e-9), 1),
-            "eval": evaluation, "curve": self.curve,
-            "online": {"episode_returns": returns,
-                       "mean_return_last_100": float(np.mean(returns[-100:])) if returns else None},
-            "solved_at_step": solved, "threshold": self.threshold, "run_dir": str(self.run_dir),
-            "config": to_dict(self.config), "env_args": self.spec.env_args,
-            "learner": self.learner_name,
-            "agents": {a: {"eval_mean_return": self.last_eval["agents"][a],
-                           "online_mean_return_last_100": float(np.mean(inter.agent_returns[a][-100:]))
-                           if inter.agent_returns[a] else None} for a in self.env.possible_agents},
-        }
+        if self.threshold is not None:  # payoffs are sums of floats: a hair under the optimum still counts
+            summary["solved_at_step"] = next((p["step"] for p in self.curve if p["mean_return"] >= self.threshold - 1e-9), None)
+        summary["eval"] = {k: v for k, v in self.last_eval.items() if k != "agents"}
+        summary["learner"] = self.learner_name
+        summary["agents"] = {a: {"eval_mean_return": self.last_eval["agents"][a],
+                                 "online_mean_return_last_100": float(np.mean(inter.agent_returns[a][-100:]))
+                                 if inter.agent_returns[a] else None} for a in self.env.possible_agents}
         if self.game is not None:
             summary.update(greedy_outcome(self.learner, self.game, self.eval_seed))
         return summary

@@ -237,14 +237,30 @@ class Trainer:
         returns = evaluate(self.agent, self.eval_env, self.spec.eval_episodes, seed=self.eval_seed)
         return {"mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)), "episodes": len(returns)}
 
+    # -- what a kind of run changes (the multi-agent trainer overrides these) ------------------
+    def checkpoint_meta(self) -> dict[str, Any]:
+        """What a checkpoint must match to be loaded into this run (algorithm, spaces, version)."""
+        return agent_meta(self.agent)
+
+    def _eval_record(self, result: dict[str, Any]) -> dict[str, Any]:
+        """The metrics.jsonl fields of one evaluation."""
+        return {"mean_return": result["mean_return"], "std_return": result["std_return"]}
+
+    def _checkpoint_ready(self) -> bool:
+        """Whether the loop may checkpoint now (the env snapshot makes any step exact for single agents)."""
+        return True
+
+    def _save_final(self) -> None:
+        save_agent(self.agent, self.run_dir / "agent")
+
+    # -- shared by every kind of run ------------------------------------------------------------
     def _log_eval(self, log: MetricsLog) -> None:
         steps = self.interaction.steps
         result = self._evaluate()
         self.last_eval = result
         point = {"step": steps, "mean_return": result["mean_return"], "wall_seconds": round(self._elapsed(), 3)}
         self.curve.append(point)
-        log.write("eval", steps, {"mean_return": result["mean_return"], "std_return": result["std_return"],
-                                  "steps_per_second": steps / max(self._elapsed(), 1e-9)})
+        log.write("eval", steps, {**self._eval_record(result), "steps_per_second": steps / max(self._elapsed(), 1e-9)})
         train = {k: self.sums[k] / self.counts[k] for k in self.sums}
         train.update(self.agent.train_metrics())
         if train:
@@ -257,9 +273,9 @@ class Trainer:
         state = {"agent": self.agent.state_dict(), "interaction": self.interaction.state(), "rng": _global_rng_state(),
                  "kernel": {"curve": self.curve, "next_eval": self.next_eval, "next_checkpoint": self.next_checkpoint,
                             "sums": self.sums, "counts": self.counts, "metrics_lines": log.lines,
-                            "elapsed": self._elapsed()}}
+                            "elapsed": self._elapsed(), "last_eval": getattr(self, "last_eval", None)}}
         log.flush()
-        save_state(ckpt_dir / f"step-{steps:012d}", state, agent_meta(self.agent))
+        save_state(ckpt_dir / f"step-{steps:012d}", state, self.checkpoint_meta())
         atomic_write_json(ckpt_dir / "latest.json", {"checkpoint": f"step-{steps:012d}", "step": steps})
         for old in sorted(ckpt_dir.glob("step-*.json"))[:-2]:
             old.unlink(missing_ok=True)
@@ -271,7 +287,7 @@ class Trainer:
         if not pointer.exists():
             return 0
         name = json.loads(pointer.read_text())["checkpoint"]
-        state, _ = load_state(self.run_dir / "checkpoints" / name, expect=agent_meta(self.agent))
+        state, _ = load_state(self.run_dir / "checkpoints" / name, expect=self.checkpoint_meta())
         self.agent.load_state_dict(state["agent"])
         self.interaction.load_state(state["interaction"])
         _set_global_rng_state(state["rng"])
@@ -281,6 +297,8 @@ class Trainer:
         self.next_checkpoint = kernel["next_checkpoint"]
         self.sums, self.counts = kernel["sums"], kernel["counts"]
         self.elapsed_before = kernel["elapsed"]
+        if kernel.get("last_eval") is not None:
+            self.last_eval = kernel["last_eval"]
         return int(kernel["metrics_lines"])
 
     # -- the run ------------------------------------------------------------------------------
@@ -321,7 +339,8 @@ class Trainer:
                     self._log_eval(log)
                     while self.next_eval <= interaction.steps:
                         self.next_eval += self.eval_every
-                if self.next_checkpoint is not None and interaction.steps >= self.next_checkpoint:
+                if (self.next_checkpoint is not None and interaction.steps >= self.next_checkpoint
+                        and self._checkpoint_ready()):
                     self._checkpoint(log)
                     while self.next_checkpoint <= interaction.steps:
                         self.next_checkpoint += self.spec.checkpoint_every  # type: ignore[operator]
@@ -334,7 +353,7 @@ class Trainer:
             progress.close()
             log.close()
         summary = self._summary()
-        save_agent(self.agent, self.run_dir / "agent")
+        self._save_final()
         if self.spec.agent is not None and self.store is not None:
             summary["agent"] = self._store_agent()
         atomic_write_json(self.run_dir / "summary.json", summary)
