@@ -117,10 +117,8 @@ def run_meta_job(block: MetaBlock, seed: int, out_dir: Path) -> dict[str, Any]:
     try:
         if block.algo == "nes":
             summary = _run_nes(block, config, seed, out_dir, log)
-        elif block.family == "sinusoid":
-            summary = _run_maml_sinusoid(config, seed, out_dir, log)
         else:
-            summary = _run_maml_pointnav(config, seed, out_dir, log)
+            summary = _run_maml(config, seed, out_dir, log, "sinusoid" if block.family == "sinusoid" else "pointnav")
     finally:
         log.close()
     return {"seed": seed, "algo": block.algo, "family": block.family, **summary, "config": to_dict(config),
@@ -138,34 +136,24 @@ def _adaptation_plot(curves: dict[str, list[float]], path: Path, title: str, yla
     return str(path)
 
 
-def _run_maml_sinusoid(config: Any, seed: int, out_dir: Path, log: Any) -> dict[str, Any]:
+def _run_maml(config: Any, seed: int, out_dir: Path, log: Any, family: str) -> dict[str, Any]:
+    """Meta-train MAML on ``family`` (sinusoid: error after k steps; pointnav: return after k steps), save it, plot it."""
     from llmagentos.kernel.checkpoint import save_state
-    from llmagentos.learners.maml import sinusoid_experiment
+    from llmagentos.learners import maml
 
-    result = sinusoid_experiment(config, seed, on_log=lambda it, values: log.write("meta", it, values))
+    if family == "sinusoid":
+        experiment, metric = maml.sinusoid_experiment, "mse"
+        title, ylabel = f"sinusoid: {config.eval_tasks} held-out tasks, K={config.k_support}", "mean-squared error on the query points"
+    else:
+        experiment, metric = maml.pointnav_experiment, "return"
+        title, ylabel = f"PointNav: {config.eval_tasks} held-out goals", "mean episode return"
+    result = experiment(config, seed, on_log=lambda it, values: log.write("meta", it, values))
     model = result.pop("model")
-    save_state(out_dir / "maml", model.state_dict(), {"algo": "maml", "family": "sinusoid", "config": to_dict(config)})
+    save_state(out_dir / "maml", model.state_dict(), {"algo": "maml", "family": family, "config": to_dict(config)})
     for name, curve in result["curves"].items():
         for step, value in enumerate(curve):
-            log.write(f"adaptation/{name}", step, {"mse": value})
-    result["plot"] = _adaptation_plot(result["curves"], out_dir / "adaptation.png",
-                                      f"sinusoid: {config.eval_tasks} held-out tasks, K={config.k_support}",
-                                      "mean-squared error on the query points")
-    return result
-
-
-def _run_maml_pointnav(config: Any, seed: int, out_dir: Path, log: Any) -> dict[str, Any]:
-    from llmagentos.kernel.checkpoint import save_state
-    from llmagentos.learners.maml import pointnav_experiment
-
-    result = pointnav_experiment(config, seed, on_log=lambda it, values: log.write("meta", it, values))
-    model = result.pop("model")
-    save_state(out_dir / "maml", model.state_dict(), {"algo": "maml", "family": "pointnav", "config": to_dict(config)})
-    for name, curve in result["curves"].items():
-        for step, value in enumerate(curve):
-            log.write(f"adaptation/{name}", step, {"return": value})
-    result["plot"] = _adaptation_plot(result["curves"], out_dir / "adaptation.png",
-                                      f"PointNav: {config.eval_tasks} held-out goals", "mean episode return")
+            log.write(f"adaptation/{name}", step, {metric: value})
+    result["plot"] = _adaptation_plot(result["curves"], out_dir / "adaptation.png", title, ylabel)
     return result
 
 

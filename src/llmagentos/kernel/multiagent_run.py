@@ -33,7 +33,7 @@ from llmagentos.core.config import to_dict
 from llmagentos.core.errors import UsageError
 from llmagentos.core.seeding import derive_seed, seed_everything
 from llmagentos.kernel.checkpoint import load_state, save_state
-from llmagentos.kernel.run import Trainer, _new_run_dir
+from llmagentos.kernel.run import Trainer
 from llmagentos.learners import registry
 
 #: greedy evaluation stops an episode after this many steps when the world does not end it
@@ -200,17 +200,8 @@ class MultiAgentTrainer(Trainer):
             best = self.game.welfare(self.game.optimal_joint_actions()[0])
             per_agent = best if self.game.common else best / self.game.n_players
             self.threshold = per_agent * self.game.episode_length
-        self.eval_every = spec.eval_every or (max(spec.steps // 20, 1) if spec.steps else 1_000)
-        self.eval_seed = derive_seed(spec.seed, "eval")
         self.interaction = ParallelInteraction(self.learner, self.env, seed=derive_seed(spec.seed, "env"))
-        self.curve: list[dict[str, Any]] = []
-        self.next_eval = self.eval_every
-        self.next_checkpoint = spec.checkpoint_every
-        self.sums: dict[str, float] = {}
-        self.counts: dict[str, int] = {}
-        self.elapsed_before = 0.0
-        self.last_eval: dict[str, Any] = {}
-        self.run_dir = run_dir or _new_run_dir(spec)
+        self._init_bookkeeping(run_dir)
         # the shared bookkeeping calls the trained thing "agent"; runs are recorded in the store by train()
         self.agent = self.learner
         self.store, self.run_id = None, None

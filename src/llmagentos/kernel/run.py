@@ -27,7 +27,7 @@ from llmagentos.core.errors import UsageError
 from llmagentos.core.loop import Interaction, evaluate
 from llmagentos.core.seeding import derive_seed, seed_everything
 from llmagentos.envs.make import available_envs, make_env  # noqa: F401  (re-exported for kernel users)
-from llmagentos.kernel.checkpoint import CheckpointError, atomic_write_json, load_state, save_state
+from llmagentos.kernel.checkpoint import atomic_write_json, load_state, save_state
 from llmagentos.kernel.logging import MetricsLog
 from llmagentos.kernel.progress import Progress
 from llmagentos.learners import registry
@@ -208,15 +208,21 @@ class Trainer:
         self.threshold = spec.threshold
         if self.threshold is None:
             self.threshold = getattr(getattr(self.eval_env, "spec", None), "reward_threshold", None)
+        self.interaction = Interaction(self.agent, self.env, seed=derive_seed(spec.seed, "env"))
+        self._init_bookkeeping(run_dir)
+
+    def _init_bookkeeping(self, run_dir: Path | None) -> None:
+        """The run's counters, curve and schedule of evaluations and checkpoints, before any step."""
+        spec = self.spec
         self.eval_every = spec.eval_every or (max(spec.steps // 20, 1) if spec.steps else 1_000)
         self.eval_seed = derive_seed(spec.seed, "eval")
-        self.interaction = Interaction(self.agent, self.env, seed=derive_seed(spec.seed, "env"))
         self.curve: list[dict[str, Any]] = []
         self.next_eval = self.eval_every
         self.next_checkpoint = spec.checkpoint_every
         self.sums: dict[str, float] = {}
         self.counts: dict[str, int] = {}
         self.elapsed_before = 0.0
+        self.last_eval: dict[str, Any] = {}
         self.run_dir = run_dir or _new_run_dir(spec)
 
     # -- bookkeeping --------------------------------------------------------------------------
@@ -273,7 +279,7 @@ class Trainer:
         state = {"agent": self.agent.state_dict(), "interaction": self.interaction.state(), "rng": _global_rng_state(),
                  "kernel": {"curve": self.curve, "next_eval": self.next_eval, "next_checkpoint": self.next_checkpoint,
                             "sums": self.sums, "counts": self.counts, "metrics_lines": log.lines,
-                            "elapsed": self._elapsed(), "last_eval": getattr(self, "last_eval", None)}}
+                            "elapsed": self._elapsed(), "last_eval": self.last_eval}}
         log.flush()
         save_state(ckpt_dir / f"step-{steps:012d}", state, self.checkpoint_meta())
         atomic_write_json(ckpt_dir / "latest.json", {"checkpoint": f"step-{steps:012d}", "step": steps})
@@ -297,7 +303,7 @@ class Trainer:
         self.next_checkpoint = kernel["next_checkpoint"]
         self.sums, self.counts = kernel["sums"], kernel["counts"]
         self.elapsed_before = kernel["elapsed"]
-        if kernel.get("last_eval") is not None:
+        if kernel.get("last_eval"):
             self.last_eval = kernel["last_eval"]
         return int(kernel["metrics_lines"])
 
