@@ -44,8 +44,6 @@ Adding a job kind (multi-task, meta, multi-agent, lifelong ...)
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import itertools
 import json
 import re
@@ -54,75 +52,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
 
 from llmagentos.core.errors import UsageError
+# the generated models and path-naming validation live in the kernel (its job kinds use them); they stay
+# importable from here, where the spec format is documented
+from llmagentos.kernel.validation import (  # noqa: F401
+    algo_config_model, config_model, format_validation_error, model_name, train_block_model, validate_model)
 from llmagentos.learners import registry
-
-
-# -- pydantic models generated from config dataclasses ----------------------------------------
-
-@functools.lru_cache(maxsize=None)
-def config_model(config_cls: type, name: str | None = None) -> type[BaseModel]:
-    """A pydantic model with ``config_cls``'s fields, types, defaults and docs; unknown keys are refused.
-
-    The dataclass stays the one definition: this model is generated from it on demand.
-    """
-    hints = typing.get_type_hints(config_cls)
-    fields: dict[str, Any] = {}
-    for f in dataclasses.fields(config_cls):
-        doc = f.metadata.get("doc", "")
-        if f.default is not dataclasses.MISSING:
-            fields[f.name] = (hints[f.name], Field(default=f.default, description=doc))
-        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-            fields[f.name] = (hints[f.name], Field(default_factory=f.default_factory, description=doc))
-        else:
-            fields[f.name] = (hints[f.name], Field(description=doc))
-    model = create_model(name or config_cls.__name__, __config__=ConfigDict(extra="forbid"), **fields)
-    model.__doc__ = (config_cls.__doc__ or "").strip() or f"Fields of {config_cls.__name__}."
-    return model
-
-
-def algo_config_model(algo: str) -> type[BaseModel]:
-    """The generated pydantic model of a registered algorithm's config (``UsageError`` if unknown)."""
-    entry = registry.get(algo)
-    return config_model(registry.load(entry.config), _model_name(algo, "Config"))
-
-
-def _model_name(algo: str, suffix: str) -> str:
-    return "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", algo) if part) + suffix
-
-
-def format_validation_error(err: ValidationError, prefix: str = "") -> str:
-    """One line per problem: ``path.to.field: reason``, joined by '; '."""
-    problems = []
-    for e in err.errors():
-        path = prefix
-        for part in e["loc"]:
-            if isinstance(part, int):
-                path += f"[{part}]"
-            else:
-                path += ("." if path else "") + str(part)
-        if e["type"] == "extra_forbidden":
-            reason = "unknown key"
-        elif e["type"] == "missing":
-            reason = "required key is missing"
-        else:
-            reason = e["msg"]
-            if "input" in e and not isinstance(e["input"], (dict, list)):
-                reason += f" (got {e['input']!r})"
-        problems.append(f"{path or '<spec>'}: {reason}")
-    return "; ".join(problems)
-
-
-def validate_model(model: Any, raw: Any, prefix: str) -> Any:
-    """``model`` (a pydantic model class or any type) validated from ``raw``; errors become UsageError with paths."""
-    try:
-        if isinstance(model, type) and issubclass(model, BaseModel):
-            return model.model_validate(raw)
-        return TypeAdapter(model).validate_python(raw)
-    except ValidationError as err:
-        raise UsageError(f"invalid spec: {format_validation_error(err, prefix)}") from None
 
 
 # -- job kinds --------------------------------------------------------------------------------
@@ -186,37 +123,8 @@ def job_kind(name: str) -> JobKind:
 
 # -- the train kind: a block generated from TrainSpec, its config from the algorithm's dataclass ---------
 
-#: TrainSpec fields that belong to the job (seed, directory), not to the spec's train block
-_JOB_FIELDS = ("seed", "out", "agent", "agent_version")  # a stored agent is continued by one run, not a sweep
-
-
 def agent_algorithms() -> list[str]:
     return [name for name, e in registry.ALGORITHMS.items() if e.kind == "agent"]
-
-
-@functools.lru_cache(maxsize=None)
-def train_block_model(algo: str) -> type[BaseModel]:
-    """The train block for one algorithm: TrainSpec's fields, with ``config`` typed by the algorithm's config."""
-    from llmagentos.kernel.run import TrainSpec
-
-    hints = typing.get_type_hints(TrainSpec)
-    fields: dict[str, Any] = {}
-    for f in dataclasses.fields(TrainSpec):
-        if f.name in _JOB_FIELDS:
-            continue
-        doc = f.metadata.get("doc", "")
-        if f.name == "algo":
-            fields["algo"] = (Literal[algo], Field(description=doc or "algorithm name (llmagentos algos)"))
-        elif f.name == "config":
-            cfg = algo_config_model(algo)
-            fields["config"] = (cfg, Field(default_factory=cfg, description=doc or f"{algo} config fields"))
-        elif f.default is not dataclasses.MISSING:
-            fields[f.name] = (hints[f.name], Field(default=f.default, description=doc))
-        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-            fields[f.name] = (hints[f.name], Field(default_factory=f.default_factory, description=doc))
-        else:
-            fields[f.name] = (hints[f.name], Field(description=doc))
-    return create_model(_model_name(algo, "Train"), __config__=ConfigDict(extra="forbid"), **fields)
 
 
 def train_block_type() -> Any:
@@ -486,7 +394,7 @@ def spec_schema() -> dict[str, Any]:
     variants = []
     for kind in JOB_KINDS.values():
         fields: dict[str, Any] = {kind.name: (kind.block_type(), Field(description=kind.summary))}
-        variants.append(create_model(f"{_model_name(kind.name, '')}Spec", __base__=SpecHeader, **fields))
+        variants.append(create_model(f"{model_name(kind.name, '')}Spec", __base__=SpecHeader, **fields))
     union = variants[0] if len(variants) == 1 else typing.Union[tuple(variants)]  # type: ignore[valid-type]
     schema = TypeAdapter(union).json_schema()
     schema["title"] = "LLMAgentOS experiment spec"

@@ -85,7 +85,7 @@ def lifelong_config(block: LifelongBlock, strategy: str) -> Any:
 
 
 def validate_block(raw: Any) -> LifelongBlock:
-    from llmagentos.config import validate_model
+    from llmagentos.kernel.validation import validate_model
     from llmagentos.kernel.run import make_config
     from llmagentos.learners import registry
 

@@ -66,7 +66,7 @@ def config_class(block: MetaBlock) -> type:
 
 def validate_block(raw: Any) -> MetaBlock:
     """The block's types, then its values: the family or env, and the algorithm's config."""
-    from llmagentos.config import validate_model
+    from llmagentos.kernel.validation import validate_model
 
     block = validate_model(MetaBlock, raw, "meta")
     if block.algo == "maml":

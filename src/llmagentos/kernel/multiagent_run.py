@@ -328,7 +328,7 @@ def multiagent_block_type() -> Any:
 
     from pydantic import Field
 
-    from llmagentos.config import train_block_model
+    from llmagentos.kernel.validation import train_block_model
 
     models = tuple(train_block_model(a) for a in multiagent_algorithms())
     return typing.Annotated[typing.Union[models], Field(discriminator="algo")]  # type: ignore[valid-type]
@@ -337,7 +337,7 @@ def multiagent_block_type() -> Any:
 def validate_multiagent_block(raw: Any) -> Any:
     """The block checked in order: a mapping, a multi-agent algorithm, field types, the budget and config values,
     then the world (it is made once, so a wrong ``env_args`` is refused before any job starts)."""
-    from llmagentos.config import train_block_model, validate_model
+    from llmagentos.kernel.validation import train_block_model, validate_model
     from llmagentos.envs.multiagent import make_parallel_env
     from llmagentos.kernel.run import make_config
     from llmagentos.kernel.sweep import train_spec_from_block

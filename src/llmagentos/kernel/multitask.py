@@ -57,7 +57,7 @@ class MultiTaskBlock(BaseModel):
 
 def validate_block(raw: Any) -> MultiTaskBlock:
     """The block, type-checked, then its values: family and tasks, learner config, budget."""
-    from llmagentos.config import validate_model
+    from llmagentos.kernel.validation import validate_model
 
     block = validate_model(MultiTaskBlock, raw, "multitask")
     try:

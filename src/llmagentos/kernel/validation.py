@@ -1,0 +1,111 @@
+"""Pydantic models generated from the config dataclasses, and validation whose errors name the field path.
+
+The kernel's job kinds validate their spec blocks with these; ``llmagentos.config`` (the spec format)
+re-exports them. A config dataclass stays the one definition of its fields: every model here is
+generated from it on demand, never written by hand.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+import typing
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+
+from llmagentos.core.errors import UsageError
+from llmagentos.learners import registry
+
+@functools.lru_cache(maxsize=None)
+def config_model(config_cls: type, name: str | None = None) -> type[BaseModel]:
+    """A pydantic model with ``config_cls``'s fields, types, defaults and docs; unknown keys are refused.
+
+    The dataclass stays the one definition: this model is generated from it on demand.
+    """
+    hints = typing.get_type_hints(config_cls)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(config_cls):
+        doc = f.metadata.get("doc", "")
+        if f.default is not dataclasses.MISSING:
+            fields[f.name] = (hints[f.name], Field(default=f.default, description=doc))
+        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            fields[f.name] = (hints[f.name], Field(default_factory=f.default_factory, description=doc))
+        else:
+            fields[f.name] = (hints[f.name], Field(description=doc))
+    model = create_model(name or config_cls.__name__, __config__=ConfigDict(extra="forbid"), **fields)
+    model.__doc__ = (config_cls.__doc__ or "").strip() or f"Fields of {config_cls.__name__}."
+    return model
+
+
+def algo_config_model(algo: str) -> type[BaseModel]:
+    """The generated pydantic model of a registered algorithm's config (``UsageError`` if unknown)."""
+    entry = registry.get(algo)
+    return config_model(registry.load(entry.config), model_name(algo, "Config"))
+
+
+def model_name(algo: str, suffix: str) -> str:
+    return "".join(part.capitalize() for part in re.split(r"[^A-Za-z0-9]+", algo) if part) + suffix
+
+
+def format_validation_error(err: ValidationError, prefix: str = "") -> str:
+    """One line per problem: ``path.to.field: reason``, joined by '; '."""
+    problems = []
+    for e in err.errors():
+        path = prefix
+        for part in e["loc"]:
+            if isinstance(part, int):
+                path += f"[{part}]"
+            else:
+                path += ("." if path else "") + str(part)
+        if e["type"] == "extra_forbidden":
+            reason = "unknown key"
+        elif e["type"] == "missing":
+            reason = "required key is missing"
+        else:
+            reason = e["msg"]
+            if "input" in e and not isinstance(e["input"], (dict, list)):
+                reason += f" (got {e['input']!r})"
+        problems.append(f"{path or '<spec>'}: {reason}")
+    return "; ".join(problems)
+
+
+def validate_model(model: Any, raw: Any, prefix: str) -> Any:
+    """``model`` (a pydantic model class or any type) validated from ``raw``; errors become UsageError with paths."""
+    try:
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            return model.model_validate(raw)
+        return TypeAdapter(model).validate_python(raw)
+    except ValidationError as err:
+        raise UsageError(f"invalid spec: {format_validation_error(err, prefix)}") from None
+
+
+
+#: TrainSpec fields that belong to the job (seed, directory), not to the spec's train block
+_JOB_FIELDS = ("seed", "out", "agent", "agent_version")  # a stored agent is continued by one run, not a sweep
+
+
+@functools.lru_cache(maxsize=None)
+def train_block_model(algo: str) -> type[BaseModel]:
+    """The train block for one algorithm: TrainSpec's fields, with ``config`` typed by the algorithm's config."""
+    from llmagentos.kernel.run import TrainSpec
+
+    hints = typing.get_type_hints(TrainSpec)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(TrainSpec):
+        if f.name in _JOB_FIELDS:
+            continue
+        doc = f.metadata.get("doc", "")
+        if f.name == "algo":
+            fields["algo"] = (Literal[algo], Field(description=doc or "algorithm name (llmagentos algos)"))
+        elif f.name == "config":
+            cfg = algo_config_model(algo)
+            fields["config"] = (cfg, Field(default_factory=cfg, description=doc or f"{algo} config fields"))
+        elif f.default is not dataclasses.MISSING:
+            fields[f.name] = (hints[f.name], Field(default=f.default, description=doc))
+        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            fields[f.name] = (hints[f.name], Field(default_factory=f.default_factory, description=doc))
+        else:
+            fields[f.name] = (hints[f.name], Field(description=doc))
+    return create_model(model_name(algo, "Train"), __config__=ConfigDict(extra="forbid"), **fields)
