@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from llmagentos.core.errors import UsageError
-from llmagentos.kernel.backends import is_failure, run_jobs
+from llmagentos.kernel.backends import JobPool, is_failure, run_jobs
 from helpers import comparable
 
 
@@ -51,6 +51,41 @@ def test_processes_match_inline_and_survive_a_dead_worker():
     assert is_failure(results[7]) and "died" in results[7]["error"]
     assert results[8] == sample({"seed": 8})
     assert sorted(finished) == list(range(len(jobs)))
+
+
+def with_pid(job: dict) -> dict:
+    return {**sample(job), "pid": os.getpid()}
+
+
+def test_job_pool_keeps_its_workers_across_runs_and_recovers_from_a_dead_one():
+    inline = run_jobs(sample, JOBS)
+    with JobPool("processes", workers=2) as pool:
+        first, second = pool.run(with_pid, JOBS), pool.run(with_pid, JOBS)
+        pids = {r["pid"] for r in first + second if not is_failure(r)}
+        assert len(pids) <= 2 and os.getpid() not in pids  # the same two workers served both rounds
+        for results in (first, second):
+            assert [{k: v for k, v in r.items() if k != "pid"} for r in results if not is_failure(r)] == \
+                [r for r in inline if not is_failure(r)]
+            assert is_failure(results[5]) and "asked to fail" in results[5]["error"]
+        dead = pool.run(with_pid, [{"seed": 7, "die": True}, {"seed": 8}])
+        assert is_failure(dead[0]) and "died" in dead[0]["error"] and dead[1]["seed"] == 8
+        after = pool.run(with_pid, JOBS[:2])  # a fresh pool stands in for the broken one
+        assert [r["draws"] for r in after] == [r["draws"] for r in inline[:2]] and not pids & {r["pid"] for r in after}
+
+
+def test_nes_generation_identical_inline_in_processes_and_on_ray(ray_instance):
+    from llmagentos.kernel.meta import population_evaluator
+    from llmagentos.learners.nes import ES, NESConfig
+
+    population = ES(10, NESConfig(population=7), seed=1).ask()
+    fitness = {}
+    for backend in ("inline", "processes", "ray"):
+        with JobPool(backend, workers=2) as pool:
+            evaluate = population_evaluator("CartPole-v1", None, [None], [], 2, seed=3, pool=pool)
+            fitness[backend] = [evaluate(population, 0), evaluate(population, 1)]
+    assert fitness["processes"] == fitness["inline"] == fitness["ray"]
+    assert fitness["inline"][0] != fitness["inline"][1]  # generations draw fresh episode seeds
+    assert ray_instance.is_initialized()  # a Ray session the caller started outlives the pool
 
 
 def test_ray_matches_inline(ray_instance):

@@ -8,7 +8,7 @@ import pytest
 
 from llmagentos.core.errors import UsageError
 from llmagentos.learners.nes import (ES, NESConfig, centered_ranks, nes_utilities, num_weights, policy_fitness,
-                                     search_gradient)
+                                     population_fitness, search_gradient)
 
 
 def test_search_gradient_matches_the_closed_form_on_a_quadratic():
@@ -68,6 +68,14 @@ def test_policy_fitness_depends_on_the_job_only():
     job = {"theta": theta.tolist(), "env_id": "CartPole-v1", "hidden": [], "episodes": 3, "seed": 5}
     first, second = policy_fitness(job), policy_fitness(dict(job))
     assert first == second and first["episodes"] == 3 and 8 <= first["mean_return"] <= 500
+
+
+def test_a_chunk_of_policies_scores_each_row_as_alone():
+    thetas = np.random.default_rng(2).standard_normal((3, num_weights(4, 2, [])))
+    job = {"env_id": "CartPole-v1", "hidden": [], "episodes": 2, "seed": 11}
+    together = population_fitness({**job, "thetas": thetas})
+    alone = [policy_fitness({**job, "theta": row.tolist()})["mean_return"] for row in thetas]
+    assert together["mean_returns"] == alone and together["episodes"] == 2
 
 
 def test_bad_input_is_refused():

@@ -17,6 +17,13 @@ Determinism: a job must take every random number from its own seed (not from the
 generators), so which worker runs it does not matter. Workers run torch with one thread
 (``torch.set_num_threads(1)``); inline jobs run in the caller's process with the caller's settings.
 
+A caller that submits many rounds of jobs (an evolution strategy: one round per generation) keeps one
+:class:`JobPool` open for the whole run, so that the worker processes (or the Ray session) start once::
+
+    with JobPool("processes", workers=2) as pool:
+        for generation in range(50):
+            results = pool.run(evaluate_chunk, chunks)
+
 A job that raises becomes an error record (see :func:`failure`) and the others carry on. On the
 ``processes`` backend a job that kills its worker outright (segfault, SIGKILL, ``os._exit``) breaks
 the pool; the jobs caught in it are then re-run one by one in fresh single-worker pools, so only the
@@ -109,22 +116,141 @@ def run_jobs(function: Callable[[Any], Any], jobs: Sequence[Any], backend: str =
 
     ``on_result(index, result)`` is called in this process as each job finishes (for progress bars and
     bookkeeping). Raises UsageError for an unknown backend or a function that is not importable.
+    One call starts its workers and stops them again; a :class:`JobPool` keeps them for many calls.
     """
     check_backend(backend, workers)
     _check_function(function)
     jobs = list(jobs)
     if not jobs:
         return []
-    if backend == "inline":
-        results = []
-        for i, job in enumerate(jobs):
-            results.append(_call(function, i, job))
+    if backend == "processes":  # a one-off round needs no more processes than jobs
+        workers = min(workers or os.cpu_count() or 1, len(jobs))
+    with JobPool(backend, workers, ray_address) as pool:
+        return pool.run(function, jobs, on_result)
+
+
+class JobPool:
+    """A backend held open across many :meth:`run` calls: one process pool, or one Ray session, for a whole run.
+
+    ``JobPool(backend, workers, ray_address)`` takes :func:`run_jobs`'s arguments, and ``pool.run(function,
+    jobs, on_result)`` gives what ``run_jobs`` gives with them (the same results in the same order, the same
+    error records). Worker processes start on the first ``run`` and stay until :meth:`close` (or the end of
+    a ``with`` block); a job that kills its worker costs the pool, which starts afresh on the next ``run``.
+    A Ray session the pool started is shut down on close; one the caller initialised is left running.
+    """
+
+    def __init__(self, backend: str = "inline", workers: int | None = None, ray_address: str | None = None) -> None:
+        check_backend(backend, workers)
+        self.backend, self.workers, self.ray_address = backend, workers, ray_address
+        self._executor: Any = None  # the ProcessPoolExecutor, once started
+        self._ray_remote: Any = None
+        self._ray_started_here = False
+
+    def __enter__(self) -> JobPool:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def run(self, function: Callable[[Any], Any], jobs: Sequence[Any],
+            on_result: ResultCallback | None = None) -> list[Any]:
+        """``[function(job) for job in jobs]`` on this pool's backend, in job order (see :func:`run_jobs`)."""
+        _check_function(function)
+        jobs = list(jobs)
+        if not jobs:
+            return []
+        if self.backend == "inline":
+            results = []
+            for i, job in enumerate(jobs):
+                results.append(_call(function, i, job))
+                if on_result is not None:
+                    on_result(i, results[-1])
+            return results
+        if self.backend == "processes":
+            return self._run_processes(function, jobs, on_result)
+        return self._run_ray(function, jobs, on_result)
+
+    def close(self) -> None:
+        """Stop the worker processes, or the Ray session this pool started."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+        if self._ray_started_here:
+            import ray
+
+            ray.shutdown()
+            self._ray_started_here = False
+        self._ray_remote = None
+
+    def _run_processes(self, function, jobs: list[Any], on_result: ResultCallback | None) -> list[Any]:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures.process import BrokenProcessPool
+
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(max_workers=self.workers or os.cpu_count() or 1,
+                                                 mp_context=_mp_context())
+        results: list[Any] = [None] * len(jobs)
+        broken: list[int] = []
+        futures = {self._executor.submit(_call_in_worker, function, i, job): i for i, job in enumerate(jobs)}
+        for future in as_completed(futures):
+            i = futures[future]
+            try:
+                results[i] = future.result()
+            except BrokenProcessPool:
+                broken.append(i)
+                continue
+            except Exception as err:  # the result could not be pickled back, for instance
+                results[i] = failure(i, err, traceback.format_exc())
             if on_result is not None:
-                on_result(i, results[-1])
+                on_result(i, results[i])
+        if broken:  # a dead worker breaks the whole pool: the next run starts a fresh one
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+        # we cannot tell which job killed the worker, so re-run each caught job alone
+        for i in sorted(broken):
+            with ProcessPoolExecutor(max_workers=1, mp_context=_mp_context()) as lone:
+                try:
+                    results[i] = lone.submit(_call_in_worker, function, i, jobs[i]).result()
+                except BrokenProcessPool:
+                    results[i] = failure(i, "the worker process died while running this job (killed or crashed)")
+                except Exception as err:
+                    results[i] = failure(i, err, traceback.format_exc())
+            if on_result is not None:
+                on_result(i, results[i])
         return results
-    if backend == "processes":
-        return _run_processes(function, jobs, workers, on_result)
-    return _run_ray(function, jobs, workers, ray_address, on_result)
+
+    def _run_ray(self, function, jobs: list[Any], on_result: ResultCallback | None) -> list[Any]:
+        import ray
+
+        if not ray.is_initialized():
+            try:
+                if self.ray_address:
+                    ray.init(address=self.ray_address, log_to_driver=False)
+                else:
+                    init_local_ray(num_cpus=self.workers)
+            except (ConnectionError, ValueError, RuntimeError) as err:
+                raise UsageError(f"cannot reach a Ray cluster at {self.ray_address or 'a new local instance'}: {err}") from None
+            self._ray_started_here = True
+        if self._ray_remote is None:
+            self._ray_remote = ray.remote(num_cpus=1, max_retries=0)(_ray_call)
+        limit = self.workers or len(jobs)
+        results: list[Any] = [None] * len(jobs)
+        pending: dict[Any, int] = {}
+        next_job = 0
+        while next_job < len(jobs) or pending:
+            while next_job < len(jobs) and len(pending) < limit:
+                pending[self._ray_remote.remote(function, next_job, jobs[next_job])] = next_job
+                next_job += 1
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                i = pending.pop(ref)
+                try:
+                    results[i] = ray.get(ref)
+                except Exception as err:  # the worker died (RayTaskError/WorkerCrashedError)
+                    results[i] = failure(i, err, traceback.format_exc())
+                if on_result is not None:
+                    on_result(i, results[i])
+        return results
 
 
 #: imported once by the fork server, so that each worker forked from it starts with them (no torch here)
@@ -148,40 +274,6 @@ def _mp_context():
     return context
 
 
-def _run_processes(function, jobs: list[Any], workers: int | None, on_result: ResultCallback | None) -> list[Any]:
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from concurrent.futures.process import BrokenProcessPool
-
-    workers = min(workers or os.cpu_count() or 1, len(jobs))
-    results: list[Any] = [None] * len(jobs)
-    broken: list[int] = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context()) as pool:
-        futures = {pool.submit(_call_in_worker, function, i, job): i for i, job in enumerate(jobs)}
-        for future in as_completed(futures):
-            i = futures[future]
-            try:
-                results[i] = future.result()
-            except BrokenProcessPool:
-                broken.append(i)
-                continue
-            except Exception as err:  # the result could not be pickled back, for instance
-                results[i] = failure(i, err, traceback.format_exc())
-            if on_result is not None:
-                on_result(i, results[i])
-    # a worker died: we cannot tell which job killed it, so re-run each caught job alone
-    for i in sorted(broken):
-        with ProcessPoolExecutor(max_workers=1, mp_context=_mp_context()) as pool:
-            try:
-                results[i] = pool.submit(_call_in_worker, function, i, jobs[i]).result()
-            except BrokenProcessPool:
-                results[i] = failure(i, "the worker process died while running this job (killed or crashed)")
-            except Exception as err:
-                results[i] = failure(i, err, traceback.format_exc())
-        if on_result is not None:
-            on_result(i, results[i])
-    return results
-
-
 def init_local_ray(num_cpus: int | None = None, **kwargs: Any) -> None:
     """Start a local Ray instance whose workers can import whatever this process can (its ``sys.path``)."""
     import ray
@@ -193,42 +285,3 @@ def init_local_ray(num_cpus: int | None = None, **kwargs: Any) -> None:
 
 def _ray_call(function, index: int, job: Any) -> Any:
     return _call_in_worker(function, index, job)
-
-
-def _run_ray(function, jobs: list[Any], workers: int | None, ray_address: str | None,
-             on_result: ResultCallback | None) -> list[Any]:
-    import ray
-
-    started_here = False
-    if not ray.is_initialized():
-        try:
-            if ray_address:
-                ray.init(address=ray_address, log_to_driver=False)
-            else:
-                init_local_ray(num_cpus=workers)
-        except (ConnectionError, ValueError, RuntimeError) as err:
-            raise UsageError(f"cannot reach a Ray cluster at {ray_address or 'a new local instance'}: {err}") from None
-        started_here = True
-    try:
-        remote = ray.remote(num_cpus=1, max_retries=0)(_ray_call)
-        limit = workers or len(jobs)
-        results: list[Any] = [None] * len(jobs)
-        pending: dict[Any, int] = {}
-        next_job = 0
-        while next_job < len(jobs) or pending:
-            while next_job < len(jobs) and len(pending) < limit:
-                pending[remote.remote(function, next_job, jobs[next_job])] = next_job
-                next_job += 1
-            done, _ = ray.wait(list(pending), num_returns=1)
-            for ref in done:
-                i = pending.pop(ref)
-                try:
-                    results[i] = ray.get(ref)
-                except Exception as err:  # the worker died (RayTaskError/WorkerCrashedError)
-                    results[i] = failure(i, err, traceback.format_exc())
-                if on_result is not None:
-                    on_result(i, results[i])
-        return results
-    finally:
-        if started_here:
-            ray.shutdown()

@@ -18,7 +18,8 @@ writes ``metrics.jsonl``, ``curve.png`` (the centre's return per generation) and
 ``{"solved_at_generation", "curve": [{"generation", "mean_return", "wall_seconds"}], ...}``.
 
 The learners never see the scheduler: this runner hands :func:`llmagentos.learners.nes.evolve` an evaluator
-that submits one job per population member to :func:`llmagentos.kernel.backends.run_jobs`. Every member of
+that submits a generation as one job per worker (a chunk of members) to a :class:`~llmagentos.kernel.backends.JobPool`
+held open for the whole run. Every member of
 a generation is scored on the same episode seeds (common random numbers), and the seeds travel inside the
 jobs, so a seed gives the same search on every backend.
 """
@@ -160,20 +161,30 @@ def _run_maml(config: Any, seed: int, out_dir: Path, log: Any, family: str) -> d
 # -- evolution strategies -----------------------------------------------------------------------------
 
 def population_evaluator(env_id: str, family: str | None, tasks: list[Any], hidden: list[int], episodes: int,
-                         seed: int, backend: str = "inline", workers: int | None = None):
-    """``evaluate(population, generation) -> fitness``: one scheduler job per member, common episode seeds per generation."""
-    from llmagentos.kernel.backends import is_failure, run_jobs
-    from llmagentos.learners.nes import policy_fitness
+                         seed: int, pool: Any):
+    """``evaluate(population, generation) -> fitness`` on an open :class:`~llmagentos.kernel.backends.JobPool`.
+
+    The population is cut into one contiguous chunk per worker (one chunk inline), each chunk one job
+    carrying only its rows of weights and the problem's few names and numbers, so a generation costs each
+    worker one round trip. Every member is scored on the same episode seeds (common random numbers).
+    """
+    import os
+
+    from llmagentos.kernel.backends import is_failure
+    from llmagentos.learners.nes import population_fitness
+
+    chunks = 1 if pool.backend == "inline" else (pool.workers or os.cpu_count() or 1)
 
     def evaluate(population: np.ndarray, generation: int) -> list[float]:
         episode_seed = derive_seed(seed, "generation", generation) % 2**31
-        jobs = [{"theta": row.tolist(), "env_id": env_id, "family": family, "tasks": tasks, "hidden": hidden,
-                 "episodes": episodes, "seed": episode_seed} for row in population]
-        results = run_jobs(policy_fitness, jobs, backend=backend, workers=workers)
+        parts = [part for part in np.array_split(np.asarray(population, dtype=np.float64), chunks) if len(part)]
+        jobs = [{"thetas": part, "env_id": env_id, "family": family, "tasks": tasks, "hidden": hidden,
+                 "episodes": episodes, "seed": episode_seed} for part in parts]
+        results = pool.run(population_fitness, jobs)
         failed = [r for r in results if is_failure(r)]
         if failed:
             raise UsageError(f"a fitness evaluation failed: {failed[0]['error']}")
-        return [r["mean_return"] for r in results]
+        return [value for r in results for value in r["mean_returns"]]
 
     return evaluate
 
@@ -198,6 +209,7 @@ def nes_problem(block: MetaBlock) -> tuple[str, str | None, list[Any], float | N
 def _run_nes(block: MetaBlock, config: Any, seed: int, out_dir: Path, log: Any) -> dict[str, Any]:
     from gymnasium import spaces
 
+    from llmagentos.kernel.backends import JobPool
     from llmagentos.kernel.checkpoint import save_state
     from llmagentos.kernel.plots import learning_curves
     from llmagentos.learners.nes import ES, evolve, make_task_env, num_weights, policy_fitness, policy_network
@@ -217,8 +229,6 @@ def _run_nes(block: MetaBlock, config: Any, seed: int, out_dir: Path, log: Any) 
         torch.manual_seed(derive_seed(seed, "nes-init"))
         center = parameters_to_vector(policy_network(obs_dim, act_dim, config.hidden).parameters()).detach().double().numpy()
     es = ES(dim, config, seed=derive_seed(seed, "nes"), center=center)
-    evaluate = population_evaluator(env_id, family, tasks, config.hidden, config.episodes, seed,
-                                    block.population_backend, block.population_workers)
 
     def evaluate_center(mu: np.ndarray, generation: int) -> float:
         job = {"theta": mu.tolist(), "env_id": env_id, "family": family, "tasks": tasks, "hidden": config.hidden,
@@ -226,8 +236,10 @@ def _run_nes(block: MetaBlock, config: Any, seed: int, out_dir: Path, log: Any) 
         return policy_fitness(job)["mean_return"]
 
     threshold = config.threshold if config.threshold is not None else env_threshold
-    result = evolve(es, evaluate, evaluate_center, config.generations, threshold,
-                    on_generation=lambda p: log.write("generation", p["generation"], {k: v for k, v in p.items() if k != "generation"}))
+    with JobPool(block.population_backend, block.population_workers) as pool:  # one pool for the whole run
+        evaluate = population_evaluator(env_id, family, tasks, config.hidden, config.episodes, seed, pool)
+        result = evolve(es, evaluate, evaluate_center, config.generations, threshold,
+                        on_generation=lambda p: log.write("generation", p["generation"], {k: v for k, v in p.items() if k != "generation"}))
     save_state(out_dir / "center", es.state_dict(), {"algo": "nes", "env": env_id, "config": to_dict(config)})
     curve = result["curve"]
     learning_curves({config.method: (np.array([p["generation"] for p in curve]), np.array([[p["mean_return"] for p in curve]]))},

@@ -262,33 +262,49 @@ def policy_fitness(job: dict[str, Any]) -> dict[str, Any]:
     "family": family name or None, "episodes": int, "seed": int}. Episode e of task t resets with seed
     ``seed + 1000 t + e``, so the result depends on the job alone, not on which worker runs it.
     """
+    returns = _returns(job, np.asarray(job["theta"], dtype=np.float64)[None, :])[0]
+    return {"mean_return": float(np.mean(returns)), "episodes": len(returns)}
+
+
+def population_fitness(job: dict[str, Any]) -> dict[str, Any]:
+    """:func:`policy_fitness` of every row of ``job["thetas"]`` (shape (n, d)) in one job: ``{"mean_returns": [...]}``.
+
+    A scheduler sends a worker its share of a generation at once, and the worker makes each task's env once
+    for all its rows. Row k's value equals ``policy_fitness`` of that row alone (same episode seeds).
+    """
+    returns = _returns(job, np.asarray(job["thetas"], dtype=np.float64).reshape(len(job["thetas"]), -1))
+    return {"mean_returns": [float(np.mean(r)) for r in returns], "episodes": len(returns[0]) if returns else 0}
+
+
+def _returns(job: dict[str, Any], thetas: np.ndarray) -> list[list[float]]:
+    """Per row of ``thetas``: the return of each episode of each task, episodes reset with ``seed + 1000 t + e``."""
     from gymnasium import spaces
 
     import llmagentos.envs  # noqa: F401  (registers the project's worlds)
 
-    theta = np.asarray(job["theta"], dtype=np.float64)
     tasks = job.get("tasks") or [None]
-    returns = []
+    returns: list[list[float]] = [[] for _ in thetas]
     for t, task in enumerate(tasks):
         env = make_task_env(job["env_id"], job.get("family"), task)
         discrete = isinstance(env.action_space, spaces.Discrete)
         obs_dim = int(np.prod(env.observation_space.shape))
         act_dim = int(env.action_space.n) if discrete else int(np.prod(env.action_space.shape))
-        layers = unflatten(theta, obs_dim, act_dim, job.get("hidden", []))
         low, high = (None, None) if discrete else (env.action_space.low, env.action_space.high)
         limit = env.spec.max_episode_steps if env.spec is not None and env.spec.max_episode_steps else 10**9
         world = env.unwrapped  # the registered time limit is applied here; the checker wrappers only cost time
-        for e in range(int(job["episodes"])):
-            obs, _ = env.reset(seed=int(job["seed"]) + 1000 * t + e)
-            total = 0.0
-            for _ in range(limit):
-                obs, reward, terminated, truncated, _ = world.step(act(layers, obs, discrete, low, high))
-                total += float(reward)
-                if terminated or truncated:
-                    break
-            returns.append(total)
+        for k, theta in enumerate(thetas):
+            layers = unflatten(theta, obs_dim, act_dim, job.get("hidden", []))
+            for e in range(int(job["episodes"])):
+                obs, _ = env.reset(seed=int(job["seed"]) + 1000 * t + e)
+                total = 0.0
+                for _ in range(limit):
+                    obs, reward, terminated, truncated, _ = world.step(act(layers, obs, discrete, low, high))
+                    total += float(reward)
+                    if terminated or truncated:
+                        break
+                returns[k].append(total)
         env.close()
-    return {"mean_return": float(np.mean(returns)), "episodes": len(returns)}
+    return returns
 
 
 def make_task_env(env_id: str, family: str | None = None, task: dict[str, Any] | None = None) -> Any:
