@@ -1,10 +1,10 @@
-"""Meta-learning jobs: MAML on the sinusoid family or PointNav, and evolution strategies on an env or a task family.
+"""Meta-learning jobs: MAML on the sinusoid family, PointNav or the goal grid, and evolution strategies on an env or a task family.
 
 The spec's ``meta`` block (``llmagentos run SPEC``)::
 
     meta:
       algo: maml                  # maml | nes
-      family: sinusoid            # maml: sinusoid | pointnav;  nes: a task family (cartpole, pointnav, ...) or null
+      family: sinusoid            # maml: sinusoid | pointnav | goal-grid;  nes: a task family (cartpole, pointnav, ...) or null
       env: CartPole-v1            # nes without a family: the Gymnasium id whose return is the fitness
       tasks: 1                    # nes with a family: tasks drawn with task_seed; fitness = mean over them
       population_backend: inline  # nes: where a generation's fitness evaluations run (inline | processes | ray)
@@ -13,7 +13,7 @@ The spec's ``meta`` block (``llmagentos run SPEC``)::
 
 A MAML job writes ``metrics.jsonl`` (the meta-loss), ``adaptation.png`` (error or return against adaptation
 steps for MAML, the pretrained baseline and a random init) and returns ``{"mse": {...}, "ci95": {...},
-"meta_iterations", "meta_iteration_ms", ...}`` (PointNav: ``"return"`` in place of ``"mse"``). An NES job
+"meta_iterations", "meta_iteration_ms", ...}`` (PointNav, goal grid: ``"return"`` in place of ``"mse"``). An NES job
 writes ``metrics.jsonl``, ``curve.png`` (the centre's return per generation) and returns
 ``{"solved_at_generation", "curve": [{"generation", "mean_return", "wall_seconds"}], ...}``.
 
@@ -37,7 +37,7 @@ from llmagentos.core.config import from_dict, to_dict
 from llmagentos.core.errors import UsageError
 from llmagentos.core.seeding import derive_seed
 
-MAML_FAMILIES = ("sinusoid", "pointnav")
+MAML_FAMILIES = ("sinusoid", "pointnav", "goal-grid")
 
 
 class MetaBlock(BaseModel):
@@ -46,7 +46,7 @@ class MetaBlock(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     algo: Literal["maml", "nes"] = Field(description="maml (gradient-based meta-learning) or nes (evolution strategies)")
-    family: str | None = Field(default=None, description="maml: sinusoid or pointnav; nes: a task family name, or null for a single env")
+    family: str | None = Field(default=None, description="maml: sinusoid, pointnav or goal-grid; nes: a task family name, or null for a single env")
     env: str | None = Field(default=None, description="nes without a family: the Gymnasium id (default CartPole-v1)")
     tasks: int = Field(default=1, description="nes with a family: tasks drawn with task_seed; the fitness is the mean over them")
     task_seed: int = Field(default=0, description="seed that draws the nes tasks (the same tasks for every run seed)")
@@ -62,7 +62,7 @@ def config_class(block: MetaBlock) -> type:
         return NESConfig
     from llmagentos.learners import maml
 
-    return maml.SinusoidMAMLConfig if block.family == "sinusoid" else maml.PointNavMAMLConfig
+    return {"sinusoid": maml.SinusoidMAMLConfig, "goal-grid": maml.GoalGridMAMLConfig}.get(block.family, maml.PointNavMAMLConfig)
 
 
 def validate_block(raw: Any) -> MetaBlock:
@@ -119,7 +119,7 @@ def run_meta_job(block: MetaBlock, seed: int, out_dir: Path) -> dict[str, Any]:
         if block.algo == "nes":
             summary = _run_nes(block, config, seed, out_dir, log)
         else:
-            summary = _run_maml(config, seed, out_dir, log, "sinusoid" if block.family == "sinusoid" else "pointnav")
+            summary = _run_maml(config, seed, out_dir, log, block.family)
     finally:
         log.close()
     return {"seed": seed, "algo": block.algo, "family": block.family, **summary, "config": to_dict(config),
@@ -138,7 +138,7 @@ def _adaptation_plot(curves: dict[str, list[float]], path: Path, title: str, yla
 
 
 def _run_maml(config: Any, seed: int, out_dir: Path, log: Any, family: str) -> dict[str, Any]:
-    """Meta-train MAML on ``family`` (sinusoid: error after k steps; pointnav: return after k steps), save it, plot it."""
+    """Meta-train MAML on ``family`` (sinusoid: error after k steps; RL families: return after k steps), save it, plot it."""
     from llmagentos.kernel.checkpoint import save_state
     from llmagentos.learners import maml
 
@@ -146,8 +146,9 @@ def _run_maml(config: Any, seed: int, out_dir: Path, log: Any, family: str) -> d
         experiment, metric = maml.sinusoid_experiment, "mse"
         title, ylabel = f"sinusoid: {config.eval_tasks} held-out tasks, K={config.k_support}", "mean-squared error on the query points"
     else:
-        experiment, metric = maml.pointnav_experiment, "return"
-        title, ylabel = f"PointNav: {config.eval_tasks} held-out goals", "mean episode return"
+        experiment, metric = maml.rl_experiment, "return"
+        world = "PointNav: {} held-out goals" if family == "pointnav" else f"goal grid {config.size}×{config.size}: {{}} goals"
+        title, ylabel = world.format(config.eval_tasks), "mean episode return"
     result = experiment(config, seed, on_log=lambda it, values: log.write("meta", it, values))
     model = result.pop("model")
     save_state(out_dir / "maml", model.state_dict(), {"algo": "maml", "family": family, "config": to_dict(config)})

@@ -17,10 +17,11 @@ size per parameter entry, with the same outer optimiser.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -191,11 +192,17 @@ def mean_ci95(values: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 # -- the sinusoid experiment (Finn et al., 2017, §5.1) ------------------------------------------------
 
+#: weight initialisations of the sinusoid net (see SinusoidMAMLConfig.init)
+SINUSOID_INITS = ("orthogonal", "torch", "finn", "spread")
+
+
 @dataclass
 class SinusoidMAMLConfig(MAMLConfig):
     """MAML on the sinusoid family, with the pretrained and random-initialisation baselines scored alike."""
 
     hidden: list[int] = param([40, 40], "hidden layer widths of the ReLU MLP 1 → hidden → 1")
+    init: str = param("orthogonal", "weight initialisation: orthogonal (the project's), torch (nn.Linear's default) "
+                      "or finn (truncated normal, std 0.01, zero biases: Finn et al.'s code)")
     k_support: int = param(10, "K: support points per task (the adaptation data)")
     k_query: int = param(10, "query points per task (the meta-objective's and the evaluation's data)")
     eval_tasks: int = param(600, "held-out tasks the final errors are averaged over")
@@ -215,6 +222,8 @@ class SinusoidMAMLConfig(MAMLConfig):
             raise UsageError(f"maml config: hidden must list positive layer widths, got {self.hidden}")
         if self.pretrain_iterations is not None and self.pretrain_iterations < 0:
             raise UsageError(f"maml config: pretrain_iterations must be ≥ 0, got {self.pretrain_iterations}")
+        if self.init not in SINUSOID_INITS:
+            raise UsageError(f"maml config: init must be one of {', '.join(SINUSOID_INITS)}, got {self.init!r}")
 
 
 def _finite_or_none(values: np.ndarray) -> list[float | None]:
@@ -222,10 +231,23 @@ def _finite_or_none(values: np.ndarray) -> list[float | None]:
     return [float(v) if math.isfinite(v) else None for v in values]
 
 
-def _sinusoid_net(hidden: list[int]) -> nn.Module:
+def _sinusoid_net(hidden: list[int], init: str = "orthogonal", x_range: tuple[float, float] = (-5.0, 5.0)) -> nn.Module:
     from llmagentos.learners.common.networks import mlp
 
-    return mlp(1, 1, hidden, "relu")
+    net = mlp(1, 1, hidden, "relu")
+    for layer in net:
+        if not isinstance(layer, nn.Linear):
+            continue
+        if init == "torch":
+            layer.reset_parameters()
+        elif init == "finn":  # tf.truncated_normal(stddev=0.01): redrawn beyond two standard deviations
+            nn.init.trunc_normal_(layer.weight, std=0.01, a=-0.02, b=0.02)
+            nn.init.zeros_(layer.bias)
+    if init == "spread":  # orthogonal weights; the first layer's kinks −b_j/w_j uniform over the input range, not all at 0
+        first = net[0]
+        with torch.no_grad():
+            first.bias.copy_(-first.weight[:, 0] * torch.empty(first.out_features).uniform_(*x_range))
+    return net
 
 
 def _tensors(*arrays: np.ndarray) -> tuple[torch.Tensor, ...]:
@@ -260,10 +282,10 @@ def sinusoid_experiment(config: SinusoidMAMLConfig, seed: int = 0,
     config.validate()
     family = SinusoidFamily()
     torch.manual_seed(derive_seed(seed, "maml-init"))
-    net = _sinusoid_net(config.hidden)
+    net = _sinusoid_net(config.hidden, config.init, family.x_range)
     random_init = {k: v.detach().clone() for k, v in net.named_parameters()}
     maml = MAML(net, mse_loss(net), config)
-    rng = make_rng(derive_seed(seed, "meta-train-tasks"))
+    rng = make_rng(derive_seed(seed, "meta-train-goals"))
     window: list[float] = []
     started = time.perf_counter()
     for iteration in range(1, config.meta_iterations + 1):
@@ -276,9 +298,9 @@ def sinusoid_experiment(config: SinusoidMAMLConfig, seed: int = 0,
     meta_seconds = time.perf_counter() - started
 
     torch.manual_seed(derive_seed(seed, "pretrain-init"))
-    pretrained = _sinusoid_net(config.hidden)
+    pretrained = _sinusoid_net(config.hidden, config.init, family.x_range)
     pretrain_iterations = config.meta_iterations if config.pretrain_iterations is None else config.pretrain_iterations
-    pretrain_on_mixture(pretrained, family, config, pretrain_iterations, make_rng(derive_seed(seed, "pretrain-tasks")))
+    pretrain_on_mixture(pretrained, family, config, pretrain_iterations, make_rng(derive_seed(seed, "pretrain-goals")))
 
     xs, ys, xq, yq = _tensors(*family.batch(config.eval_tasks, config.k_support, config.k_query, make_rng(config.eval_seed)))
     support, query = (xs, ys), (xq, yq)
@@ -302,10 +324,10 @@ def sinusoid_experiment(config: SinusoidMAMLConfig, seed: int = 0,
             "eval_tasks": config.eval_tasks, "model": maml}
 
 
-# -- reinforcement learning: 2-D navigation (Finn et al., 2017, §5.3) ----------------------------------
+# -- reinforcement learning: PointNav (Finn et al., 2017, §5.3) and the goal grid ---------------------
 
 class GaussianPolicy(nn.Module):
-    """π_θ(a|s) = N(μ_θ(s), diag σ²) with a state-independent, learned log σ."""
+    """π_θ(a|s) = N(μ_θ(s), diag σ²) with a state-independent, learned log σ (continuous actions)."""
 
     def __init__(self, obs_dim: int, act_dim: int, hidden: list[int], init_std: float) -> None:
         super().__init__()
@@ -317,35 +339,66 @@ class GaussianPolicy(nn.Module):
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.mean(obs), self.log_std.expand(*obs.shape[:-1], -1)
 
+    @staticmethod
+    def sample(out: tuple[torch.Tensor, torch.Tensor], generator: torch.Generator) -> torch.Tensor:
+        mean, log_std = out
+        return mean + log_std.exp() * torch.randn(mean.shape, generator=generator)
+
+    @staticmethod
+    def log_prob(out: tuple[torch.Tensor, torch.Tensor], actions: torch.Tensor) -> torch.Tensor:
+        mean, log_std = out
+        return (-0.5 * ((actions - mean) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+
+class CategoricalPolicy(nn.Module):
+    """π_θ(a|s) = softmax(f_θ(s))_a over a discrete action set (``hidden=[]``: a linear softmax policy)."""
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden: list[int]) -> None:
+        super().__init__()
+        from llmagentos.learners.common.networks import mlp
+
+        self.logits = mlp(obs_dim, n_actions, hidden, "tanh", out_gain=0.01)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.logits(obs)
+
+    @staticmethod
+    def sample(logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        probs = torch.softmax(logits, -1).reshape(-1, logits.shape[-1])
+        return torch.multinomial(probs, 1, generator=generator).reshape(logits.shape[:-1])
+
+    @staticmethod
+    def log_prob(logits: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(logits, -1).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+
 
 def policy_gradient_loss(policy: nn.Module) -> TaskLoss:
     """REINFORCE with a baseline: L(θ, D) = −Σ_t log π_θ(a_t|s_t) Â_t / #steps over a batch of episodes."""
 
     def loss(params: Params, data: Any) -> torch.Tensor:
         obs, actions, advantages, mask = data
-        mean, log_std = functional_call(policy, params, (obs,))
-        log_prob = (-0.5 * ((actions - mean) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        log_prob = policy.log_prob(functional_call(policy, params, (obs,)), actions)
         return -(log_prob * advantages * mask).sum() / mask.sum()
 
     return loss
 
 
 @dataclass
-class PointNavMAMLConfig(MAMLConfig):
-    """MAML-RL on PointNav goals: policy-gradient inner steps, a policy-gradient (Adam) outer step."""
+class RLMAMLConfig(MAMLConfig):
+    """MAML-RL on a task family: policy-gradient inner steps, a policy-gradient (Adam) outer step."""
 
-    inner_lr: float = param(0.05, "α: step size of the inner policy-gradient steps")
-    meta_lr: float = param(0.003, "β: Adam step size of the meta-update (and of the pretrained baseline); 0.01 collapsed after ~90 iterations")
-    meta_batch_size: int = param(10, "N: goals per meta-update")
+    #: the task family the config's experiment runs on (get_family name)
+    family: ClassVar[str] = ""
+
+    meta_batch_size: int = param(10, "N: tasks per meta-update")
     meta_iterations: int = param(150, "meta-updates to run")
-    hidden: list[int] = param([64, 64], "hidden layer widths of the Gaussian policy's mean (tanh)")
-    init_std: float = param(0.1, "initial standard deviation of the policy's actions")
+    hidden: list[int] = param([64, 64], "hidden layer widths of the policy network (tanh)")
     episodes: int = param(10, "episodes per task and adaptation step (the inner and outer batch)")
     gamma: float = param(0.99, "γ: discount of the returns-to-go the policy gradient weighs")
-    eval_tasks: int = param(40, "held-out goals the final returns are averaged over")
+    eval_tasks: int = param(40, "held-out tasks the final returns are averaged over")
     eval_steps: int = param(3, "adaptation steps at evaluation; returns are reported after 0..this many")
-    eval_seed: int = param(2017, "seed of the held-out goals and of their action noise")
-    pretrain_iterations: int | None = param(None, "REINFORCE updates of the pretrained baseline on the goal mixture (None: meta_iterations)")
+    eval_seed: int = param(2017, "seed of the held-out tasks and of their action noise")
+    pretrain_iterations: int | None = param(None, "REINFORCE updates of the pretrained baseline on the task mixture (None: meta_iterations)")
     log_every: int = param(10, "meta-iterations between logged meta-losses and returns")
 
     def validate(self) -> None:
@@ -355,45 +408,141 @@ class PointNavMAMLConfig(MAMLConfig):
                 raise UsageError(f"maml config: {name} must be a positive integer, got {getattr(self, name)}")
         if not 0 < self.gamma <= 1:
             raise UsageError(f"maml config: gamma must lie in (0, 1], got {self.gamma}")
+        if self.pretrain_iterations is not None and self.pretrain_iterations < 0:
+            raise UsageError(f"maml config: pretrain_iterations must be ≥ 0, got {self.pretrain_iterations}")
+
+    def make_family(self) -> Any:
+        from llmagentos.envs.families import get_family
+
+        return get_family(self.family)
+
+    def env_kwargs(self) -> dict[str, Any]:
+        """Extra ``family.make`` arguments (observation encoding, time limit)."""
+        return {}
+
+    def make_policy(self, obs_dim: int, action_space: Any) -> nn.Module:
+        """A softmax policy over a discrete action set (families with continuous actions override this)."""
+        return CategoricalPolicy(obs_dim, int(action_space.n), self.hidden)
+
+
+@dataclass
+class PointNavMAMLConfig(RLMAMLConfig):
+    """MAML-RL on PointNav goals (continuous actions: a Gaussian policy)."""
+
+    family: ClassVar[str] = "pointnav"
+
+    inner_lr: float = param(0.05, "α: step size of the inner policy-gradient steps")
+    meta_lr: float = param(0.003, "β: Adam step size of the meta-update (and of the pretrained baseline); 0.01 collapsed after ~90 iterations")
+    init_std: float = param(0.1, "initial standard deviation of the policy's actions")
+
+    def validate(self) -> None:
+        super().validate()
         if not self.init_std > 0:
             raise UsageError(f"maml config: init_std must be positive, got {self.init_std}")
 
+    def make_policy(self, obs_dim: int, action_space: Any) -> nn.Module:
+        return GaussianPolicy(obs_dim, int(np.prod(action_space.shape)), self.hidden, self.init_std)
 
-class PointNavRollouts:
-    """Episodes on N goals × E copies at once: one batched policy call per time step, each env stepped as is."""
 
-    def __init__(self, goals: list[dict[str, Any]], episodes: int, gamma: float) -> None:
+@dataclass
+class GoalGridMAMLConfig(RLMAMLConfig):
+    """MAML-RL on the goal grid: the goal cell is the task, the one-hot cell the observation (discrete actions)."""
+
+    family: ClassVar[str] = "goal-grid"
+
+    inner_lr: float = param(10.0, "α: step size of the inner policy-gradient steps (large: a one-hot cell sees few visits)")
+    meta_lr: float = param(0.01, "β: Adam step size of the meta-update (and of the pretrained baseline)")
+    hidden: list[int] = param([], "hidden layer widths of the softmax policy ([]: linear in the one-hot cell)")
+    size: int = param(5, "the grid is size × size, start in the top-left corner, every other cell a goal")
+    max_steps: int = param(20, "time limit of an episode")
+    meta_iterations: int = param(400, "meta-updates to run")
+    eval_tasks: int = param(24, "distinct goals the final returns are averaged over (at most size² − 1; the family is "
+                                "finite, so meta-training drew from the same goals)")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.size < 2:
+            raise UsageError(f"maml config: size must be at least 2, got {self.size}")
+        if self.max_steps <= 0:
+            raise UsageError(f"maml config: max_steps must be a positive integer, got {self.max_steps}")
+        if self.eval_tasks > self.size ** 2 - 1:
+            raise UsageError(f"maml config: eval_tasks must be at most size² − 1 = {self.size ** 2 - 1} "
+                             f"(the distinct goals), got {self.eval_tasks}")
+
+    def make_family(self) -> Any:
         from llmagentos.envs.families import get_family
 
-        family = get_family("pointnav")
-        self.envs = [[family.make(goal) for _ in range(episodes)] for goal in goals]
-        self.worlds = [[env.unwrapped for env in row] for row in self.envs]  # stepped directly, inside the time limit
-        spec = self.envs[0][0].spec
+        return get_family(self.family, size=self.size)
+
+    def env_kwargs(self) -> dict[str, Any]:
+        return {"one_hot": True, "max_episode_steps": self.max_steps}
+
+
+class TaskRollouts:
+    """Episodes on N tasks × E copies at once: one batched policy call per time step, each env stepped as is.
+
+    A finite family's envs (the goal grid's) are kept per task and reused when the task comes back, because
+    rebuilding a grid's transition table costs more than its episodes; a continuous family's (PointNav's)
+    switch task in place.
+    """
+
+    def __init__(self, family: Any, tasks: list[dict[str, Any]], episodes: int, gamma: float,
+                 env_kwargs: dict[str, Any] | None = None, seed: int = 0) -> None:
+        self.family, self.episodes, self.env_kwargs, self.seed = family, episodes, env_kwargs or {}, seed
+        self.made = 0
+        self.cache: dict[tuple[str, int], list[Any]] | None = {} if hasattr(family, "all_tasks") else None
+        self.envs: list[list[Any]] = []
+        if self.cache is None:
+            self.envs = [self._make(task) for task in tasks]
+        self.set_tasks(tasks)
+        first = self.envs[0][0]
+        spec = first.spec
         self.horizon = int(spec.max_episode_steps) if spec is not None and spec.max_episode_steps else 100
+        self.obs_shape = first.observation_space.shape
+        discrete = first.action_space.shape == ()
+        self.action_shape, self.action_dtype = first.action_space.shape, (np.int64 if discrete else np.float32)
         self.gamma = gamma
 
-    def set_goals(self, goals: list[dict[str, Any]]) -> PointNavRollouts:
-        """Switch every row of envs to a new goal in place (making envs costs more than the episodes)."""
-        for row, goal in zip(self.envs, goals, strict=True):
-            for env in row:
-                env.unwrapped.set_task(goal)
+    def _make(self, task: dict[str, Any]) -> list[Any]:
+        row = [self.family.make(task, **self.env_kwargs) for _ in range(self.episodes)]
+        for env in row:  # seeded once, in creation order: slip and random starts repeat with the seed
+            env.reset(seed=(self.seed + self.made) % 2**31)
+            self.made += 1
+        return row
+
+    def set_tasks(self, tasks: list[dict[str, Any]]) -> TaskRollouts:
+        """Point row i of envs at ``tasks[i]``."""
+        if self.cache is None:
+            for row, task in zip(self.envs, tasks, strict=True):
+                for env in row:
+                    env.unwrapped.set_task(task)
+        else:
+            seen: dict[str, int] = {}
+            self.envs = []
+            for task in tasks:
+                name = json.dumps(task, sort_keys=True)
+                key = (name, seen.get(name, 0))  # a task drawn twice in one batch gets a second set of envs
+                seen[name] = key[1] + 1
+                if key not in self.cache:
+                    self.cache[key] = self._make(task)
+                self.envs.append(self.cache[key])
+        self.worlds = [[env.unwrapped for env in row] for row in self.envs]  # stepped directly, inside the time limit
         return self
 
     def sample(self, policy: nn.Module, params: Params, batched: bool, generator: torch.Generator) -> tuple[Any, np.ndarray]:
-        """Episodes of π_params on every goal: the data tuple for :func:`policy_gradient_loss` and each goal's mean return."""
+        """Episodes of π_params on every task: the data tuple for :func:`policy_gradient_loss` and each task's mean return."""
         n, e, horizon = len(self.envs), len(self.envs[0]), self.horizon
-        obs = np.zeros((n, e, horizon, 2), np.float32)
-        actions = np.zeros((n, e, horizon, 2), np.float32)
+        obs = np.zeros((n, e, horizon, *self.obs_shape), np.float32)
+        actions = np.zeros((n, e, horizon, *self.action_shape), self.action_dtype)
         rewards = np.zeros((n, e, horizon), np.float64)
         mask = np.zeros((n, e, horizon), np.float32)
-        current = np.stack([np.stack([env.reset()[0] for env in row]) for row in self.envs])
+        current = np.stack([np.stack([world.reset()[0] for world in row]) for row in self.worlds]).astype(np.float32)
         alive = np.ones((n, e), bool)
         params = {k: v.detach() for k, v in params.items()}
         forward = vmap(lambda p, o: functional_call(policy, p, (o,)), in_dims=(0 if batched else None, 0))
         for t in range(horizon):
             with torch.no_grad():
-                mean, log_std = forward(params, torch.from_numpy(current))
-                action = (mean + log_std.exp() * torch.randn(mean.shape, generator=generator)).numpy()
+                action = policy.sample(forward(params, torch.from_numpy(current)), generator).numpy()
             obs[:, :, t], actions[:, :, t], mask[:, :, t] = current, action, alive
             for i, row in enumerate(self.worlds):
                 for j, world in enumerate(row):
@@ -407,7 +556,7 @@ class PointNavRollouts:
         for t in reversed(range(horizon)):
             running = rewards[:, :, t] + self.gamma * running * mask[:, :, t]
             returns_to_go[:, :, t] = running
-        # b_t: the mean return-to-go of the goal's episodes at step t; Â = (G_t − b_t) / std
+        # b_t: the mean return-to-go of the task's episodes at step t; Â = (G_t − b_t) / std
         advantages = returns_to_go - returns_to_go.mean(axis=1, keepdims=True)
         advantages = advantages / (advantages.std(axis=(1, 2), keepdims=True) + 1e-8)
         data = (torch.from_numpy(obs), torch.from_numpy(actions), torch.from_numpy(advantages.astype(np.float32)),
@@ -416,8 +565,8 @@ class PointNavRollouts:
 
 
 def adaptation_returns(policy: nn.Module, task_loss: TaskLoss, params: Params, step_sizes: dict[str, Any],
-                       rollouts: PointNavRollouts, steps: int, generator: torch.Generator) -> np.ndarray:
-    """Mean return per goal after 0..``steps`` policy-gradient adaptation steps from ``params``: shape (goals, steps + 1)."""
+                       rollouts: TaskRollouts, steps: int, generator: torch.Generator) -> np.ndarray:
+    """Mean return per task after 0..``steps`` policy-gradient adaptation steps from ``params``: shape (tasks, steps + 1)."""
     n = len(rollouts.envs)
     current = {k: v.detach().unsqueeze(0).expand(n, *v.shape).clone() for k, v in params.items()}
     step_sizes = {k: (v.detach() if torch.is_tensor(v) else v) for k, v in step_sizes.items()}
@@ -431,9 +580,9 @@ def adaptation_returns(policy: nn.Module, task_loss: TaskLoss, params: Params, s
     return np.stack(curve, axis=1)
 
 
-def pointnav_experiment(config: PointNavMAMLConfig, seed: int = 0,
-                        on_log: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, Any]:
-    """MAML-RL on PointNav goals, then return after 0..eval_steps adaptation steps for MAML, pretrained and random inits.
+def rl_experiment(config: RLMAMLConfig, seed: int = 0,
+                  on_log: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, Any]:
+    """MAML-RL on ``config.family``, then return after 0..eval_steps adaptation steps for MAML, pretrained and random inits.
 
     Returns ``{"return": {"maml"|"pretrained"|"random": [after 0, 1, ..., eval_steps]}, "ci95": {...},
     "meta_iterations", "meta_iteration_ms", ...}``.
@@ -441,12 +590,17 @@ def pointnav_experiment(config: PointNavMAMLConfig, seed: int = 0,
     import time
 
     from llmagentos.core.seeding import derive_seed, make_rng
-    from llmagentos.envs.families import get_family
 
     config.validate()
-    family = get_family("pointnav")
+    family = config.make_family()
+    env_kwargs = config.env_kwargs()
+    rollouts = TaskRollouts(family, family.tasks(config.meta_batch_size), config.episodes, config.gamma, env_kwargs,
+                            seed=derive_seed(seed, "envs") % 2**31)
+    probe = rollouts.envs[0][0]
+    obs_dim = int(np.prod(probe.observation_space.shape))
+
     torch.manual_seed(derive_seed(seed, "maml-init"))
-    policy = GaussianPolicy(2, 2, config.hidden, config.init_std)
+    policy = config.make_policy(obs_dim, probe.action_space)
     random_init = {k: v.detach().clone() for k, v in policy.named_parameters()}
     loss = policy_gradient_loss(policy)
     maml = MAML(policy, loss, config)
@@ -454,9 +608,8 @@ def pointnav_experiment(config: PointNavMAMLConfig, seed: int = 0,
     generator = torch.Generator().manual_seed(derive_seed(seed, "actions"))
     started = time.perf_counter()
     window: list[float] = []
-    rollouts = PointNavRollouts(family.tasks(config.meta_batch_size), config.episodes, config.gamma)
     for iteration in range(1, config.meta_iterations + 1):
-        rollouts.set_goals([family.sample(rng) for _ in range(config.meta_batch_size)])
+        rollouts.set_tasks([family.sample(rng) for _ in range(config.meta_batch_size)])
         support, _ = rollouts.sample(policy, maml.params, False, generator)
         adapted = maml.adapt_batch(support)
         query, returns = rollouts.sample(policy, adapted, True, generator)
@@ -470,33 +623,38 @@ def pointnav_experiment(config: PointNavMAMLConfig, seed: int = 0,
     meta_seconds = time.perf_counter() - started
 
     torch.manual_seed(derive_seed(seed, "pretrain-init"))
-    pretrained = GaussianPolicy(2, 2, config.hidden, config.init_std)
+    pretrained = config.make_policy(obs_dim, probe.action_space)
     pretrain_loss = policy_gradient_loss(pretrained)
     optimizer = torch.optim.Adam(pretrained.parameters(), lr=config.meta_lr)
     pretrain_iterations = config.meta_iterations if config.pretrain_iterations is None else config.pretrain_iterations
     pretrain_rng = make_rng(derive_seed(seed, "pretrain-goals"))
     pretrain_params = dict(pretrained.named_parameters())
     for _ in range(pretrain_iterations):
-        rollouts.set_goals([family.sample(pretrain_rng) for _ in range(config.meta_batch_size)])
+        rollouts.set_tasks([family.sample(pretrain_rng) for _ in range(config.meta_batch_size)])
         data, _ = rollouts.sample(pretrained, pretrain_params, False, generator)
         objective = vmap(pretrain_loss, in_dims=(None, 0))(pretrain_params, data).mean()
         optimizer.zero_grad(set_to_none=True)
         objective.backward()
         optimizer.step()
 
-    goals = family.tasks(config.eval_tasks, seed=config.eval_seed)
-    rollouts = PointNavRollouts(goals, config.episodes, config.gamma)
+    tasks = family.tasks(config.eval_tasks, seed=config.eval_seed)
     alpha = {k: config.inner_lr for k in random_init}
     inits = {"maml": (policy, loss, maml.params, maml.step_sizes),
              "pretrained": (pretrained, pretrain_loss, pretrain_params, alpha),
              "random": (policy, loss, random_init, alpha)}
     returns, ci95, curves = {}, {}, {}
     for name, (net, task_loss, params, step_sizes) in inits.items():
-        per_goal = adaptation_returns(net, task_loss, params, step_sizes, rollouts,
+        # every init meets the same tasks, env seeds and action noise
+        rollouts = TaskRollouts(family, tasks, config.episodes, config.gamma, env_kwargs, seed=config.eval_seed)
+        per_task = adaptation_returns(net, task_loss, params, step_sizes, rollouts,
                                       config.eval_steps, torch.Generator().manual_seed(config.eval_seed))
-        mean, half = mean_ci95(per_goal)
+        mean, half = mean_ci95(per_task)
         returns[name], ci95[name], curves[name] = mean.tolist(), half.tolist(), mean.tolist()
     return {"return": returns, "ci95": ci95, "steps_reported": list(range(config.eval_steps + 1)), "curves": curves,
             "meta_iterations": maml.iterations, "meta_iteration_ms": round(1000 * meta_seconds / max(maml.iterations, 1), 3),
             "meta_seconds": round(meta_seconds, 3), "pretrain_iterations": pretrain_iterations,
-            "eval_tasks": config.eval_tasks, "model": maml}
+            "eval_tasks": config.eval_tasks, "family": config.family, "model": maml}
+
+
+#: the PointNav experiment is the generic one with a PointNavMAMLConfig
+pointnav_experiment = rl_experiment
