@@ -103,7 +103,7 @@ JOB_KINDS: dict[str, JobKind] = {k.name: k for k in [
             "Multi-task learning on a task family (hard/soft/conditioned sharing) against independent learners.",
             validate="llmagentos.kernel.multitask:validate_block", aggregate="llmagentos.kernel.multitask:aggregate"),
     JobKind("meta", "llmagentos.kernel.meta:MetaBlock", "llmagentos.kernel.meta:run_meta_job",
-            "Meta-learning: MAML on the sinusoid or PointNav family, evolution strategies (SNES, OpenAI-ES) on an env or family.",
+            "Meta-learning: MAML on the sinusoid, PointNav or goal-grid family, evolution strategies (SNES, OpenAI-ES) on an env or family.",
             validate="llmagentos.kernel.meta:validate_block", aggregate="llmagentos.kernel.meta:aggregate"),
     JobKind("lifelong", "llmagentos.kernel.lifelong_run:LifelongBlock", "llmagentos.kernel.lifelong_run:run_lifelong_job",
             "Lifelong learning: a learner through a task stream (or a drifting world) under fine-tuning, EWC, replay, PackNet.",
