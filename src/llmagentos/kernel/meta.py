@@ -38,6 +38,8 @@ from llmagentos.core.errors import UsageError
 from llmagentos.core.seeding import derive_seed
 
 MAML_FAMILIES = ("sinusoid", "pointnav", "goal-grid")
+#: a MAML job's meta-training checkpoint inside its run directory (removed once the job finishes)
+CHECKPOINT = "checkpoint"
 
 
 class MetaBlock(BaseModel):
@@ -110,16 +112,17 @@ def run_meta_job(block: MetaBlock, seed: int, out_dir: Path) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     out_dir = Path(out_dir)
-    if out_dir.exists():  # an interrupted attempt: start over (jobs are seeded)
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
     config = from_dict(config_class(block), block.config, owner=f"{block.algo} config")
-    log = MetricsLog(out_dir, tensorboard=False)
+    resume = _maml_checkpoint(block, config, seed, out_dir) if block.algo == "maml" else None
+    if resume is None and out_dir.exists():  # an interrupted attempt without a checkpoint: start over (jobs are seeded)
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log = MetricsLog(out_dir, tensorboard=False, keep_lines=None if resume is None else resume["log_lines"])
     try:
         if block.algo == "nes":
             summary = _run_nes(block, config, seed, out_dir, log)
         else:
-            summary = _run_maml(config, seed, out_dir, log, block.family)
+            summary = _run_maml(config, seed, out_dir, log, block.family, resume)
     finally:
         log.close()
     return {"seed": seed, "algo": block.algo, "family": block.family, **summary, "config": to_dict(config),
@@ -137,10 +140,34 @@ def _adaptation_plot(curves: dict[str, list[float]], path: Path, title: str, yla
     return str(path)
 
 
-def _run_maml(config: Any, seed: int, out_dir: Path, log: Any, family: str) -> dict[str, Any]:
-    """Meta-train MAML on ``family`` (sinusoid: error after k steps; RL families: return after k steps), save it, plot it."""
+def _checkpoint_meta(family: str | None, config: Any, seed: int) -> dict[str, Any]:
+    return {"algo": "maml", "family": family, "seed": seed, "config": to_dict(config)}
+
+
+def _maml_checkpoint(block: MetaBlock, config: Any, seed: int, out_dir: Path) -> dict[str, Any] | None:
+    """The meta-training state a killed MAML job left in ``out_dir/checkpoint``, or None (none, or not this job's)."""
+    from llmagentos.kernel.checkpoint import CheckpointError, load_state
+
+    try:
+        state, meta = load_state(out_dir / CHECKPOINT, expect=_checkpoint_meta(block.family, config, seed))
+    except CheckpointError:
+        return None
+    return {**state, "log_lines": int(meta["log_lines"])}
+
+
+def _run_maml(config: Any, seed: int, out_dir: Path, log: Any, family: str,
+              resume: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Meta-train MAML on ``family`` (sinusoid: error after k steps; RL families: return after k steps), save it, plot it.
+
+    Every ``checkpoint_every`` meta-updates the training state goes to ``checkpoint.safetensors`` (with the number of
+    metrics lines written so far); a job started again on the same directory continues from it exactly.
+    """
     from llmagentos.kernel.checkpoint import save_state
     from llmagentos.learners import maml
+
+    def on_checkpoint(state: dict[str, Any]) -> None:
+        log.flush()
+        save_state(out_dir / CHECKPOINT, state, {**_checkpoint_meta(family, config, seed), "log_lines": log.lines})
 
     if family == "sinusoid":
         experiment, metric = maml.sinusoid_experiment, "mse"
@@ -149,9 +176,12 @@ def _run_maml(config: Any, seed: int, out_dir: Path, log: Any, family: str) -> d
         experiment, metric = maml.rl_experiment, "return"
         world = "PointNav: {} held-out goals" if family == "pointnav" else f"goal grid {config.size}×{config.size}: {{}} goals"
         title, ylabel = world.format(config.eval_tasks), "mean episode return"
-    result = experiment(config, seed, on_log=lambda it, values: log.write("meta", it, values))
+    result = experiment(config, seed, on_log=lambda it, values: log.write("meta", it, values),
+                        resume=resume, on_checkpoint=on_checkpoint)
     model = result.pop("model")
     save_state(out_dir / "maml", model.state_dict(), {"algo": "maml", "family": family, "config": to_dict(config)})
+    for suffix in (".json", ".safetensors"):  # the finished θ above supersedes the training checkpoint
+        (out_dir / CHECKPOINT).with_suffix(suffix).unlink(missing_ok=True)
     for name, curve in result["curves"].items():
         for step, value in enumerate(curve):
             log.write(f"adaptation/{name}", step, {metric: value})

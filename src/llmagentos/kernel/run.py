@@ -131,6 +131,9 @@ def load_agent(run_dir: str | Path, env: Any | None = None) -> Agent:
 def read_job(run_dir: Path) -> TrainSpec:
     path = Path(run_dir) / "job.json"
     if not path.exists():
+        parent = Path(run_dir).resolve().parent
+        if (parent / "sweep.json").exists():  # one seed of a spec's sweep (a meta job, say): the sweep resumes it
+            raise UsageError(f"{run_dir} is one job of the sweep in {parent}; resume the sweep: llmagentos resume {parent}")
         raise UsageError(f"{run_dir} is not a run directory (it has no job.json)")
     data = json.loads(path.read_text())
     names = {f.name for f in dataclasses.fields(TrainSpec)}

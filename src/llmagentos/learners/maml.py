@@ -45,6 +45,7 @@ class MAMLConfig:
     meta_lr: float = param(1e-3, "β: Adam step size of the meta-update")
     meta_batch_size: int = param(25, "N: tasks per meta-update")
     meta_iterations: int = param(10_000, "meta-updates to run (70,000 is the paper's sinusoid setting)")
+    checkpoint_every: int = param(500, "meta-updates between checkpoints a killed job resumes from exactly (0: none)")
     first_order: bool = param(False, "first-order MAML: treat the inner gradients as constants (no second derivatives)")
     meta_sgd: bool = param(False, "Meta-SGD: learn one inner step size per parameter entry, initialised to inner_lr")
 
@@ -52,6 +53,8 @@ class MAMLConfig:
         for name in ("inner_steps", "meta_batch_size", "meta_iterations"):
             if getattr(self, name) <= 0:
                 raise UsageError(f"maml config: {name} must be a positive integer, got {getattr(self, name)}")
+        if self.checkpoint_every < 0:
+            raise UsageError(f"maml config: checkpoint_every must be ≥ 0 (0: no checkpoints), got {self.checkpoint_every}")
         if not (self.inner_lr > 0 and math.isfinite(self.inner_lr)):
             raise UsageError(f"maml config: inner_lr must be a positive number, got {self.inner_lr}")
         if not (self.meta_lr > 0 and math.isfinite(self.meta_lr)):
@@ -184,6 +187,51 @@ class MAML:
         self.iterations = int(state["iterations"])
 
 
+#: checkpoint_state(iteration) -> None: what a meta-training loop calls to have its state saved
+Checkpoint = Callable[[dict[str, Any]], None]
+
+
+def meta_train(maml: MAML, config: Any, step: Callable[[], float], metric: str, rngs: dict[str, Any],
+               on_log: Callable[[int, dict[str, float]], None] | None = None, resume: dict[str, Any] | None = None,
+               on_checkpoint: Checkpoint | None = None) -> float:
+    """Call ``step()`` (one meta-update, returning ``metric``) until ``config.meta_iterations``; the seconds it took.
+
+    Every ``config.log_every`` updates ``on_log`` receives the metric's mean since the last log; every
+    ``config.checkpoint_every`` updates ``on_checkpoint`` receives everything the rest of the loop depends on
+    (θ and the optimiser, the random generators ``rngs`` — numpy Generators or torch Generators —, the
+    unlogged window, the seconds so far). Passing that dict back as ``resume`` continues exactly.
+    """
+    import time
+
+    from llmagentos.core.seeding import rng_state, set_rng_state
+
+    window: list[float] = []
+    elapsed = 0.0
+    if resume is not None:
+        maml.load_state_dict(resume["maml"])
+        for name, generator in rngs.items():
+            if isinstance(generator, torch.Generator):
+                generator.set_state(resume["rngs"][name])
+            else:
+                set_rng_state(generator, resume["rngs"][name])
+        window, elapsed = [float(v) for v in resume["window"]], float(resume["meta_seconds"])
+    started = time.perf_counter() - elapsed
+    while maml.iterations < config.meta_iterations:
+        window.append(step())
+        iteration = maml.iterations
+        if on_log is not None and (iteration % config.log_every == 0 or iteration == config.meta_iterations):
+            on_log(iteration, {metric: float(np.mean(window)),
+                               "meta_iteration_ms": 1000 * (time.perf_counter() - started) / iteration})
+            window = []
+        if (on_checkpoint is not None and config.checkpoint_every and iteration % config.checkpoint_every == 0
+                and iteration < config.meta_iterations):
+            on_checkpoint({"maml": maml.state_dict(), "window": list(window),
+                           "meta_seconds": time.perf_counter() - started,
+                           "rngs": {name: (g.get_state() if isinstance(g, torch.Generator) else rng_state(g))
+                                    for name, g in rngs.items()}})
+    return time.perf_counter() - started
+
+
 def mean_ci95(values: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean over the first axis and the half-width of its 95 % normal confidence interval (1.96 · SE)."""
     values = np.asarray(values, dtype=float)
@@ -267,15 +315,14 @@ def pretrain_on_mixture(net: nn.Module, family: Any, config: SinusoidMAMLConfig,
 
 
 def sinusoid_experiment(config: SinusoidMAMLConfig, seed: int = 0,
-                        on_log: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, Any]:
+                        on_log: Callable[[int, dict[str, float]], None] | None = None,
+                        resume: dict[str, Any] | None = None, on_checkpoint: Checkpoint | None = None) -> dict[str, Any]:
     """Meta-train on sinusoids, then score MAML, the pretrained baseline and a random init on held-out tasks.
 
     Returns ``{"mse": {"maml"|"pretrained"|"random": [after 0, 1, eval_steps]}, "ci95": {...}, "curves":
     {name: [after 0..eval_steps]}, "meta_iterations", "meta_iteration_ms", ...}``; ``on_log(iteration, values)``
-    receives the meta-loss every ``log_every`` meta-iterations.
+    receives the meta-loss every ``log_every`` meta-iterations; ``on_checkpoint`` and ``resume`` as in :func:`meta_train`.
     """
-    import time
-
     from llmagentos.core.seeding import derive_seed, make_rng
     from llmagentos.envs.sinusoid import SinusoidFamily
 
@@ -286,16 +333,12 @@ def sinusoid_experiment(config: SinusoidMAMLConfig, seed: int = 0,
     random_init = {k: v.detach().clone() for k, v in net.named_parameters()}
     maml = MAML(net, mse_loss(net), config)
     rng = make_rng(derive_seed(seed, "meta-train-goals"))
-    window: list[float] = []
-    started = time.perf_counter()
-    for iteration in range(1, config.meta_iterations + 1):
+
+    def step() -> float:
         xs, ys, xq, yq = _tensors(*family.batch(config.meta_batch_size, config.k_support, config.k_query, rng))
-        window.append(maml.meta_step((xs, ys), (xq, yq)))
-        if on_log is not None and (iteration % config.log_every == 0 or iteration == config.meta_iterations):
-            on_log(iteration, {"meta_loss": float(np.mean(window)),
-                               "meta_iteration_ms": 1000 * (time.perf_counter() - started) / iteration})
-            window = []
-    meta_seconds = time.perf_counter() - started
+        return maml.meta_step((xs, ys), (xq, yq))
+
+    meta_seconds = meta_train(maml, config, step, "meta_loss", {"tasks": rng}, on_log, resume, on_checkpoint)
 
     torch.manual_seed(derive_seed(seed, "pretrain-init"))
     pretrained = _sinusoid_net(config.hidden, config.init, family.x_range)
@@ -400,6 +443,7 @@ class RLMAMLConfig(MAMLConfig):
     eval_seed: int = param(2017, "seed of the held-out tasks and of their action noise")
     pretrain_iterations: int | None = param(None, "REINFORCE updates of the pretrained baseline on the task mixture (None: meta_iterations)")
     log_every: int = param(10, "meta-iterations between logged meta-losses and returns")
+    checkpoint_every: int = param(25, "meta-updates between checkpoints a killed job resumes from exactly (0: none)")
 
     def validate(self) -> None:
         super().validate()
@@ -581,14 +625,13 @@ def adaptation_returns(policy: nn.Module, task_loss: TaskLoss, params: Params, s
 
 
 def rl_experiment(config: RLMAMLConfig, seed: int = 0,
-                  on_log: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, Any]:
+                  on_log: Callable[[int, dict[str, float]], None] | None = None,
+                  resume: dict[str, Any] | None = None, on_checkpoint: Checkpoint | None = None) -> dict[str, Any]:
     """MAML-RL on ``config.family``, then return after 0..eval_steps adaptation steps for MAML, pretrained and random inits.
 
     Returns ``{"return": {"maml"|"pretrained"|"random": [after 0, 1, ..., eval_steps]}, "ci95": {...},
-    "meta_iterations", "meta_iteration_ms", ...}``.
+    "meta_iterations", "meta_iteration_ms", ...}``; ``on_log``, ``on_checkpoint`` and ``resume`` as in :func:`meta_train`.
     """
-    import time
-
     from llmagentos.core.seeding import derive_seed, make_rng
 
     config.validate()
@@ -606,21 +649,18 @@ def rl_experiment(config: RLMAMLConfig, seed: int = 0,
     maml = MAML(policy, loss, config)
     rng = make_rng(derive_seed(seed, "meta-train-goals"))
     generator = torch.Generator().manual_seed(derive_seed(seed, "actions"))
-    started = time.perf_counter()
-    window: list[float] = []
-    for iteration in range(1, config.meta_iterations + 1):
+
+    def step() -> float:
         rollouts.set_tasks([family.sample(rng) for _ in range(config.meta_batch_size)])
         support, _ = rollouts.sample(policy, maml.params, False, generator)
         adapted = maml.adapt_batch(support)
         query, returns = rollouts.sample(policy, adapted, True, generator)
         # outer: (1/N) Σ_i L_Ti(π_θ'_i, D_i^val), D_i^val sampled with θ'_i
         maml.outer_update(vmap(loss)(adapted, query).mean())
-        window.append(float(returns.mean()))
-        if on_log is not None and (iteration % config.log_every == 0 or iteration == config.meta_iterations):
-            on_log(iteration, {"adapted_return": float(np.mean(window)),
-                               "meta_iteration_ms": 1000 * (time.perf_counter() - started) / iteration})
-            window = []
-    meta_seconds = time.perf_counter() - started
+        return float(returns.mean())
+
+    rngs = {"tasks": rng, "actions": generator}
+    meta_seconds = meta_train(maml, config, step, "adapted_return", rngs, on_log, resume, on_checkpoint)
 
     torch.manual_seed(derive_seed(seed, "pretrain-init"))
     pretrained = config.make_policy(obs_dim, probe.action_space)
