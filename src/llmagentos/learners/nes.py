@@ -2,7 +2,10 @@
 
 - **SNES** (separable natural evolution strategies; Wierstra et al., 2014, JMLR §4.2): a Gaussian search
   distribution N(μ, diag σ²) over the weights, rank-based fitness shaping (utilities), and natural-gradient
-  updates of μ and σ.
+  updates of μ and σ. The defaults are the paper's (Table 1; also Schaul's reference snes.py and EvoTorch's
+  SNES): λ = 4 + ⌊3 ln d⌋, η_μ = 1, η_σ = (3 + ln d)/(5√d), utilities with the 1/λ baseline subtracted, ties
+  ranked in sample order. One addition, on by default: mirrored sampling (s, −s) (Brockhoff et al., 2010),
+  which cuts the noise of the mean's step; ``mirrored=False`` is the paper's Algorithm 6 exactly.
 - **OpenAI-ES** (Salimans et al., 2017): a fixed isotropic σ, mirrored sampling θ ± σε, centred ranks, and
   Adam on the mean with weight decay.
 
@@ -41,7 +44,7 @@ class NESConfig:
     sigma_init: float = param(1.0, "σ₀: initial search standard deviation (openai-es keeps it fixed)")
     center_lr: float | None = param(None, "η_μ: step size of the mean (None: 1.0 for snes, 0.01 Adam step for openai-es)")
     sigma_lr: float | None = param(None, "η_σ: step size of log σ in snes (None: (3 + ln d) / (5 √d))")
-    mirrored: bool = param(True, "snes: mirrored sampling, s and −s in pairs (Brockhoff et al., 2010), for less noisy steps")
+    mirrored: bool = param(True, "snes: samples in mirrored pairs s, −s (Brockhoff et al., 2010); false: Algorithm 6 exactly")
     weight_decay: float = param(0.005, "openai-es: L2 coefficient pulling the mean toward 0")
     generations: int = param(50, "generations to run at most")
     hidden: list[int] = param([], "hidden layer widths of the policy MLP ([] = a linear policy)")
@@ -190,7 +193,9 @@ def evolve(es: ES, evaluate: Callable[[np.ndarray, int], Sequence[float]],
     """Run ``es`` until the centre's score reaches ``threshold`` or ``generations`` pass.
 
     ``evaluate(population, generation)`` returns one fitness per row (the caller may farm the rows out to
-    workers); ``evaluate_center(μ, generation)`` scores the centre after each update. Returns
+    workers); ``evaluate_center(μ, generation)`` scores the centre after each update, so generation g's
+    score is that of the centre moved by g populations (EvoTorch's ``step()`` evaluates population g but
+    reports the centre before that population's update, one update behind). Returns
     ``{"solved_at_generation", "curve": [{"generation", "mean_return", "wall_seconds", ...}], "center"}``.
     """
     import time
