@@ -332,7 +332,7 @@ def sinusoid_experiment(config: SinusoidMAMLConfig, seed: int = 0,
     net = _sinusoid_net(config.hidden, config.init, family.x_range)
     random_init = {k: v.detach().clone() for k, v in net.named_parameters()}
     maml = MAML(net, mse_loss(net), config)
-    rng = make_rng(derive_seed(seed, "meta-train-goals"))
+    rng = make_rng(derive_seed(seed, "meta-train-tasks"))
 
     def step() -> float:
         xs, ys, xq, yq = _tensors(*family.batch(config.meta_batch_size, config.k_support, config.k_query, rng))
@@ -343,7 +343,7 @@ def sinusoid_experiment(config: SinusoidMAMLConfig, seed: int = 0,
     torch.manual_seed(derive_seed(seed, "pretrain-init"))
     pretrained = _sinusoid_net(config.hidden, config.init, family.x_range)
     pretrain_iterations = config.meta_iterations if config.pretrain_iterations is None else config.pretrain_iterations
-    pretrain_on_mixture(pretrained, family, config, pretrain_iterations, make_rng(derive_seed(seed, "pretrain-goals")))
+    pretrain_on_mixture(pretrained, family, config, pretrain_iterations, make_rng(derive_seed(seed, "pretrain-tasks")))
 
     xs, ys, xq, yq = _tensors(*family.batch(config.eval_tasks, config.k_support, config.k_query, make_rng(config.eval_seed)))
     support, query = (xs, ys), (xq, yq)
