@@ -145,10 +145,10 @@ def run_peer(python: Path, args: list[str], timeout: float) -> dict:
 
 # -- ours -----------------------------------------------------------------------------------------------
 
-def ours_sinusoid(seed: int, iterations: int) -> dict:
+def ours_sinusoid(seed: int, iterations: int, init: str = "orthogonal") -> dict:
     from llmagentos.learners.maml import SinusoidMAMLConfig, sinusoid_experiment
 
-    result = sinusoid_experiment(SinusoidMAMLConfig(meta_iterations=iterations), seed)
+    result = sinusoid_experiment(SinusoidMAMLConfig(meta_iterations=iterations, init=init), seed)
     result.pop("model")
     return result
 
@@ -235,6 +235,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 of every comparison")
     parser.add_argument("--iterations", type=int, default=10_000, help="our MAML meta-iterations per seed")
+    parser.add_argument("--maml-init", default="orthogonal", choices=["orthogonal", "torch", "finn", "spread"],
+                        help="our sinusoid net's initialisation (torch: nn.Linear's default, the one learn2learn's net gets)")
     parser.add_argument("--l2l-iterations", type=int, default=None, help="learn2learn's meta-iterations per seed (default: --iterations)")
     parser.add_argument("--nes-seeds", type=int, default=None, help="seeds 0..N-1 of the NES comparison (default: --seeds)")
     parser.add_argument("--generations", type=int, default=50, help="NES generation budget per seed")
@@ -269,7 +271,7 @@ def main() -> None:
         l2l_iterations = args.l2l_iterations or args.iterations
         ours, peers = [], []
         for s in seeds:  # interleaved, so that both see the same share of a busy machine
-            ours.append(ours_sinusoid(s, args.iterations))
+            ours.append(ours_sinusoid(s, args.iterations, args.maml_init))
             peers.append(run_peer(L2L_PYTHON, ["--peer", "l2l", "--seed", str(s), "--iterations", str(l2l_iterations)], 6 * 3600))
             print(f"  seed {s}: ours {ours[-1]['meta_iteration_ms']:.2f} ms/iter, learn2learn "
                   f"{peers[-1].get('meta_iteration_ms', float('nan')):.2f} ms/iter", file=sys.stderr, flush=True)
