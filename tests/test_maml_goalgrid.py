@@ -63,7 +63,17 @@ def test_goal_grid_maml_runs_from_a_spec_and_repeats_exactly(tmp_path, capsys):
     assert "mean_return" in runs[0]
 
 
+def test_held_out_goals_are_kept_out_of_training_and_are_the_evaluation_goals():
+    cfg = GoalGridMAMLConfig(size=4, held_out=5, eval_tasks=5)
+    train = {tuple(t["goal"]) for t in cfg.make_family().all_tasks()}
+    held = {tuple(t["goal"]) for t in cfg.make_eval_family().all_tasks()}
+    assert len(held) == 5 and not train & held and len(train | held) == 15 and (0, 0) not in train | held
+    assert GoalGridMAMLConfig(size=4).make_eval_family().all_tasks() == GoalGridMAMLConfig(size=4).make_family().all_tasks()
+
+
 @pytest.mark.parametrize("override,message", [
+    ("meta.config.held_out=24", "held_out"),
+    ("meta.config.held_out=8", "eval_tasks"),  # 24 evaluation goals asked for, 8 held out
     ("meta.config.eval_tasks=30", "eval_tasks"),
     ("meta.config.size=1", "size"),
     ("meta.config.init_std=0.5", "init_std"),  # a Gaussian policy's field: the grid's policy is a softmax

@@ -174,7 +174,8 @@ def _run_maml(config: Any, seed: int, out_dir: Path, log: Any, family: str,
         title, ylabel = f"sinusoid: {config.eval_tasks} held-out tasks, K={config.k_support}", "mean-squared error on the query points"
     else:
         experiment, metric = maml.rl_experiment, "return"
-        world = "PointNav: {} held-out goals" if family == "pointnav" else f"goal grid {config.size}×{config.size}: {{}} goals"
+        world = ("PointNav: {} held-out goals" if family == "pointnav" else
+                 f"goal grid {config.size}×{config.size}: {{}} {'held-out ' if config.held_out else ''}goals")
         title, ylabel = world.format(config.eval_tasks), "mean episode return"
     result = experiment(config, seed, on_log=lambda it, values: log.write("meta", it, values),
                         resume=resume, on_checkpoint=on_checkpoint)

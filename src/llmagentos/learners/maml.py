@@ -460,6 +460,10 @@ class RLMAMLConfig(MAMLConfig):
 
         return get_family(self.family)
 
+    def make_eval_family(self) -> Any:
+        """The family the evaluation's tasks come from (the training family unless tasks are held out)."""
+        return self.make_family()
+
     def env_kwargs(self) -> dict[str, Any]:
         """Extra ``family.make`` arguments (observation encoding, time limit)."""
         return {}
@@ -500,8 +504,9 @@ class GoalGridMAMLConfig(RLMAMLConfig):
     size: int = param(5, "the grid is size × size, start in the top-left corner, every other cell a goal")
     max_steps: int = param(20, "time limit of an episode")
     meta_iterations: int = param(400, "meta-updates to run")
-    eval_tasks: int = param(24, "distinct goals the final returns are averaged over (at most size² − 1; the family is "
-                                "finite, so meta-training drew from the same goals)")
+    eval_tasks: int = param(24, "distinct goals the final returns are averaged over (at most size² − 1, or held_out)")
+    held_out: int = param(0, "goals (drawn with eval_seed) kept out of meta-training and pretraining, the evaluation's "
+                             "goals; 0: evaluate on goals that training also drew from")
 
     def validate(self) -> None:
         super().validate()
@@ -509,14 +514,33 @@ class GoalGridMAMLConfig(RLMAMLConfig):
             raise UsageError(f"maml config: size must be at least 2, got {self.size}")
         if self.max_steps <= 0:
             raise UsageError(f"maml config: max_steps must be a positive integer, got {self.max_steps}")
-        if self.eval_tasks > self.size ** 2 - 1:
-            raise UsageError(f"maml config: eval_tasks must be at most size² − 1 = {self.size ** 2 - 1} "
-                             f"(the distinct goals), got {self.eval_tasks}")
+        goals = self.size ** 2 - 1
+        if not 0 <= self.held_out < goals:
+            raise UsageError(f"maml config: held_out must lie in [0, {goals - 1}] (training needs a goal), got {self.held_out}")
+        most = self.held_out or goals
+        if self.eval_tasks > most:
+            raise UsageError(f"maml config: eval_tasks must be at most {most} (the distinct "
+                             f"{'held-out ' if self.held_out else ''}goals), got {self.eval_tasks}")
+
+    def _goals(self, held_out: bool) -> list[list[int]] | None:
+        """The training goals (``held_out=False``) or the held-out ones; None: every goal."""
+        from llmagentos.core.seeding import make_rng
+
+        if not self.held_out:
+            return None
+        cells = [[r, c] for r in range(self.size) for c in range(self.size) if (r, c) != (0, 0)]
+        kept_out = set(make_rng(self.eval_seed).permutation(len(cells))[:self.held_out].tolist())
+        return [cell for i, cell in enumerate(cells) if (i in kept_out) == held_out]
 
     def make_family(self) -> Any:
         from llmagentos.envs.families import get_family
 
-        return get_family(self.family, size=self.size)
+        return get_family(self.family, size=self.size, goals=self._goals(held_out=False))
+
+    def make_eval_family(self) -> Any:
+        from llmagentos.envs.families import get_family
+
+        return get_family(self.family, size=self.size, goals=self._goals(held_out=True))
 
     def env_kwargs(self) -> dict[str, Any]:
         return {"one_hot": True, "max_episode_steps": self.max_steps}
@@ -677,6 +701,7 @@ def rl_experiment(config: RLMAMLConfig, seed: int = 0,
         objective.backward()
         optimizer.step()
 
+    family = config.make_eval_family()
     tasks = family.tasks(config.eval_tasks, seed=config.eval_seed)
     alpha = {k: config.inner_lr for k in random_init}
     inits = {"maml": (policy, loss, maml.params, maml.step_sizes),
