@@ -32,12 +32,26 @@ from llmagentos.kernel.lifelong_run import LifelongBlock, aggregate, arms, combi
 #: Continual World CW20 (SAC, Meta-World; Wołczyk et al. 2021, Table 2): average performance / forgetting
 CW20 = {"finetune": (0.05, 0.73), "ewc": (0.60, 0.02), "replay": (0.12, 0.07), "packnet": (0.80, 0.00)}
 
-#: the drifting world's goals. "antichain": no goal lies on a shortest path from the start to another, so every
-#: switch hurts the old policy; "overlapping": some goals lie on the way to others, so some switches do not hurt
-DRIFT_GOALS = {"antichain": [[4, 0], [0, 4], [3, 2], [1, 3]], "overlapping": [[4, 4], [0, 4], [4, 0], [2, 4]]}
+#: the drifting world's goals. "spread": the four cells 4 steps from the start (the same optimal return), in an order
+#: that puts consecutive goals 4–8 cells apart, so every switch sends the old policy somewhere useless for several
+#: episodes; "antichain": no goal lies on a shortest path from the start to another, but [3, 2] -> [1, 3] (3 cells
+#: apart) costs an ε-greedy agent one slow episode at most, too little for a return detector to tell from noise;
+#: "overlapping": some goals lie on the way to others, so some switches do not hurt at all
+DRIFT_GOALS = {"spread": [[4, 0], [1, 3], [3, 1], [0, 4]], "antichain": [[4, 0], [0, 4], [3, 2], [1, 3]],
+               "overlapping": [[4, 4], [0, 4], [4, 0], [2, 4]]}
 
 CARTPOLE_DQN = {"learning_starts": 1000, "exploration_steps": 5000, "buffer_size": 50_000, "train_freq": 4,
                 "target_update_interval": 250}
+
+#: the CartPole streams. "interfering": the push direction flips from task to task (negative force_mag: action 1
+#: pushes left), with the physics changing too, so what one task teaches a network the next one contradicts unless
+#: the network reads the descriptor appended to its observation; "sampled": 4 physics drawn from the family's ranges
+#: with task seed 0 (similar enough that training on one improves the others: nothing to forget)
+CARTPOLE_STREAMS: dict[str, int | list[dict]] = {
+    "interfering": [{}, {"force_mag": -10.0}, {"pole_length": 1.5, "cart_mass": 1.5, "force_mag": 12.0},
+                    {"pole_length": 0.75, "gravity": 12.0, "force_mag": -12.0}],
+    "sampled": 4,
+}
 
 
 def run_blocks(block: LifelongBlock, seeds: int, workers: int, backend: str) -> list[dict]:
@@ -60,9 +74,10 @@ def run_blocks(block: LifelongBlock, seeds: int, workers: int, backend: str) -> 
 
 
 def cartpole(args: argparse.Namespace) -> dict:
-    block = LifelongBlock(family="cartpole", tasks=4, task_seed=0, steps_per_task=args.steps_per_task, append_task=True,
-                          learner="dqn", config=dict(CARTPOLE_DQN), strategies=args.strategies,
-                          lifelong={"ewc_lambda": args.ewc_lambda}, eval_episodes=args.eval_episodes, curve_points=5)
+    block = LifelongBlock(family="cartpole", tasks=CARTPOLE_STREAMS[args.stream], task_seed=0, steps_per_task=args.steps_per_task,
+                          append_task=True, learner="dqn", config={**CARTPOLE_DQN, **_overrides(args.dqn)}, strategies=args.strategies,
+                          lifelong={"ewc_lambda": args.ewc_lambda, "fisher": "policy", **_overrides(args.lifelong)},
+                          eval_episodes=args.eval_episodes, curve_points=5)
     per_seed = run_blocks(block, args.seeds, args.workers, args.backend)
     summary = aggregate(per_seed)["lifelong"]
     rows = []
@@ -72,7 +87,7 @@ def cartpole(args: argparse.Namespace) -> dict:
         rows.append([name] + [f"{s[m]:+.2f} [{s[m + '_ci'][0]:+.2f}, {s[m + '_ci'][1]:+.2f}]"
                               for m in ("average_performance", "forgetting", "forward_transfer", "backward_transfer")]
                     + [cw[0], cw[1]])
-    print(f"\nCartPole-family stream: 4 tasks × {args.steps_per_task} steps, DQN, {args.seeds} seeds "
+    print(f"\nCartPole-family stream ({args.stream}): 4 tasks × {args.steps_per_task} steps, DQN, {args.seeds} seeds "
           f"(mean [bootstrap 95 % CI]); CW20 = Continual World's published SAC/Meta-World figures, different tasks")
     print_table(["strategy", "avg performance", "forgetting", "forward transfer", "backward transfer",
                  "CW20 perf", "CW20 forgetting"], rows)
@@ -95,6 +110,18 @@ def cartpole(args: argparse.Namespace) -> dict:
             "references": [p.get("reference_returns") for p in per_seed]}
 
 
+def _overrides(pairs: list[str]) -> dict:
+    """KEY=VALUE pairs as LifelongConfig overrides (values parsed as JSON where they parse, else kept as text)."""
+    out = {}
+    for kv in pairs:
+        key, value = kv.split("=", 1)
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
 def drift(args: argparse.Namespace) -> dict:
     block = LifelongBlock(family="goal-grid", tasks=[{"goal": g} for g in DRIFT_GOALS[args.goals]],
                           steps_per_task=args.segment, learner="q-learning", config={"epsilon": 0.1, "alpha": 0.5},
@@ -106,7 +133,7 @@ def drift(args: argparse.Namespace) -> dict:
     delays = [d for p in per_seed for d in p["strategies"]["finetune"]["delays"]]
     found = [d for d in delays if d is not None]
     print(f"\nDrifting goal grid ({args.goals} goals {DRIFT_GOALS[args.goals]}): Q-learning, goal switches every {args.segment} steps without notice, "
-          f"{args.steps} steps × {args.seeds} seeds, CUSUM on episode returns")
+          f"{args.steps} steps × {args.seeds} seeds, CUSUM on {block.lifelong.get('detect_signal', 'return')}")
     print_table(["switches", "detected", "median delay (steps)", "90th pct delay", "max delay", "false alarms / 100k steps"],
                 [[summary["switches"], summary["detected"], summary["median_delay_steps"],
                   float(np.percentile(found, 90)) if found else None, summary["max_delay_steps"],
@@ -120,15 +147,17 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--backend", default="processes")
-    parser.add_argument("--steps-per-task", type=int, default=15_000)
+    parser.add_argument("--steps-per-task", type=int, default=10_000)
+    parser.add_argument("--stream", choices=sorted(CARTPOLE_STREAMS), default="interfering", help="cartpole: which stream of tasks")
     parser.add_argument("--strategies", nargs="+", default=["finetune", "ewc", "replay", "packnet"])
-    parser.add_argument("--ewc-lambda", type=float, default=100.0)
+    parser.add_argument("--ewc-lambda", type=float, default=1e5, help="cartpole: EWC's λ (with the policy Fisher)")
     parser.add_argument("--eval-episodes", type=int, default=5)
     parser.add_argument("--steps", type=int, default=300_000, help="drift: steps lived per seed")
     parser.add_argument("--segment", type=int, default=25_000, help="drift: steps between two unannounced switches")
     parser.add_argument("--transfer", default="probe", help="drift: what a detected new task starts from")
-    parser.add_argument("--goals", choices=sorted(DRIFT_GOALS), default="antichain", help="drift: the goals the world cycles through")
-    parser.add_argument("--lifelong", nargs="*", default=[], metavar="KEY=VALUE", help="drift: LifelongConfig overrides (detector settings)")
+    parser.add_argument("--goals", choices=sorted(DRIFT_GOALS), default="spread", help="drift: the goals the world cycles through")
+    parser.add_argument("--lifelong", nargs="*", default=[], metavar="KEY=VALUE", help="LifelongConfig overrides (consolidation, detector settings)")
+    parser.add_argument("--dqn", nargs="*", default=[], metavar="KEY=VALUE", help="cartpole: DQN config overrides")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args()
     started = time.time()

@@ -3,6 +3,11 @@
 With the default descriptor the dynamics are exactly Gymnasium's CartPole-v1 (same equations, same
 time limit 500 and reward threshold 475 at registration). ``info["task"]`` holds the descriptor;
 ``append_task=True`` appends the descriptor, as ratios to CartPole-v1's values, to the observation.
+
+``force_mag`` is signed: its magnitude is the push's strength and a negative value reverses the push
+direction (action 1 pushes the cart left, action 0 right), so a task's optimal actions are the mirror
+image of CartPole-v1's — tasks one network can only hold together by reading the descriptor. Every
+other parameter must be positive, and the force must not be zero.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from llmagentos.core.errors import UsageError
 
 #: descriptor key -> CartPole-v1's value; ``pole_length`` is the full length (CartPoleEnv's ``length`` is half of it)
 DEFAULTS: dict[str, float] = {"pole_length": 1.0, "pole_mass": 0.1, "cart_mass": 1.0, "gravity": 9.8, "force_mag": 10.0}
+#: parameters whose sign means something (negative force_mag: action 1 pushes left); the others must be positive
+SIGNED = frozenset({"force_mag"})
 
 
 def task_vector(task: dict[str, float]) -> np.ndarray:
@@ -40,7 +47,7 @@ class CartPoleFamily(CartPoleEnv):
         self.append_task = bool(append_task)
         if self.append_task:
             base = self.observation_space
-            low = np.concatenate([base.low, np.zeros(len(DEFAULTS), np.float32)])
+            low = np.concatenate([base.low, np.full(len(DEFAULTS), -1e3, np.float32)])  # force_mag's ratio may be negative
             high = np.concatenate([base.high, np.full(len(DEFAULTS), 1e3, np.float32)])
             self.observation_space = spaces.Box(low, high, dtype=np.float32)
         self.set_task({"pole_length": pole_length, "pole_mass": pole_mass, "cart_mass": cart_mass,
@@ -52,9 +59,10 @@ class CartPoleFamily(CartPoleEnv):
         if unknown:
             raise UsageError(f"CartPoleFamily has no parameter {sorted(unknown)[0]!r}; its parameters are {', '.join(DEFAULTS)}")
         values = {k: float(task.get(k, v)) for k, v in DEFAULTS.items()}
-        bad = [k for k, v in values.items() if not v > 0 or not np.isfinite(v)]
+        bad = [k for k, v in values.items() if not np.isfinite(v) or not (v != 0 if k in SIGNED else v > 0)]
         if bad:
-            raise UsageError(f"CartPoleFamily's {bad[0]} must be a positive number, got {values[bad[0]]}")
+            kind = "a non-zero number (negative reverses the push)" if bad[0] in SIGNED else "a positive number"
+            raise UsageError(f"CartPoleFamily's {bad[0]} must be {kind}, got {values[bad[0]]}")
         self.task = values
         self.gravity = values["gravity"]
         self.masscart = values["cart_mass"]
@@ -62,7 +70,7 @@ class CartPoleFamily(CartPoleEnv):
         self.total_mass = self.masspole + self.masscart
         self.length = values["pole_length"] / 2.0  # CartPoleEnv's length is half the pole
         self.polemass_length = self.masspole * self.length
-        self.force_mag = values["force_mag"]
+        self.force_mag = values["force_mag"]  # CartPoleEnv pushes +force_mag on action 1: a negative one mirrors the actions
         self._vector = task_vector(values)
 
     def _with_task(self, obs: np.ndarray) -> np.ndarray:

@@ -103,6 +103,8 @@ def _short(value: Any) -> str:
 class CartPoleFamily(TaskFamily):
     """CartPole physics: each parameter uniform in ``[low, high]`` (ranges ⊂ positive reals, CartPole-v1 inside).
 
+    A descriptor may also give a negative ``force_mag`` (the push direction reversed; never drawn by ``sample``).
+
     Args:
         ranges: parameter -> ``[low, high]``; a parameter left out stays at CartPole-v1's value.
     """
@@ -143,10 +145,15 @@ class CartPoleFamily(TaskFamily):
         if unknown:
             raise UsageError(f"the cartpole family has no parameter {sorted(unknown)[0]!r}; its parameters are "
                              f"{', '.join(self.defaults)}")
+        from llmagentos.envs.cartpole_family import SIGNED
+
         out = {}
         for k, v in self.defaults.items():
             value = task.get(k, v)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
+            number = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+            if k in SIGNED and not (number and value != 0):  # a negative force reverses the push direction
+                raise UsageError(f"cartpole task parameter {k} must be a non-zero number (negative reverses the push), got {value!r}")
+            if k not in SIGNED and not (number and value > 0):
                 raise UsageError(f"cartpole task parameter {k} must be a positive number, got {value!r}")
             out[k] = float(value)
         return out

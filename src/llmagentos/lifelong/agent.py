@@ -54,6 +54,12 @@ class LifelongConfig(ConsolidationConfig, DetectionConfig):
                 raise UsageError(f"lifelong {name} must be positive, got {getattr(self, name)}")
         if not 0.0 < self.temperature:
             raise UsageError(f"lifelong temperature must be > 0, got {self.temperature}")
+        for name in ("replay_td_weight", "packnet_retrain_steps"):
+            if getattr(self, name) < 0:
+                raise UsageError(f"lifelong {name} must be >= 0, got {getattr(self, name)}")
+        if not (self.packnet_retrain_lr > 0 and self.packnet_retrain_batch > 0):
+            raise UsageError("lifelong packnet_retrain_lr and packnet_retrain_batch must be positive, "
+                             f"got {self.packnet_retrain_lr} and {self.packnet_retrain_batch}")
         if not 0.0 < self.packnet_keep < 1.0:
             raise UsageError(f"lifelong packnet_keep must be in (0, 1), got {self.packnet_keep}")
 
@@ -69,11 +75,34 @@ class _PolicyOutputs(torch.nn.Module):
         return self.net.policy_head(self.net.trunk(x))
 
 
+def recent_transitions(buffer: Any, n: int, rng: np.random.Generator, recent: int) -> dict[str, np.ndarray] | None:
+    """Up to ``n`` distinct rows drawn uniformly from the ``recent`` rows a ReplayBuffer stored last (None if empty)."""
+    from llmagentos.learners.common.buffers import ReplayBatch
+
+    k = min(int(recent), len(buffer))
+    if k <= 0:
+        return None
+    rows = (buffer.pos - 1 - rng.choice(k, size=min(n, k), replace=False)) % buffer.capacity
+    return {f: getattr(buffer, f)[rows].copy() for f in ReplayBatch.FIELDS}
+
+
 def network_view(learner: Agent) -> NetworkView | None:
     """What consolidation protects in ``learner``: DQN's Q-network, a policy-gradient learner's policy; None for tables."""
     if hasattr(learner, "q_net"):
         dtype = learner.buffer.obs.dtype if hasattr(learner, "buffer") else np.float32
-        return NetworkView(learner.q_net, lambda obs: torch.as_tensor(np.asarray(obs, dtype=dtype)))
+        view = NetworkView(learner.q_net, lambda obs: torch.as_tensor(np.asarray(obs, dtype=dtype)))
+        if hasattr(learner, "target_net") and hasattr(getattr(learner, "buffer", None), "n_steps"):
+            from llmagentos.learners.common.buffers import ReplayBatch
+            from llmagentos.learners.dqn import dqn_loss
+
+            c = learner.config
+            # learner.buffer is read at call time: the lifelong agent replaces it at every new task
+            view.transitions = lambda n, rng, recent: recent_transitions(learner.buffer, n, rng, recent)
+            view.td_loss = lambda batch: dqn_loss(learner.q_net, learner.target_net,
+                                                  ReplayBatch(*(torch.as_tensor(batch[f]) for f in ReplayBatch.FIELDS)),
+                                                  c.gamma, getattr(c, "double", False),
+                                                  getattr(c, "loss", "huber") == "huber")[0]
+        return view
     if hasattr(learner, "net") and hasattr(learner.net, "policy_head"):
         return NetworkView(_PolicyOutputs(learner.net),
                            lambda obs: torch.as_tensor(learner._prepare(np.asarray(obs, dtype=np.float32), update=False)),
@@ -209,7 +238,7 @@ class LifelongAgent(Agent):
     def _end_task(self, tasks_left: int | None) -> None:
         states = np.asarray(self._memory) if self._memory else np.zeros((0,))
         if self.consolidation is not None and len(states):
-            self.consolidation.end_task(self.task, states, tasks_left)
+            self.consolidation.end_task(self.task, states, tasks_left, steps=self._seen)
         entry = self.knowledge[self.task]
         entry["weights"] = _weights(self.learner, self.view)
         entry["ended_at"] = self.steps
@@ -442,6 +471,8 @@ def run_drifting(agent: LifelongAgent, world: Any, total_steps: int, seed: int,
         if on_progress is not None and interaction.steps % 500 == 0:
             on_progress(interaction.steps)
     agent.finish()
-    return {"life": life, "switches": world.switch_steps(), "detections": [c["step"] for c in agent.changes],
+    # a switch that took effect at the last step was never lived, so it cannot be noticed: it is not counted
+    return {"life": life, "switches": [s for s in world.switch_steps() if s < interaction.steps],
+            "detections": [c["step"] for c in agent.changes],
             "steps": interaction.steps,
             "knowledge": [{k: v for k, v in e.items() if k != "weights"} for e in agent.knowledge]}

@@ -10,11 +10,13 @@ and evaluation on a given task.
 - ``ewc``: online elastic weight consolidation (Kirkpatrick et al., 2017; the online form of Schwarz et
   al., 2018): F* ← γ F* + F_t and θ* ← θ_t at the end of each task, penalty (λ/2) Σ_i F*_i (θ_i − θ*_i)²,
   with the diagonal Fisher of the network's own softmax policy on the agent's own states.
-- ``replay``: experience replay of past tasks with behaviour cloning (CLEAR, Rolnick et al., 2019): states
-  kept from each past task with the network's outputs when the task ended; every update adds
-  KL(π_old ‖ π_θ) + ‖q_θ − q_old‖² on a batch of them.
+- ``replay``: experience replay of past tasks (CLEAR, Rolnick et al., 2019): transitions kept from each past
+  task with the network's outputs when the task ended; every update adds, on a batch of them, the learner's
+  own RL loss (DQN's TD loss, so old tasks keep being learned off-policy) and behaviour and value cloning,
+  KL(π_old ‖ π_θ) + ‖q_θ − q_old‖². Learners without a replay memory (policy gradient) keep states and clone only.
 - ``packnet``: parameter isolation (Mallya & Lazebnik, 2018): at the end of each task the largest free
-  weights are kept for it and frozen, the rest are zeroed and left to later tasks; evaluating task j
+  weights are kept for it, the rest are zeroed and left to later tasks, the kept weights are retrained
+  alone on the task's transitions (where the learner has a TD loss) and then frozen; evaluating task j
   uses only the weights of tasks ≤ j.
 """
 
@@ -44,9 +46,13 @@ class ConsolidationConfig:
     temperature: float = param(1.0, "softmax temperature τ turning network outputs into a policy (Fisher, cloning)")
     replay_per_task: int = param(500, "states kept from each past task for replay")
     replay_batch: int = param(32, "replayed states per learner update")
+    replay_td_weight: float = param(1.0, "weight of the learner's TD loss on replayed old transitions (CLEAR's RL term; learners with a replay memory)")
     bc_policy_weight: float = param(1.0, "weight of the policy-cloning term KL(π_old ‖ π_θ)")
     bc_value_weight: float = param(1.0, "weight of the output-cloning term ‖q_θ − q_old‖²")
     packnet_keep: float = param(0.5, "share of free weights PackNet keeps for a task when the number of tasks is unknown")
+    packnet_retrain_steps: int = param(500, "gradient steps PackNet retrains a task's kept weights after pruning (0: no retraining)")
+    packnet_retrain_lr: float = param(3e-4, "Adam step size of PackNet's retraining")
+    packnet_retrain_batch: int = param(128, "transitions per retraining step")
 
 
 @dataclass
@@ -58,6 +64,11 @@ class NetworkView:
     preprocess: Callable[[np.ndarray], torch.Tensor]
     #: whether the outputs score discrete actions (Q-values, logits); False for Gaussian means
     discrete: bool = True
+    #: (n, rng, recent) -> up to n distinct transitions (ReplayBatch fields as arrays) drawn from the learner's
+    #: ``recent`` most recently stored ones; None when the learner keeps no replay memory
+    transitions: Callable[[int, np.random.Generator, int], dict[str, np.ndarray] | None] | None = None
+    #: transitions -> the learner's own RL loss on them (DQN's TD loss), with gradients into ``module``
+    td_loss: Callable[[dict[str, np.ndarray]], torch.Tensor] | None = None
 
     def outputs(self, observations: np.ndarray) -> torch.Tensor:
         """Network outputs (B, K) for a batch of observations, with gradients."""
@@ -115,8 +126,8 @@ class Consolidation:
     def after_update(self) -> None:
         """Called after every learner update (PackNet re-freezes weights here)."""
 
-    def end_task(self, task: int, states: np.ndarray, tasks_left: int | None = None) -> None:
-        """Called when task ``task`` ends, with states the agent saw on it."""
+    def end_task(self, task: int, states: np.ndarray, tasks_left: int | None = None, steps: int = 0) -> None:
+        """Called when task ``task`` ends, with states the agent saw on it and the number of ``steps`` it lived there."""
 
     @contextlib.contextmanager
     def evaluating(self, task: int, current: int) -> Iterator[None]:
@@ -146,7 +157,7 @@ class EWC(Consolidation):
             total = total + (self.fisher[name] * (p - self.anchor[name]).pow(2)).sum()
         return 0.5 * self.config.ewc_lambda * total  # (λ/2) Σ_i F*_i (θ_i − θ*_i)²
 
-    def end_task(self, task: int, states: np.ndarray, tasks_left: int | None = None) -> None:
+    def end_task(self, task: int, states: np.ndarray, tasks_left: int | None = None, steps: int = 0) -> None:
         states = states[-self.config.fisher_states:]
         if len(states) == 0:
             return
@@ -169,8 +180,9 @@ class Replay(Consolidation):
 
     def __init__(self, view: NetworkView, config: ConsolidationConfig, seed: int = 0) -> None:
         super().__init__(view, config, seed)
-        self.states: np.ndarray | None = None
-        self.targets: torch.Tensor | None = None
+        self.states: np.ndarray | None = None  # old tasks' states (the transitions' s when transitions are kept)
+        self.targets: torch.Tensor | None = None  # the network's outputs on them when their task ended
+        self.transitions: dict[str, np.ndarray] | None = None
 
     def penalty(self) -> torch.Tensor | None:
         if self.states is None:
@@ -179,18 +191,28 @@ class Replay(Consolidation):
         idx = self.rng.integers(len(self.states), size=c.replay_batch)
         out = self.view.outputs(self.states[idx])
         old = self.targets[torch.as_tensor(idx)]
-        old_logp = log_policy(old, c.temperature)
-        # KL(π_old ‖ π_θ) = Σ_a π_old(a|s) [log π_old(a|s) − log π_θ(a|s)]
-        kl = (old_logp.exp() * (old_logp - log_policy(out, c.temperature))).sum(-1).mean()
         value = (out - old).pow(2).sum(-1).mean()  # ‖q_θ(s) − q_old(s)‖²
         if not self.view.discrete:  # Gaussian means: cloning them is the squared error alone
             return (c.bc_policy_weight + c.bc_value_weight) * value
-        return c.bc_policy_weight * kl + c.bc_value_weight * value
+        old_logp = log_policy(old, c.temperature)
+        # KL(π_old ‖ π_θ) = Σ_a π_old(a|s) [log π_old(a|s) − log π_θ(a|s)]
+        kl = (old_logp.exp() * (old_logp - log_policy(out, c.temperature))).sum(-1).mean()
+        total = c.bc_policy_weight * kl + c.bc_value_weight * value
+        if self.transitions is not None and c.replay_td_weight > 0:
+            # CLEAR's RL term: the learner's own TD loss on old transitions, y = R + γⁿ max_a' Q'(s', a')
+            total = total + c.replay_td_weight * self.view.td_loss({k: v[idx] for k, v in self.transitions.items()})
+        return total
 
-    def end_task(self, task: int, states: np.ndarray, tasks_left: int | None = None) -> None:
-        if len(states) == 0:
+    def end_task(self, task: int, states: np.ndarray, tasks_left: int | None = None, steps: int = 0) -> None:
+        kept = None
+        if self.view.transitions is not None and self.view.td_loss is not None and steps > 0:
+            kept = self.view.transitions(self.config.replay_per_task, self.rng, steps)
+        if kept is not None:
+            keep = kept["obs"]
+        elif len(states):
+            keep = states[self.rng.permutation(len(states))[: self.config.replay_per_task]]
+        else:
             return
-        keep = states[self.rng.permutation(len(states))[: self.config.replay_per_task]]
         with torch.no_grad():
             targets = self.view.outputs(keep).detach()
         if self.states is None:
@@ -198,11 +220,18 @@ class Replay(Consolidation):
         else:
             self.states = np.concatenate([self.states, keep])
             self.targets = torch.cat([self.targets, targets])
+        if kept is not None:
+            self.transitions = kept if self.transitions is None else \
+                {k: np.concatenate([v, kept[k]]) for k, v in self.transitions.items()}
+        else:  # rows without a transition: replay clones them only
+            self.transitions = None
 
     def state_dict(self) -> dict[str, Any]:
         out = super().state_dict()
         if self.states is not None:
             out.update(states=np.asarray(self.states), targets=self.targets)
+        if self.transitions is not None:
+            out["transitions"] = dict(self.transitions)
         return out
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -210,6 +239,8 @@ class Replay(Consolidation):
         if "states" in state:
             self.states = np.asarray(state["states"])
             self.targets = torch.as_tensor(state["targets"]).clone()
+        if state.get("transitions") is not None:
+            self.transitions = {k: np.array(v, copy=True) for k, v in state["transitions"].items()}
 
 
 class PackNet(Consolidation):
@@ -228,7 +259,7 @@ class PackNet(Consolidation):
                 kept = self.owner[name] >= 0
                 p[kept] = self.frozen[name][kept]
 
-    def end_task(self, task: int, states: np.ndarray, tasks_left: int | None = None) -> None:
+    def end_task(self, task: int, states: np.ndarray, tasks_left: int | None = None, steps: int = 0) -> None:
         share = 1.0 / tasks_left if tasks_left else self.config.packnet_keep
         with torch.no_grad():
             for name, p in self.view.module.named_parameters():
@@ -246,7 +277,28 @@ class PackNet(Consolidation):
                 keep = free & (magnitude >= threshold)
                 owner[keep] = task
                 p[free & ~keep] = 0.0  # pruned: free for later tasks, starting from zero
-            self.frozen = {n: p.detach().clone() for n, p in self.view.module.named_parameters()}
+        self._retrain(task, steps)
+        self.frozen = {n: p.detach().clone() for n, p in self.view.module.named_parameters()}
+
+    def _retrain(self, task: int, steps: int) -> None:
+        """After pruning, train only the weights just kept for ``task`` on its transitions (PackNet's retraining)."""
+        c, view = self.config, self.view
+        if c.packnet_retrain_steps <= 0 or view.transitions is None or view.td_loss is None or steps <= 0:
+            return
+        params = dict(view.module.named_parameters())
+        mine = {n: (self.owner[n] == task) for n in params}
+        held = {n: p.detach().clone() for n, p in params.items()}  # pruned weights stay 0, older tasks' stay put
+        optimizer = torch.optim.Adam(params.values(), lr=c.packnet_retrain_lr)
+        for _ in range(c.packnet_retrain_steps):
+            batch = view.transitions(c.packnet_retrain_batch, self.rng, steps)
+            if batch is None:
+                return
+            optimizer.zero_grad()
+            view.td_loss(batch).backward()
+            optimizer.step()
+            with torch.no_grad():
+                for n, p in params.items():
+                    p[~mine[n]] = held[n][~mine[n]]
 
     @contextlib.contextmanager
     def evaluating(self, task: int, current: int) -> Iterator[None]:

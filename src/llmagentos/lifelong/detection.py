@@ -4,10 +4,11 @@ Two signals betray a change of task: episode returns drop and stay down, and the
 grow because its values no longer fit the world. Each is watched by a one-sided CUSUM (Page, 1954)
 on values standardised against a reference window of recent in-control values:
 
-    z_t = (x_t − μ_ref) / max(σ_ref, σ_min),   g_t = max(0, g_{t−1} + s·z_t − k),   alarm when g_t > h
+    z_t = (x_t − μ_ref) / max(σ_ref, σ_min, ρ·|μ_ref|),   g_t = max(0, g_{t−1} + s·z_t − k),   alarm when g_t > h
 
 (s = −1 watches for a drop, s = +1 for a rise; k is the slack, h the threshold, both in standard
-deviations). Values seen while the statistic is above zero are held back and enter the reference only
+deviations; σ_min and ρ floor the spread, so an agent whose returns are all 500 is not alarmed by a 499).
+Values seen while the statistic is above zero are held back and enter the reference only
 once it returns to zero (all of them, so the reference stays unbiased), so a real shift cannot teach the
 detector that the shift is normal. After an alarm the detector forgets its reference and
 warms up again on the new task.
@@ -28,12 +29,12 @@ class Cusum:
     """A one-sided CUSUM with a self-estimated reference (mean and spread of recent in-control values)."""
 
     def __init__(self, direction: Literal["down", "up"], slack: float = 0.5, threshold: float = 5.0,
-                 window: int = 20, warmup: int = 10, min_scale: float = 1e-3) -> None:
+                 window: int = 20, warmup: int = 10, min_scale: float = 1e-3, min_relative: float = 0.0) -> None:
         if direction not in ("down", "up"):
             raise ValueError(f"direction must be 'down' or 'up', got {direction!r}")
         self.sign = -1.0 if direction == "down" else 1.0
         self.slack, self.threshold = slack, threshold
-        self.window, self.warmup, self.min_scale = window, warmup, min_scale
+        self.window, self.warmup, self.min_scale, self.min_relative = window, warmup, min_scale, min_relative
         self.reference: deque[float] = deque(maxlen=window)
         self.pending: list[float] = []
         self.g = 0.0
@@ -45,7 +46,8 @@ class Cusum:
             self.reference.append(x)
             return False
         ref = np.asarray(self.reference)
-        z = (x - ref.mean()) / max(float(ref.std()), self.min_scale)
+        mean = float(ref.mean())
+        z = (x - mean) / max(float(ref.std()), self.min_scale, self.min_relative * abs(mean))
         self.g = max(0.0, self.g + self.sign * z - self.slack)  # g_t = max(0, g_{t−1} + s·z_t − k)
         if self.g > self.threshold:
             self.reset()
@@ -77,7 +79,8 @@ class DetectionConfig:
     detect_threshold: float = param(10.0, "CUSUM alarm threshold h, in reference standard deviations")
     detect_window: int = param(50, "episodes in the detector's reference window")
     detect_warmup: int = param(20, "episodes watched after a change before the detector may raise another alarm")
-    detect_min_scale: float = param(0.05, "smallest reference standard deviation of returns, in return units (about 5 % of a good return; TD errors use 1 % of it)")
+    detect_min_scale: float = param(0.05, "smallest reference standard deviation of returns, in return units (TD errors use 1 % of it)")
+    detect_min_relative: float = param(0.05, "smallest reference standard deviation as a share of the reference mean's magnitude (returns of 500 get 25)")
 
 
 class ChangeDetector:
@@ -86,8 +89,9 @@ class ChangeDetector:
     def __init__(self, config: Any = None) -> None:
         self.config = config or DetectionConfig()
         c = self.config
-        self.returns = Cusum("down", c.detect_slack, c.detect_threshold, c.detect_window, c.detect_warmup, c.detect_min_scale)
-        self.td = Cusum("up", c.detect_slack, c.detect_threshold, c.detect_window, c.detect_warmup, c.detect_min_scale * 0.01)
+        rel = getattr(c, "detect_min_relative", 0.0)
+        self.returns = Cusum("down", c.detect_slack, c.detect_threshold, c.detect_window, c.detect_warmup, c.detect_min_scale, rel)
+        self.td = Cusum("up", c.detect_slack, c.detect_threshold, c.detect_window, c.detect_warmup, c.detect_min_scale * 0.01, rel)
         self.detections: list[dict[str, Any]] = []
         self._td_sum, self._td_count = 0.0, 0
 
