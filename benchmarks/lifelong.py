@@ -43,13 +43,16 @@ DRIFT_GOALS = {"spread": [[4, 0], [1, 3], [3, 1], [0, 4]], "antichain": [[4, 0],
 CARTPOLE_DQN = {"learning_starts": 1000, "exploration_steps": 5000, "buffer_size": 50_000, "train_freq": 4,
                 "target_update_interval": 250}
 
-#: the CartPole streams. "interfering": the push direction flips from task to task (negative force_mag: action 1
-#: pushes left), with the physics changing too, so what one task teaches a network the next one contradicts unless
-#: the network reads the descriptor appended to its observation; "sampled": 4 physics drawn from the family's ranges
-#: with task seed 0 (similar enough that training on one improves the others: nothing to forget)
+#: the CartPole streams. "interfering": two tasks with CartPole's push direction, then two with it reversed (negative
+#: force_mag: action 1 pushes left), the physics changing too, so what the last two teach a network contradicts the
+#: first two unless the network reads the descriptor appended to its observation; "alternating": the same four
+#: tasks with the direction flipping at every task; "sampled": 4 physics drawn from the family's ranges with task
+#: seed 0 (similar enough that training on one improves the others: nothing to forget)
+_NORMAL = [{}, {"pole_length": 1.5, "cart_mass": 1.5, "force_mag": 12.0}]
+_REVERSED = [{"force_mag": -10.0}, {"pole_length": 0.75, "gravity": 12.0, "force_mag": -12.0}]
 CARTPOLE_STREAMS: dict[str, int | list[dict]] = {
-    "interfering": [{}, {"force_mag": -10.0}, {"pole_length": 1.5, "cart_mass": 1.5, "force_mag": 12.0},
-                    {"pole_length": 0.75, "gravity": 12.0, "force_mag": -12.0}],
+    "interfering": _NORMAL + _REVERSED,
+    "alternating": [_NORMAL[0], _REVERSED[0], _NORMAL[1], _REVERSED[1]],
     "sampled": 4,
 }
 
