@@ -9,6 +9,7 @@ from torch import nn
 
 from llmagentos.core.errors import UsageError
 from llmagentos.learners.maml import MAML, MAMLConfig, SinusoidMAMLConfig, mse_loss, sinusoid_experiment
+from helpers import assert_spec_refused
 
 
 def tiny_problem(seed: int = 0, tasks: int = 2):
@@ -132,14 +133,7 @@ def test_meta_spec_runs_maml_on_sinusoids_from_the_command_line(tmp_path, capsys
     ("meta.config.no_such_field=1", "no_such_field"),
 ])
 def test_bad_meta_specs_exit_2_before_any_run_directory(tmp_path, capsys, override, message):
-    from llmagentos.cli import main
-
-    spec = tmp_path / "maml.yaml"
-    spec.write_text("meta:\n  algo: maml\n  family: sinusoid\n")
-    with pytest.raises(SystemExit) as exit_:
-        main(["run", str(spec), "--set", f"out={tmp_path / 'out'}", "--set", override])
-    assert exit_.value.code == 2 and message in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()
+    assert_spec_refused(tmp_path, capsys, "meta:\n  algo: maml\n  family: sinusoid\n", override, message)
 
 
 def test_maml_rl_on_pointnav_reports_returns_before_and_after_adaptation():

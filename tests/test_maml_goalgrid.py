@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from llmagentos.learners.maml import CategoricalPolicy, GoalGridMAMLConfig, policy_gradient_loss, rl_experiment
+from helpers import assert_spec_refused
 
 
 def small_config(**overrides):
@@ -79,11 +80,4 @@ def test_held_out_goals_are_kept_out_of_training_and_are_the_evaluation_goals():
     ("meta.config.init_std=0.5", "init_std"),  # a Gaussian policy's field: the grid's policy is a softmax
 ])
 def test_bad_goal_grid_specs_exit_2(tmp_path, capsys, override, message):
-    from llmagentos.cli import main
-
-    spec = tmp_path / "maml.yaml"
-    spec.write_text("meta:\n  algo: maml\n  family: goal-grid\n")
-    with pytest.raises(SystemExit) as exit_:
-        main(["run", str(spec), "--set", f"out={tmp_path / 'out'}", "--set", override])
-    assert exit_.value.code == 2 and message in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()
+    assert_spec_refused(tmp_path, capsys, "meta:\n  algo: maml\n  family: goal-grid\n", override, message)

@@ -18,6 +18,16 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from llmagentos.core.errors import UsageError
 from llmagentos.learners import registry
 
+def _pydantic_field(f: dataclasses.Field, hint: Any) -> tuple[Any, Any]:
+    """A dataclass field as pydantic's (type, Field): its default or default factory, and its doc."""
+    doc = f.metadata.get("doc", "")
+    if f.default is not dataclasses.MISSING:
+        return hint, Field(default=f.default, description=doc)
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return hint, Field(default_factory=f.default_factory, description=doc)
+    return hint, Field(description=doc)
+
+
 @functools.lru_cache(maxsize=None)
 def config_model(config_cls: type, name: str | None = None) -> type[BaseModel]:
     """A pydantic model with ``config_cls``'s fields, types, defaults and docs; unknown keys are refused.
@@ -25,15 +35,7 @@ def config_model(config_cls: type, name: str | None = None) -> type[BaseModel]:
     The dataclass stays the one definition: this model is generated from it on demand.
     """
     hints = typing.get_type_hints(config_cls)
-    fields: dict[str, Any] = {}
-    for f in dataclasses.fields(config_cls):
-        doc = f.metadata.get("doc", "")
-        if f.default is not dataclasses.MISSING:
-            fields[f.name] = (hints[f.name], Field(default=f.default, description=doc))
-        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-            fields[f.name] = (hints[f.name], Field(default_factory=f.default_factory, description=doc))
-        else:
-            fields[f.name] = (hints[f.name], Field(description=doc))
+    fields = {f.name: _pydantic_field(f, hints[f.name]) for f in dataclasses.fields(config_cls)}
     model = create_model(name or config_cls.__name__, __config__=ConfigDict(extra="forbid"), **fields)
     model.__doc__ = (config_cls.__doc__ or "").strip() or f"Fields of {config_cls.__name__}."
     return model
@@ -102,10 +104,6 @@ def train_block_model(algo: str) -> type[BaseModel]:
         elif f.name == "config":
             cfg = algo_config_model(algo)
             fields["config"] = (cfg, Field(default_factory=cfg, description=doc or f"{algo} config fields"))
-        elif f.default is not dataclasses.MISSING:
-            fields[f.name] = (hints[f.name], Field(default=f.default, description=doc))
-        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-            fields[f.name] = (hints[f.name], Field(default_factory=f.default_factory, description=doc))
         else:
-            fields[f.name] = (hints[f.name], Field(description=doc))
+            fields[f.name] = _pydantic_field(f, hints[f.name])
     return create_model(model_name(algo, "Train"), __config__=ConfigDict(extra="forbid"), **fields)
