@@ -22,17 +22,17 @@ stopped job continues from its last finished task and ends exactly as an uninter
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmagentos.core.config import apply_overrides, to_dict
+from llmagentos.core.config import apply_overrides
 from llmagentos.core.errors import UsageError
-from llmagentos.core.seeding import derive_seed, seed_everything
+from llmagentos.core.seeding import seed_everything
 from llmagentos.kernel.checkpoint import atomic_write_json, load_state, save_state
+from llmagentos.kernel.validation import FamilyTasksBlock
 from llmagentos.lifelong import metrics
 from llmagentos.lifelong.consolidation import STRATEGIES
 
@@ -44,15 +44,9 @@ class DriftBlock(BaseModel):
     total_steps: int = Field(description="steps lived in the drifting world (tasks change every steps_per_task)")
 
 
-class LifelongBlock(BaseModel):
+class LifelongBlock(FamilyTasksBlock):
     """One lifelong job: a stream of tasks, a learner, the strategies to compare."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    family: str = Field(description="task family: cartpole, goal-grid or pointnav")
-    family_options: dict[str, Any] = Field(default_factory=dict, description="options of the family")
-    tasks: int | list[dict[str, Any]] = Field(default=4, description="number of tasks drawn with task_seed, or the descriptors")
-    task_seed: int = Field(default=0, description="seed that draws the tasks (the same stream for every run seed)")
     steps_per_task: int = Field(description="environment steps on each task")
     append_task: bool = Field(default=False, description="append the task descriptor to observations")
     env_args: dict[str, Any] = Field(default_factory=dict, description="extra keyword arguments for every task's env")

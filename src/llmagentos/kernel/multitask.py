@@ -26,22 +26,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from llmagentos.core.errors import UsageError
 from llmagentos.core.loop import Interaction, evaluate
 from llmagentos.core.seeding import derive_seed, make_rng, seed_everything
+from llmagentos.kernel.validation import FamilyTasksBlock
 
 
-class MultiTaskBlock(BaseModel):
+class MultiTaskBlock(FamilyTasksBlock):
     """One multi-task job: a family, its tasks, a learner and a sharing mode, and a step budget."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    family: str = Field(description="task family: cartpole, goal-grid or pointnav")
-    family_options: dict[str, Any] = Field(default_factory=dict, description="options of the family (goal-grid: size, goals, wall_sets, slips; cartpole: ranges)")
-    tasks: int | list[dict[str, Any]] = Field(default=4, description="number of tasks drawn with task_seed, or the descriptors themselves")
-    task_seed: int = Field(default=0, description="seed that draws the tasks (the same tasks for every run seed)")
     learner: Literal["dqn", "a2c", "ppo"] = Field(default="dqn", description="the single-task learner whose update rule every task uses")
     sharing: Literal["hard", "soft", "conditioned", "independent"] = Field(default="hard", description="how the tasks share weights")
     soft_lambda: float = Field(default=1e-3, description="λ of the soft-sharing penalty λ Σ_i ‖θ_i − θ̄‖²")

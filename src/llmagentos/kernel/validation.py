@@ -107,3 +107,14 @@ def train_block_model(algo: str) -> type[BaseModel]:
         else:
             fields[f.name] = _pydantic_field(f, hints[f.name])
     return create_model(model_name(algo, "Train"), __config__=ConfigDict(extra="forbid"), **fields)
+
+
+class FamilyTasksBlock(BaseModel):
+    """The fields every job kind over a task family shares: which family, its options, and which of its tasks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    family: str = Field(description="task family: cartpole, goal-grid or pointnav")
+    family_options: dict[str, Any] = Field(default_factory=dict, description="options of the family (goal-grid: size, goals, wall_sets, slips; cartpole: ranges)")
+    tasks: int | list[dict[str, Any]] = Field(default=4, description="number of tasks drawn with task_seed, or the descriptors themselves")
+    task_seed: int = Field(default=0, description="seed that draws the tasks (the same tasks for every run seed)")
