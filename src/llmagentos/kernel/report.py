@@ -61,8 +61,9 @@ def _groups(path: Path) -> tuple[str, list[dict[str, Any]]]:
         for job in manifest.get("jobs", []):
             key = json.dumps(job.get("params", {}), sort_keys=True)
             group = groups.setdefault(key, {"params": job.get("params", {}), "jobs": []})
-            group["jobs"].append({"seed": job["seed"], "run_dir": job["run_dir"],
-                                  "summary": finished_summary(job["run_dir"]), "error": job.get("error")})
+            run_dir = job_dir(path, manifest, job["run_dir"])
+            group["jobs"].append({"seed": job["seed"], "run_dir": str(run_dir),
+                                  "summary": finished_summary(run_dir), "error": job.get("error")})
         return "sweep", list(groups.values())
     if (path / "summary.json").exists() or (path / "job.json").exists():
         summary = finished_summary(path)
@@ -70,6 +71,19 @@ def _groups(path: Path) -> tuple[str, list[dict[str, Any]]]:
         return "run", [{"params": {}, "jobs": [{"seed": seed, "run_dir": str(path), "summary": summary,
                                                 "error": None if summary else "not finished"}]}]
     raise UsageError(f"{path} is neither a sweep directory (with {MANIFEST}) nor a run directory (with summary.json)")
+
+
+def job_dir(sweep_dir: Path, manifest: dict[str, Any], run_dir: str) -> Path:
+    """A job's run directory: as recorded, or, when that path was relative to another working directory,
+    the same place under ``sweep_dir`` (the manifest's ``spec.out`` is the recorded sweep directory)."""
+    recorded = Path(run_dir)
+    out = (manifest.get("spec") or {}).get("out")
+    if recorded.is_absolute() or recorded.exists() or not out:
+        return recorded
+    try:
+        return sweep_dir / recorded.relative_to(out)
+    except ValueError:
+        return recorded
 
 
 def _metric_paths(summaries: list[dict[str, Any]]) -> list[tuple[str, tuple[str, ...]]]:
