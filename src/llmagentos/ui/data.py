@@ -52,6 +52,63 @@ def job_kind_sql() -> str:
             "ELSE 'multitask' END ELSE 'train' END")
 
 
+class RunIndex:
+    """The runs table's small columns (no summaries) in an in-memory SQLite database with an index per filter.
+
+    The store's ``runs`` rows carry whole summaries, so every scan of them (a filtered count, the distinct
+    values of a column) reads megabytes on a large store; and the dashboard may not add indexes to a store it
+    only reads. This copy is rebuilt from one scan whenever ``PRAGMA data_version`` says another connection
+    committed (a run recorded or finished), and answers the table's filters, counts and pages in milliseconds.
+    """
+
+    COLUMNS = ("id", "run_dir", "agent", "env", "algo", "status", "created", "kind")
+
+    def __init__(self, reader: "StoreReader") -> None:
+        self.reader = reader
+        self.memory = sqlite3.connect(":memory:", check_same_thread=False)
+        self.memory.execute(f"CREATE TABLE runs ({', '.join(self.COLUMNS)})")
+        for column in ("agent", "env", "algo", "status", "kind", "created"):
+            self.memory.execute(f"CREATE INDEX runs_{column} ON runs ({column}, id)")
+        self.lock = threading.Lock()
+        self.version: Any = None
+        self._watch: sqlite3.Connection | None = None
+        self._choices: dict[str, list[str]] = {}
+
+    def refresh(self) -> Any:
+        """Rebuild the copy if the store changed since the last look; returns the store's change stamp."""
+        if self._watch is None:
+            self._watch = self.reader.connect()
+            if self._watch is None:
+                return None
+        version = self._watch.execute("PRAGMA data_version").fetchone()[0]
+        count = self._watch.execute("SELECT MAX(id) FROM runs").fetchone()[0]  # data_version misses the first look
+        if (version, count) != self.version:
+            rows = self._watch.execute(f"SELECT id, run_dir, agent, env, algo, status, created, {self.reader._kind} "
+                                       "FROM runs").fetchall()
+            self.memory.execute("DELETE FROM runs")
+            self.memory.executemany(f"INSERT INTO runs VALUES ({', '.join('?' * len(self.COLUMNS))})", rows)
+            self._choices = {c: [r[0] for r in self.memory.execute(
+                f"SELECT DISTINCT {c} FROM runs WHERE {c} IS NOT NULL ORDER BY {c}")]
+                for c in ("agent", "env", "algo", "status", "kind")}
+            self.version = (version, count)
+        return self.version
+
+    def page(self, where: str, args: list[Any], limit: int, offset: int) -> tuple[int, list[int], dict[str, list[str]]]:
+        """(matching runs, the ids of one page of them newest first, the values each filter can take)."""
+        with self.lock:
+            self.refresh()
+            clause = f"WHERE {where}" if where else ""
+            total = self.memory.execute(f"SELECT COUNT(*) FROM runs {clause}", args).fetchone()[0]
+            ids = [r[0] for r in self.memory.execute(f"SELECT id FROM runs {clause} ORDER BY id DESC LIMIT ? OFFSET ?",
+                                                     [*args, limit, offset])]
+            return total, ids, self._choices
+
+    def stamp_and_dirs(self) -> tuple[Any, list[str]]:
+        """The store's change stamp and every recorded run directory."""
+        with self.lock:
+            return self.refresh(), [r[0] for r in self.memory.execute("SELECT run_dir FROM runs")]
+
+
 class StoreReader:
     """Read-only queries over one store's index (one SQLite connection per server thread)."""
 
@@ -60,17 +117,22 @@ class StoreReader:
         self.path = self.root / "index.sqlite"
         self._local = threading.local()
         self._kind = job_kind_sql()
+        self.index = RunIndex(self)
+
+    def connect(self) -> sqlite3.Connection | None:
+        """A new read-only connection to the index (None while the store does not exist)."""
+        if not self.path.exists():
+            return None
+        uri = "file:" + quote(str(self.path.resolve())) + "?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, timeout=10.0, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA query_only = ON")
+        return conn
 
     def _conn(self) -> sqlite3.Connection | None:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            if not self.path.exists():
-                return None
-            uri = "file:" + quote(str(self.path.resolve())) + "?mode=ro"
-            conn = sqlite3.connect(uri, uri=True, timeout=10.0, check_same_thread=False)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA query_only = ON")
-            self._local.conn = conn
+            conn = self._local.conn = self.connect()
         return conn
 
     def query(self, sql: str, args: tuple | list = ()) -> list[sqlite3.Row]:
@@ -111,37 +173,25 @@ class StoreReader:
              until: float | None = None, page: int = 1, per_page: int = PAGE_SIZE) -> dict[str, Any]:
         """One page of the runs table, newest first, with the total count and the values each filter can take."""
         where, args = [], []
-        for column, value in (("agent", agent), ("env", env), ("algo", algo), ("status", status)):
+        for column, value in (("agent", agent), ("env", env), ("algo", algo), ("status", status), ("kind", kind)):
             if value:
                 where.append(f"{column} = ?")
                 args.append(value)
-        if kind:
-            where.append(f"({self._kind}) = ?")
-            args.append(kind)
         if since is not None:
             where.append("created >= ?")
             args.append(since)
         if until is not None:
             where.append("created < ?")
             args.append(until)
-        clause = ("WHERE " + " AND ".join(where)) if where else ""
         per_page = max(1, min(int(per_page), MAX_PAGE_SIZE))
         page = max(1, int(page))
-        total_rows = self.query(f"SELECT COUNT(*) AS n FROM runs {clause}", args)
-        total = total_rows[0]["n"] if total_rows else 0
-        rows = self.query(f"SELECT id, run_dir, agent, env, algo, seed, status, created, updated, {self._kind} AS kind, "
-                          f"json_extract(summary, '$.eval.mean_return') AS eval FROM runs {clause} "
-                          "ORDER BY id DESC LIMIT ? OFFSET ?", [*args, per_page, (page - 1) * per_page])
-        return {"total": total, "page": page, "per_page": per_page, "runs": [self._run_row(r) for r in rows],
-                "choices": self.choices()}
-
-    def choices(self) -> dict[str, list[str]]:
-        """The distinct agents, envs, algorithms and statuses among the runs (for the table's filters)."""
-        out = {}
-        for column in ("agent", "env", "algo", "status"):
-            out[column] = [r[0] for r in self.query(f"SELECT DISTINCT {column} FROM runs WHERE {column} IS NOT NULL "
-                                                    f"ORDER BY {column}")]
-        return out
+        total, ids, choices = self.index.page(" AND ".join(where), args, per_page, (page - 1) * per_page)
+        rows = {r["id"]: r for r in self.query(
+            f"SELECT id, run_dir, agent, env, algo, seed, status, created, updated, {self._kind} AS kind, "
+            f"json_extract(summary, '$.eval.mean_return') AS eval FROM runs WHERE id IN ({', '.join('?' * len(ids))})",
+            ids)} if ids else {}
+        return {"total": total, "page": page, "per_page": per_page,
+                "runs": [self._run_row(rows[i]) for i in ids if i in rows], "choices": choices}
 
     @staticmethod
     def _run_row(r: sqlite3.Row) -> dict[str, Any]:
@@ -156,14 +206,6 @@ class StoreReader:
             return None
         r = rows[0]
         return {**self._run_row(r), "summary": _loads(r["summary"]), "error": r["error"], "task_id": r["task_id"]}
-
-    def run_dirs(self) -> list[str]:
-        return [r[0] for r in self.query("SELECT run_dir FROM runs")]
-
-    def runs_version(self) -> tuple[int, float]:
-        """(count, last update) of the runs table: changes whenever a run is recorded or updated."""
-        rows = self.query("SELECT COUNT(*), MAX(updated) FROM runs")
-        return (rows[0][0], rows[0][1] or 0.0) if rows else (0, 0.0)
 
     def run_ids_for(self, run_dirs: list[str]) -> dict[str, int]:
         """The ids of the recorded runs among ``run_dirs`` (absolute paths), by path."""
@@ -196,7 +238,7 @@ def run_details(record: dict[str, Any]) -> dict[str, Any]:
     files = []
     if run_dir.is_dir():
         for path in sorted(run_dir.rglob("*")):
-            if path.is_file() and "tensorboard" not in path.parts[len(run_dir.parts):]:
+            if path.is_file() and not path.is_symlink() and "tensorboard" not in path.parts[len(run_dir.parts):]:
                 files.append({"path": str(path.relative_to(run_dir)), "bytes": path.stat().st_size})
     config = (summary or {}).get("config") if isinstance((summary or {}).get("config"), dict) else (job or {}).get("config")
     return {**record, "summary": summary, "job": job, "config": config, "files": files,
@@ -269,14 +311,14 @@ class Results:
     def scan(self) -> dict[str, dict[str, Any]]:
         """{absolute path: {path, name, kind, ...}} of every result directory (cached for ``ttl`` seconds)."""
         with self._lock:
-            stamp = self.store.runs_version()
+            stamp, run_dirs = self.store.index.stamp_and_dirs()
             if self._stamp == stamp and time.monotonic() - self._when < self.ttl:
                 return self._found
             found: dict[str, dict[str, Any]] = {}
             for root in self.roots:
                 for directory in _walk(root, SCAN_DEPTH):
                     _classify_into(found, directory)
-            parents = {str(Path(d).parent) for d in self.store.run_dirs()}
+            parents = {str(Path(d).parent) for d in run_dirs}
             for parent in parents | {str(Path(p).parent) for p in parents}:
                 if (Path(parent) / MANIFEST).is_file():
                     _classify_into(found, Path(parent))

@@ -117,14 +117,13 @@ async function agentPage(name) {
 
 // -- runs -------------------------------------------------------------------------------------------
 const RUN_FILTERS = ["kind", "agent", "env", "algo", "status"];
-const KINDS = ["train", "multiagent", "lifelong", "meta", "multitask", "planning"];
 
 async function runsPage() {
   const params = new URLSearchParams(location.search);
   const data = await api(`/api/runs?${params}`);
   const form = el("form", {id: "run-filters", method: "get", action: "/runs"});
   for (const name of RUN_FILTERS) {
-    const options = name === "kind" ? KINDS : data.choices[name];
+    const options = data.choices[name] || [];
     form.append(el("label", {}, name, el("select", {name},
       el("option", {value: "", text: "any"}),
       options.map(o => { const opt = el("option", {value: o, text: o}); if (params.get(name) === o) opt.selected = true; return opt; }))));
