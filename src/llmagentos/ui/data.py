@@ -14,6 +14,7 @@ inside a recorded run directory (:meth:`StoreReader.run_file`).
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -103,10 +104,15 @@ class RunIndex:
                                                      [*args, limit, offset])]
             return total, ids, self._choices
 
-    def stamp_and_dirs(self) -> tuple[Any, list[str]]:
-        """The store's change stamp and every recorded run directory."""
+    def stamp(self) -> Any:
+        """Changes whenever a job commits a change to the store."""
         with self.lock:
-            return self.refresh(), [r[0] for r in self.memory.execute("SELECT run_dir FROM runs")]
+            return self.refresh()
+
+    def run_dirs(self) -> list[str]:
+        with self.lock:
+            self.refresh()
+            return [r[0] for r in self.memory.execute("SELECT run_dir FROM runs")]
 
 
 class StoreReader:
@@ -299,7 +305,7 @@ def overlay(curves: dict[str, list[dict[str, Any]]]) -> dict[str, Any] | None:
 class Results:
     """The result directories under the configured roots and beside recorded runs, found again when they change."""
 
-    def __init__(self, store: StoreReader, roots: list[Path], ttl: float = 5.0) -> None:
+    def __init__(self, store: StoreReader, roots: list[Path], ttl: float = 10.0) -> None:
         self.store = store
         self.roots = [Path(r) for r in roots]
         self.ttl = ttl
@@ -311,17 +317,17 @@ class Results:
     def scan(self) -> dict[str, dict[str, Any]]:
         """{absolute path: {path, name, kind, ...}} of every result directory (cached for ``ttl`` seconds)."""
         with self._lock:
-            stamp, run_dirs = self.store.index.stamp_and_dirs()
+            stamp = self.store.index.stamp()
             if self._stamp == stamp and time.monotonic() - self._when < self.ttl:
                 return self._found
             found: dict[str, dict[str, Any]] = {}
             for root in self.roots:
-                for directory in _walk(root, SCAN_DEPTH):
-                    _classify_into(found, directory)
-            parents = {str(Path(d).parent) for d in run_dirs}
+                if root.is_dir():
+                    _scan_tree(found, root.resolve(), SCAN_DEPTH)
+            parents = {str(Path(d).parent) for d in self.store.index.run_dirs()}
             for parent in parents | {str(Path(p).parent) for p in parents}:
                 if (Path(parent) / MANIFEST).is_file():
-                    _classify_into(found, Path(parent))
+                    _classify_into(found, Path(parent).resolve())
             self._found, self._stamp, self._when = found, stamp, time.monotonic()
             return found
 
@@ -436,45 +442,56 @@ def _headline(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _classify_into(found: dict[str, dict[str, Any]], directory: Path) -> None:
-    key = str(directory.resolve())
+def _classify_into(found: dict[str, dict[str, Any]], directory: Path, names: set[str] | None = None) -> None:
+    """Add ``directory`` to ``found`` if it is a sweep, a lifelong demo or a transfer comparison.
+
+    ``names``: the directory's entries when the caller has listed it already (spares a stat per probe).
+    """
+    key = str(directory)
     if key in found:
         return
-    manifest = directory / MANIFEST
+    has = (lambda name: name in names) if names is not None else (lambda name: (directory / name).is_file())
     entry = None
-    if manifest.is_file():
-        doc = _read_json(manifest) or {}
+    if has(MANIFEST):
+        doc = _read_json(directory / MANIFEST) or {}
         spec = doc.get("spec") or {}
         entry = {"kind": "sweep" if spec.get("kind", "train") == "train" else spec.get("kind"), "source": "sweep",
                  "name": spec.get("name") or directory.name, "jobs": len(doc.get("jobs") or []),
-                 "seeds": len(spec.get("seeds") or []), "started": doc.get("started"), "modified": manifest.stat().st_mtime}
-    elif (directory / "summary.json").is_file() and not (directory / "job.json").is_file():
+                 "seeds": len(spec.get("seeds") or []), "started": doc.get("started"),
+                 "modified": _mtime(directory / MANIFEST)}
+    elif has("summary.json") and not has("job.json"):
         summary = _read_json(directory / "summary.json") or {}
         if "per_seed" in summary and "strategies" in summary:
             entry = {"kind": "lifelong", "source": "demo", "seeds": len(summary["per_seed"])}
         elif "jumpstart" in summary and "curves" in summary:
             entry = {"kind": "transfer", "source": "transfer", "seeds": len(summary.get("seeds") or [])}
         if entry is not None:
-            entry |= {"name": directory.name, "modified": (directory / "summary.json").stat().st_mtime}
+            entry |= {"name": directory.name, "modified": _mtime(directory / "summary.json")}
     if entry is not None:
         found[key] = {"path": key, **entry}
 
 
-def _walk(root: Path, depth: int):
-    """Directories under ``root`` down to ``depth`` levels, not descending into sweeps (their runs are theirs)."""
-    if not root.is_dir():
-        return
-    yield root
-    if depth == 0 or (root / MANIFEST).is_file():
-        return
+def _scan_tree(found: dict[str, dict[str, Any]], directory: Path, depth: int) -> None:
+    """Classify ``directory`` and the directories below it, down to ``depth`` levels; a sweep's or a run's own
+    subdirectories (seeds, checkpoints, TensorBoard) are not entered. One ``scandir`` per directory."""
     try:
-        children = sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink())
+        entries = list(os.scandir(directory))
     except OSError:
         return
-    for child in children:
-        if child.name in ("checkpoints", "tensorboard", "report") or child.name.startswith("."):
-            continue
-        yield from _walk(child, depth - 1)
+    names = {e.name for e in entries}
+    _classify_into(found, directory, names)
+    if depth == 0 or names & {MANIFEST, "summary.json", "job.json"}:
+        return
+    for entry in sorted(entries, key=lambda e: e.name):
+        if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False):
+            _scan_tree(found, directory / entry.name, depth - 1)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _lineage(versions: list[dict[str, Any]], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
