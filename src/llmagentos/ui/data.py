@@ -512,7 +512,7 @@ def _lineage(versions: list[dict[str, Any]], runs: list[dict[str, Any]]) -> list
 def _origin_note(version: dict[str, Any]) -> str:
     meta = version.get("meta") or {}
     if "next_task" in meta:
-        return f"lifelong stream, after task {meta['next_task']}"
+        return f"lifelong stream, after task {meta['next_task'] - 1}"  # next_task counts from 1: tasks from 0
     return "training run" if version.get("run_id") else ""
 
 

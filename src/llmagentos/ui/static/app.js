@@ -56,7 +56,8 @@ function plotDiv(id) { return el("div", {id, class: "plot"}); }
 function pre(value) { return el("pre", {text: JSON.stringify(value, null, 1)}); }
 function layout(title, xTitle, yTitle, extra) {
   return Object.assign({title: {text: title, font: {size: 15}}, margin: {t: 40, r: 20, b: 50, l: 60}, height: 360,
-                        xaxis: {title: {text: xTitle}}, yaxis: {title: {text: yTitle}}, legend: {orientation: "h", y: -0.22}},
+                        xaxis: {title: {text: xTitle}, automargin: true}, yaxis: {title: {text: yTitle}, automargin: true},
+                        legend: {orientation: "h", y: -0.22}},
                        extra || {});
 }
 
@@ -66,7 +67,7 @@ function band(x, mean, low, high, name, color) {
     {x, y: low, mode: "lines", line: {width: 0}, showlegend: false, hoverinfo: "skip", name: `${name} low`},
     {x, y: high, mode: "lines", line: {width: 0}, fill: "tonexty", fillcolor: color.replace("rgb", "rgba").replace(")", ",0.2)"),
      showlegend: false, hoverinfo: "skip", name: `${name} high`},
-    {x, y: mean, mode: "lines+markers", line: {color}, name: `${name} (mean ± 95 % CI)`},
+    {x, y: mean, mode: "lines+markers", line: {color}, marker: {color}, name: `${name} (mean ± 95 % CI)`},
   ];
 }
 const COLORS = ["rgb(31,119,180)", "rgb(255,127,14)", "rgb(44,160,44)", "rgb(214,39,40)", "rgb(148,103,189)",
@@ -300,7 +301,7 @@ function metaView(m) {
   app.append(section(`Return after k adaptation steps (${a.seeds} seed${a.seeds > 1 ? "s" : ""}; bars: 95 % interval)`, plotDiv("adaptation"),
     table(["method", ...a.steps.map(k => `${k} steps`)], Object.entries(a.methods).map(([n, v]) => [n, ...v.mean.map(fmt)]), {id: "adaptation-table"})));
   Plotly.newPlot("adaptation", Object.entries(a.methods).map(([n, v], i) => ({x: a.steps, y: v.mean, name: n, mode: "lines+markers",
-    line: {color: COLORS[i % COLORS.length]}, error_y: {type: "data", array: v.ci95.map(c => c || 0), visible: true}})),
+    line: {color: COLORS[i % COLORS.length]}, marker: {color: COLORS[i % COLORS.length]}, error_y: {type: "data", array: v.ci95.map(c => c || 0), visible: true}})),
     layout("before and after adaptation", "adaptation steps k", "return on held-out tasks", {xaxis: {dtick: 1, title: {text: "adaptation steps k"}}}), PLOT_CONFIG);
 }
 
