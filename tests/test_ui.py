@@ -369,3 +369,22 @@ def test_ui_refuses_a_bad_port_or_host_with_one_sentence(capsys):
             assert exit_.value.code == 2
             err = capsys.readouterr().err
             assert message in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_meta_and_drift_views_summarise_the_seeds_like_the_kernel():
+    from llmagentos.kernel.report import mean_ci
+    from llmagentos.ui.data import lifelong_view, meta_view
+
+    seeds = [{"seed": s, "algo": "maml", "return": {"maml": [0.1 + s, 0.5 + s], "random": [0.0, 0.1 * s]}} for s in range(3)]
+    adaptation = meta_view(seeds)["adaptation"]
+    assert adaptation["steps"] == [0, 1] and adaptation["seeds"] == 3
+    for method in ("maml", "random"):
+        for k in (0, 1):
+            expected = mean_ci([s["return"][method][k] for s in seeds])
+            assert adaptation["methods"][method]["mean"][k] == pytest.approx(expected["mean"])
+            assert adaptation["methods"][method]["ci95"][k] == pytest.approx(expected["ci95"])
+    drift = [{"seed": 0, "strategies": {"finetune": {"switches": [100, 200], "detections": [130, 260], "delays": [30, 60],
+                                                     "false_alarms": [], "false_alarms_per_100k": 0.0, "steps": 300}}}]
+    arm = lifelong_view(drift)["lifelong"]["finetune"]
+    assert arm["metrics"]["detected"] == 2 and arm["metrics"]["median_delay_steps"] == 45.0
+    assert arm["lives"] == [{"seed": 0, "life": [], "boundaries": [100, 200], "alarms": [130, 260], "steps": 300}]

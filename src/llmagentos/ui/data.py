@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 import numpy as np
 
-from llmagentos.kernel.report import _eval_curve, _groups, mean_ci
+from llmagentos.kernel.report import common_eval_curve, mean_ci, sweep_groups
 from llmagentos.kernel.store import default_root
 from llmagentos.kernel.sweep import MANIFEST
 
@@ -289,7 +289,7 @@ def sweep_of(run_dir: Path) -> Path | None:
 def overlay(curves: dict[str, list[dict[str, Any]]]) -> dict[str, Any] | None:
     """Evaluation curves of several runs on the steps they all reached: mean and Student-t 95 % band per step."""
     named = {k: v for k, v in curves.items() if v}
-    found = _eval_curve([{"curve": c} for c in named.values()]) if named else None
+    found = common_eval_curve([{"curve": c} for c in named.values()]) if named else None
     if found is None:
         return None
     steps, ys = found
@@ -350,7 +350,7 @@ class Results:
 
     def _sweep_view(self, directory: Path, kind: str) -> dict[str, Any]:
         manifest = _read_json(directory / MANIFEST) or {}
-        _, groups = _groups(directory)
+        _, groups = sweep_groups(directory)
         ids = self.store.run_ids_for([str(Path(j["run_dir"]).resolve()) for g in groups for j in g["jobs"]])
         jobs = [{"seed": j["seed"], "run_dir": j["run_dir"], "run_id": ids.get(str(Path(j["run_dir"]).resolve())),
                  "params": g["params"], "finished": j["summary"] is not None, "error": j["error"]}
