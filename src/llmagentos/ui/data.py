@@ -82,16 +82,15 @@ class RunIndex:
             if self._watch is None:
                 return None
         version = self._watch.execute("PRAGMA data_version").fetchone()[0]
-        count = self._watch.execute("SELECT MAX(id) FROM runs").fetchone()[0]  # data_version misses the first look
-        if (version, count) != self.version:
-            rows = self._watch.execute(f"SELECT id, run_dir, agent, env, algo, status, created, {self.reader._kind} "
+        if version != self.version:
+            rows = self._watch.execute(f"SELECT id, run_dir, agent, env, algo, status, created, {self.reader.kind_sql} "
                                        "FROM runs").fetchall()
             self.memory.execute("DELETE FROM runs")
             self.memory.executemany(f"INSERT INTO runs VALUES ({', '.join('?' * len(self.COLUMNS))})", rows)
             self._choices = {c: [r[0] for r in self.memory.execute(
                 f"SELECT DISTINCT {c} FROM runs WHERE {c} IS NOT NULL ORDER BY {c}")]
                 for c in ("agent", "env", "algo", "status", "kind")}
-            self.version = (version, count)
+            self.version = version
         return self.version
 
     def page(self, where: str, args: list[Any], limit: int, offset: int) -> tuple[int, list[int], dict[str, list[str]]]:
@@ -122,7 +121,7 @@ class StoreReader:
         self.root = Path(root) if root is not None else default_root()
         self.path = self.root / "index.sqlite"
         self._local = threading.local()
-        self._kind = job_kind_sql()
+        self.kind_sql = job_kind_sql()
         self.index = RunIndex(self)
 
     def connect(self) -> sqlite3.Connection | None:
@@ -163,7 +162,7 @@ class StoreReader:
             "r.run_dir FROM agent_versions v LEFT JOIN tasks t ON t.id = v.task_id "
             "LEFT JOIN runs r ON r.id = v.run_id WHERE v.agent = ? ORDER BY v.version", (name,))]
         runs = [self._run_row(r) | {"summary_agent": _loads(r["summary_agent"])} for r in self.query(
-            f"SELECT id, run_dir, agent, env, algo, seed, status, created, updated, {self._kind} AS kind, "
+            f"SELECT id, run_dir, agent, env, algo, seed, status, created, updated, {self.kind_sql} AS kind, "
             "json_extract(summary, '$.eval.mean_return') AS eval, json_extract(summary, '$.agent') AS summary_agent "
             "FROM runs WHERE agent = ? ORDER BY id", (name,))]
         knowledge = [dict(r) | {"meta": json.loads(r["meta"]), "descriptor": _loads(r["descriptor"])} for r in self.query(
@@ -193,7 +192,7 @@ class StoreReader:
         page = max(1, int(page))
         total, ids, choices = self.index.page(" AND ".join(where), args, per_page, (page - 1) * per_page)
         rows = {r["id"]: r for r in self.query(
-            f"SELECT id, run_dir, agent, env, algo, seed, status, created, updated, {self._kind} AS kind, "
+            f"SELECT id, run_dir, agent, env, algo, seed, status, created, updated, {self.kind_sql} AS kind, "
             f"json_extract(summary, '$.eval.mean_return') AS eval FROM runs WHERE id IN ({', '.join('?' * len(ids))})",
             ids)} if ids else {}
         return {"total": total, "page": page, "per_page": per_page,
@@ -206,7 +205,7 @@ class StoreReader:
                                   "kind", "eval") if k in keys}
 
     def run(self, run_id: int) -> dict[str, Any] | None:
-        rows = self.query(f"SELECT *, {self._kind} AS kind, json_extract(summary, '$.eval.mean_return') AS eval "
+        rows = self.query(f"SELECT *, {self.kind_sql} AS kind, json_extract(summary, '$.eval.mean_return') AS eval "
                           "FROM runs WHERE id = ?", (run_id,))
         if not rows:
             return None
@@ -261,7 +260,7 @@ def read_metrics(run_dir: str | Path, offset: int = 0, limit: int = 4 << 20) -> 
     evals: list[list[float]] = []
     episodes: list[list[float]] = []
     if not path.is_file():
-        return {"offset": offset, "eval": evals, "episodes": episodes, "exists": False}
+        return {"offset": offset, "eval": evals, "episodes": episodes, "exists": False, "more": False}
     with open(path, "rb") as f:
         f.seek(max(0, offset))
         chunk = f.read(limit)
@@ -275,7 +274,8 @@ def read_metrics(run_dir: str | Path, offset: int = 0, limit: int = 4 << 20) -> 
             evals.append([record["step"], record["mean_return"], record.get("std_return")])
         elif record.get("kind") == "episode" and "return" in record:
             episodes.append([record["step"], record["return"]])
-    return {"offset": max(0, offset) + end, "eval": evals, "episodes": episodes, "exists": True}
+    return {"offset": max(0, offset) + end, "eval": evals, "episodes": episodes, "exists": True,
+            "more": len(chunk) == limit and end > 0}  # the read stopped at the limit: ask again from offset
 
 
 def sweep_of(run_dir: Path) -> Path | None:
@@ -310,7 +310,7 @@ class Results:
         self.roots = [Path(r) for r in roots]
         self.ttl = ttl
         self._found: dict[str, dict[str, Any]] = {}
-        self._stamp: tuple[Any, ...] | None = None
+        self._stamp: Any = None
         self._when = 0.0
         self._lock = threading.Lock()
 

@@ -171,10 +171,13 @@ async function runPage(id) {
   const evals = [], episodes = [];
   let offset = 0;
   async function update() {
-    const m = await api(`/api/runs/${id}/metrics?offset=${offset}`);
-    offset = m.offset;
-    evals.push(...m.eval);
-    episodes.push(...m.episodes);
+    let m;
+    do {  // a long log comes in several pieces
+      m = await api(`/api/runs/${id}/metrics?offset=${offset}`);
+      offset = m.offset;
+      evals.push(...m.eval);
+      episodes.push(...m.episodes);
+    } while (m.more);
     Plotly.react("curve", [{x: evals.map(p => p[0]), y: evals.map(p => p[1]), mode: "lines+markers", name: "greedy evaluation",
                             error_y: {type: "data", array: evals.map(p => p[2] || 0), visible: true, thickness: 1}}],
                  layout("greedy evaluation return", "environment steps", "mean return"), PLOT_CONFIG);
