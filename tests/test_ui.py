@@ -388,3 +388,22 @@ def test_meta_and_drift_views_summarise_the_seeds_like_the_kernel():
     arm = lifelong_view(drift)["lifelong"]["finetune"]
     assert arm["metrics"]["detected"] == 2 and arm["metrics"]["median_delay_steps"] == 45.0
     assert arm["lives"] == [{"seed": 0, "life": [], "boundaries": [100, 200], "alarms": [130, 260], "steps": 300}]
+
+
+def test_an_agents_lineage_and_performance_per_task_come_from_the_store(tmp_path):
+    from llmagentos.ui.data import StoreReader
+
+    store = Store(tmp_path / "store")
+    tasks = [store.record_task("llmagentos/GoalGrid-v0", descriptor=[g, 4], name=f"goal-{g}") for g in (0, 4)]
+    for position, task in enumerate(tasks + tasks[:1]):  # a stream that comes back to its first task
+        store.put_agent("arm", {"w": [float(position)]}, algo="lifelong-q-learning", task=task,
+                        meta={"next_task": position + 1})
+        store.add_knowledge(task, "arm", score=float(position), meta={"strategy": "replay", "position": position})
+    view = StoreReader(tmp_path / "store").agent("arm")
+    assert [(e["version"], e["from_version"], e["task"], e["note"]) for e in view["lineage"]] == [
+        (1, None, "goal-0", "lifelong stream (replay), after task 0"),
+        (2, 1, "goal-4", "lifelong stream (replay), after task 1"),
+        (3, 2, "goal-0", "lifelong stream (replay), after task 2")]
+    # current performance: the latest entry per task (the return to goal-0 replaces the first score)
+    assert [(p["task"], p["score"], p["version"]) for p in view["performance"]] == [("goal-0", 2.0, 3), ("goal-4", 1.0, 2)]
+    assert StoreReader(tmp_path / "store").agent("nobody") is None

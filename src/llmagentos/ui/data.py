@@ -170,7 +170,7 @@ class StoreReader:
             "t.name AS task FROM knowledge k LEFT JOIN tasks t ON t.id = k.task_id WHERE k.agent = ? ORDER BY k.id",
             (name,))]
         return {"agent": dict(found[0]), "versions": versions, "runs": runs, "knowledge": knowledge,
-                "lineage": _lineage(versions, runs), "performance": _performance(knowledge)}
+                "lineage": _lineage(versions, runs, knowledge), "performance": _performance(knowledge)}
 
     # -- runs ------------------------------------------------------------------------------------
     def runs(self, *, agent: str | None = None, kind: str | None = None, env: str | None = None,
@@ -494,9 +494,12 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-def _lineage(versions: list[dict[str, Any]], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Where each version came from: the version a run continued, or the stream position a lifelong arm reached."""
+def _lineage(versions: list[dict[str, Any]], runs: list[dict[str, Any]],
+             knowledge: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Where each version came from: the version a run continued, or the stream position (and strategy) a
+    lifelong arm reached."""
     by_run = {r["id"]: r for r in runs}
+    strategy = {k["version"]: k["meta"].get("strategy") for k in knowledge if k["meta"].get("strategy")}
     edges = []
     for v in versions:
         run = by_run.get(v["run_id"]) or {}
@@ -505,14 +508,15 @@ def _lineage(versions: list[dict[str, Any]], runs: list[dict[str, Any]]) -> list
         if source is None and v["version"] > 1:
             source = v["version"] - 1
         edges.append({"version": v["version"], "from_version": source, "run_id": v["run_id"],
-                      "task": v["task"] or v["env"], "note": _origin_note(v)})
+                      "task": v["task"] or v["env"], "strategy": strategy.get(v["version"]),
+                      "note": _origin_note(v, strategy.get(v["version"]))})
     return edges
 
 
-def _origin_note(version: dict[str, Any]) -> str:
+def _origin_note(version: dict[str, Any], strategy: str | None) -> str:
     meta = version.get("meta") or {}
-    if "next_task" in meta:
-        return f"lifelong stream, after task {meta['next_task'] - 1}"  # next_task counts from 1: tasks from 0
+    if "next_task" in meta:  # next_task counts from 1; the R matrix numbers tasks from 0
+        return f"lifelong stream{f' ({strategy})' if strategy else ''}, after task {meta['next_task'] - 1}"
     return "training run" if version.get("run_id") else ""
 
 
