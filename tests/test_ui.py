@@ -83,11 +83,13 @@ def get_json(base: str, path: str) -> dict:
         return json.loads(response.read())
 
 
-def raw_status(base: str, path: str) -> int:
+def raw_status(base: str, path: str, host_header: str | None = None) -> int:
     """The status of GET ``path`` sent exactly as written (no client-side clean-up of ``..``)."""
     host, port = base.removeprefix("http://").split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=30)
-    conn.putrequest("GET", path, skip_accept_encoding=True)
+    conn.putrequest("GET", path, skip_host=host_header is not None, skip_accept_encoding=True)
+    if host_header is not None:
+        conn.putheader("Host", host_header)
     conn.endheaders()
     status = conn.getresponse().status
     conn.close()
@@ -336,6 +338,9 @@ def test_files_are_served_only_from_inside_run_directories(dashboard):
     assert raw_status(base, "/../../etc/passwd") == 404
     assert raw_status(base, "/static/../../../../etc/passwd") == 404
     assert raw_status(base, f"/api/result?path={runs.parent}") == 404  # not a result directory it found
+    # a page elsewhere that points its own DNS name at 127.0.0.1 is refused (DNS rebinding)
+    assert raw_status(base, "/api/agents", host_header="attacker.example") == 400
+    assert raw_status(base, "/api/agents", host_header=f"localhost:{base.rsplit(':', 1)[1]}") == 200
 
 
 def test_the_dashboard_reads_without_writing_or_locking(tmp_path):

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -75,8 +77,14 @@ def _int(text: str | None, default: int, name: str) -> int:
         raise ValueError(f"{name} must be a whole number, got {text!r}") from None
 
 
-def create_app(store_root: str | Path | None = None, roots: list[str | Path] | None = None) -> Starlette:
-    """The dashboard over the store at ``store_root`` and the result directories under ``roots``."""
+def create_app(store_root: str | Path | None = None, roots: list[str | Path] | None = None,
+               host: str = "127.0.0.1") -> Starlette:
+    """The dashboard over the store at ``store_root`` and the result directories under ``roots``, served on ``host``.
+
+    Requests must name this machine (or ``host``) in their Host header: a web page elsewhere cannot reach the
+    dashboard through a DNS name it points at 127.0.0.1 (DNS rebinding). Listening on all addresses
+    (0.0.0.0, ::) accepts any name.
+    """
     store = StoreReader(store_root)
     results = Results(store, [Path(r) for r in (roots if roots is not None else ["runs"])])
 
@@ -197,7 +205,8 @@ def create_app(store_root: str | Path | None = None, roots: list[str | Path] | N
         Route("/files/{id:int}/{path:path}", run_file),
         Route("/static/plotly.min.js", plotly), Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    app = Starlette(routes=routes)
+    hosts = ["*"] if host in ("0.0.0.0", "::", "") else sorted({"127.0.0.1", "localhost", "::1", f"[{host}]", host})
+    app = Starlette(routes=routes, middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)])
     app.state.store = store
     app.state.results = results
     return app

@@ -36,6 +36,6 @@ def serve(host: str = "127.0.0.1", port: int = 8765, store_root: str | Path | No
         raise UsageError(f"llmagentos ui needs the 'ui' extra ({err.name} is missing): "
                          "pip install 'llmagentos[ui]'") from None
     check_address(host, port)
-    app = create_app(store_root, roots)
+    app = create_app(store_root, roots, host)
     print(f"LLMAgentOS dashboard on http://{host}:{port}/  (store {app.state.store.root}; Ctrl-C stops it)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
