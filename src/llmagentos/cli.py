@@ -511,6 +511,21 @@ def report(path: str, out: str | None, as_json: bool) -> None:
         click.echo(f"plot: {plot}")
 
 
+@cli.command()
+@click.option("--port", type=int, default=8765, show_default=True, help="TCP port to listen on.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (127.0.0.1: this machine only; the dashboard has no login).")
+@click.option("--runs", "roots", multiple=True, metavar="DIR",
+              help="Where to look for sweeps, lifelong and transfer results besides the recorded runs' own "
+                   "directories (default: ./runs); repeatable.")
+def ui(port: int, host: str, roots: tuple[str, ...]) -> None:
+    """A local web dashboard over the store and run directories (read-only): agents, runs, live curves, sweeps,
+    lifelong R matrices, multi-agent outcomes, meta-learning and transfer curves."""
+    from llmagentos.ui.server import serve
+
+    serve(host=host, port=port, roots=list(roots) or ["runs"])
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="llmagentos", standalone_mode=False)

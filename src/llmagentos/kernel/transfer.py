@@ -24,8 +24,9 @@ def run_transfer(source: str | Path, env: str, env_args: dict[str, Any] | None =
                  eval_every: int | None = None, eval_episodes: int = 10, threshold: float | None = None,
                  state_map: Sequence[int] | None = None, prior_fraction: float = 0.5, out: str | Path | None = None,
                  quiet: bool = True) -> dict[str, Any]:
-    """Both arms on every seed; returns the metrics (the JSON of ``llmagentos transfer``) and writes the PNG."""
-    from llmagentos.kernel.checkpoint import load_state
+    """Both arms on every seed; returns the metrics (the JSON of ``llmagentos transfer``), also
+    written to ``OUT/summary.json`` beside the PNG."""
+    from llmagentos.kernel.checkpoint import atomic_write_json, load_state
     from llmagentos.kernel.plots import learning_curves
     from llmagentos.kernel.progress import Progress
     from llmagentos.kernel.run import load_agent, make_agent, make_config, make_env, read_job
@@ -88,6 +89,7 @@ def run_transfer(source: str | Path, env: str, env_args: dict[str, Any] | None =
                            out_dir / "transfer.png", f"{job.env} → {env}", "environment steps", "greedy return")
     result.update({"source": str(source), "source_env": job.env, "env": env, "env_args": env_args, "algo": job.algo,
                    "mode": mode, "steps": steps, "seeds": list(seeds), "plot": str(plot)})
+    atomic_write_json(out_dir / "summary.json", result)  # beside the plot, for llmagentos ui and later reading
     return result
 
 
