@@ -14,6 +14,10 @@ __version__ = "0.1.0"
 
 __all__ = ["train", "resume", "plan", "make_agent", "make_env", "make_parallel_env", "__version__"]
 
+# registers the project's worlds with Gymnasium (cheap: string entry points, no torch), so that a user's own script
+# can gymnasium.make("llmagentos/PointNav-v0") after import llmagentos
+import llmagentos.envs  # noqa: E402,F401
+
 
 def train(*args: Any, **kwargs: Any) -> dict[str, Any]:
     from llmagentos.kernel.run import train as _train
