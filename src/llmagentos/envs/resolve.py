@@ -25,7 +25,7 @@ import importlib
 import inspect
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from llmagentos.core.errors import UsageError
@@ -58,6 +58,8 @@ class World:
     make: Callable[[dict[str, Any]], Any]
     #: the Gymnasium id when the world is a registered one (it can then be vectorised by ``gymnasium.make_vec``)
     gym_id: str | None = None
+    #: the arguments an env instance was made with (its Gymnasium spec's kwargs), recorded in the run with ``name``
+    env_args: dict[str, Any] = field(default_factory=dict)
 
 
 def load_plugins() -> None:
@@ -244,8 +246,9 @@ def world_from_object(env: Any) -> World:
     """A world from a Python object: a name (as above), an env instance (each env made is a deep copy of it, so the
     instance itself is never stepped), an env class, or a zero-argument callable returning an env.
 
-    Its ``name`` is what a run records: the instance's Gymnasium id, else ``module:Class`` of its class when that is
-    importable, else ``python:Class`` (a run made from it can be evaluated and resumed in the same process only).
+    Its ``name`` (and ``env_args``) is what a run records, chosen so that a new process makes the same world: a class's
+    ``module:Class``; an instance's Gymnasium id (``module:Id`` when a package registered it) and the arguments it was
+    made with; else ``python:Class``, and a run made from it can be evaluated and resumed in this process only.
     """
     if isinstance(env, str):
         return resolve_world(env)
@@ -256,20 +259,26 @@ def world_from_object(env: Any) -> World:
         name = recorded_name(env)
         return World(name, False, lambda env_args: env(**env_args)) if kind == "gymnasium" else _factory_world(name, env)
     if _is_env_instance(env):
-        name = recorded_name(env)
+        name, args = recorded_name(env), dict(getattr(getattr(env, "spec", None), "kwargs", None) or {})
+
+        def copy_instance(env_args: dict[str, Any]) -> Any:
+            if env_args and env_args != args:
+                raise UsageError("env_args cannot change an env instance; pass its class or a callable to vary them")
+            return copy.deepcopy(env)
+
         if _is_gym_env(env):
-            return World(name, False, lambda env_args: _copy_instance(env, env_args))
-        return World(name, True, lambda env_args: as_parallel(name, _copy_instance(env, env_args)))
+            return World(name, False, copy_instance, env_args=args)
+        return World(name, True, lambda env_args: as_parallel(name, copy_instance(env_args)))
     if callable(env):
         made = env()
         if not _is_env_instance(made):
             raise UsageError(f"env= callable {getattr(env, '__name__', env)!r} returned a {type(made).__name__}, "
                              "not a Gymnasium env or a PettingZoo env")
-        name = recorded_name(made)
+        name, args = recorded_name(made), dict(getattr(getattr(made, "spec", None), "kwargs", None) or {})
         made.close()
         if _is_gym_env(made):
-            return World(name, False, lambda env_args: _call_factory(env, env_args))
-        return World(name, True, lambda env_args: as_parallel(name, _call_factory(env, env_args)))
+            return World(name, False, lambda env_args: _call_factory(env, env_args, args), env_args=args)
+        return World(name, True, lambda env_args: as_parallel(name, _call_factory(env, env_args, args)))
     raise UsageError(f"env= takes an id or module:Id / module:Class string, a Gymnasium or PettingZoo env instance, "
                      f"an env class or a zero-argument callable, not a {type(env).__name__}")
 
@@ -280,14 +289,8 @@ def _is_env_instance(obj: Any) -> bool:
     return _is_gym_env(obj) or isinstance(obj, (ParallelEnv, AECEnv))
 
 
-def _copy_instance(env: Any, env_args: dict[str, Any]) -> Any:
-    if env_args:
-        raise UsageError("env_args cannot change an env instance; pass its class or a callable to vary arguments")
-    return copy.deepcopy(env)
-
-
-def _call_factory(factory: Callable[[], Any], env_args: dict[str, Any]) -> Any:
-    if env_args:
+def _call_factory(factory: Callable[[], Any], env_args: dict[str, Any], recorded: dict[str, Any]) -> Any:
+    if env_args and env_args != recorded:
         raise UsageError("env_args cannot reach a zero-argument env callable; close over the arguments instead")
     return factory()
 
@@ -298,11 +301,14 @@ def recorded_name(env: Any) -> str:
 
     spec = getattr(env, "spec", None)
     if spec is not None and getattr(spec, "id", None) in gym.registry:
-        module = spec.entry_point.partition(":")[0] if isinstance(spec.entry_point, str) else ""
+        entry = spec.entry_point
+        module = entry.partition(":")[0] if isinstance(entry, str) else getattr(entry, "__module__", "")
         # an id a package registers on import is recorded as Gymnasium's module:Id, so a new process can make it
-        builtin = not module or module.split(".")[0] in ("gymnasium", "llmagentos")
+        builtin = not module or module == "__main__" or module.split(".")[0] in ("gymnasium", "llmagentos")
         return spec.id if builtin else f"{module}:{spec.id}"
     cls = env if inspect.isclass(env) else type(getattr(env, "unwrapped", env))
-    if cls.__module__ != "__main__" and "<locals>" not in cls.__qualname__ and "." not in cls.__qualname__:
+    # a class is remade faithfully from module:Class (its arguments are recorded as env_args); an instance made
+    # without Gymnasium's registry is not (its constructor's arguments are unknown), so it stays in this process
+    if inspect.isclass(env) and cls.__module__ != "__main__" and "<" not in cls.__qualname__ and "." not in cls.__qualname__:
         return f"{cls.__module__}:{cls.__qualname__}"
     return f"{PYTHON_PREFIX}{cls.__qualname__}"

@@ -275,13 +275,14 @@ def _record(store: Any, spec: Any, summary: dict[str, Any]) -> None:
                          summary=summary)
 
 
-def load_learner(run_dir: str | Path) -> Any:
-    """The trained multi-agent learner of a finished run (``agent.safetensors`` + ``agent.json``)."""
+def load_learner(run_dir: str | Path, world: Any = None) -> Any:
+    """The trained multi-agent learner of a finished run (``agent.safetensors`` + ``agent.json``); ``world`` replaces
+    the recorded world."""
     from llmagentos.envs.multiagent import make_parallel_env
     from llmagentos.kernel.run import read_job
 
     run_dir = Path(run_dir)
-    spec = read_job(run_dir)
+    spec = read_job(run_dir, world=world)
     name, config = make_multiagent_config(spec)
     env = make_parallel_env(spec.prepare_world(), **spec.env_args)
     learner = make_learner(name, env, config, spec.seed)
@@ -378,14 +379,14 @@ def sweep_game(result: dict[str, Any]) -> Any | None:
         return None
 
 
-def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int | None = None) -> dict[str, Any]:
+def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int | None = None, world: Any = None) -> dict[str, Any]:
     """Greedy returns of a finished multi-agent run's learners on its world (``llmagentos eval RUN``)."""
     from llmagentos.envs.multiagent import make_parallel_env
     from llmagentos.kernel.run import read_job
 
-    job = read_job(Path(run_dir))
+    job = read_job(Path(run_dir), world=world)
     env = make_parallel_env(job.prepare_world(), **job.env_args)
-    learner = load_learner(run_dir)
+    learner = load_learner(run_dir, world=world)
     per_episode = evaluate_parallel(learner, env, episodes, derive_seed(job.seed, "eval") if seed is None else seed)
     team = [float(np.mean(list(r.values()))) for r in per_episode]
     return {"run_dir": str(run_dir), "env": job.env, "algo": job.algo, "episodes": episodes,

@@ -75,6 +75,7 @@ class TrainSpec:
         if self.world is None and not isinstance(self.env, str):  # the Python API's env= object
             self.world = world_from_object(self.env)
             self.env = self.world.name
+            self.env_args = self.env_args or dict(self.world.env_args)
         return self.world if self.world is not None else self.env
 
     def to_json(self) -> dict[str, Any]:
@@ -136,10 +137,11 @@ def save_agent(agent: Agent, base: Path) -> None:
     save_state(base, agent.state_dict(), {**agent_meta(agent), "config": to_dict(agent.config)})
 
 
-def load_agent(run_dir: str | Path, env: Any | None = None) -> Agent:
-    """The trained agent of a finished run (its ``agent.safetensors`` + ``agent.json``)."""
+def load_agent(run_dir: str | Path, env: Any | None = None, world: Any = None) -> Agent:
+    """The trained agent of a finished run (its ``agent.safetensors`` + ``agent.json``); ``world`` replaces the
+    recorded world (see :func:`read_job`)."""
     run_dir = Path(run_dir)
-    job = read_job(run_dir)
+    job = read_job(run_dir, world=world)
     env = env or make_env(job.prepare_world(), job.env_args, wrappers=job.wrappers)
     base = run_dir / "agent"
     _, meta = load_state(base)
@@ -151,7 +153,8 @@ def load_agent(run_dir: str | Path, env: Any | None = None) -> Agent:
 
 # -- run directories ------------------------------------------------------------------------------
 
-def read_job(run_dir: Path) -> TrainSpec:
+def read_job(run_dir: Path, world: Any = None) -> TrainSpec:
+    """The run's job.json as a TrainSpec; ``world`` (a Python object or name) stands in for the recorded world."""
     path = Path(run_dir) / "job.json"
     if not path.exists():
         parent = Path(run_dir).resolve().parent
@@ -160,7 +163,32 @@ def read_job(run_dir: Path) -> TrainSpec:
         raise UsageError(f"{run_dir} is not a run directory (it has no job.json)")
     data = json.loads(path.read_text())
     names = {f.name for f in dataclasses.fields(TrainSpec)} - {"world"}
-    return TrainSpec(**{k: v for k, v in data.items() if k in names})
+    job = TrainSpec(**{k: v for k, v in data.items() if k in names})
+    if world is not None:
+        from llmagentos.envs.resolve import world_from_object
+
+        job.world = world_from_object(world)
+    return job
+
+
+def fresh_run_dir(out: str | Path | None, overwrite: bool = False) -> str | None:
+    """Where a Python API run goes: ``out``, a fresh ``out-2``, ``out-3``, ... when it holds something, or ``out``
+    emptied with ``overwrite=True`` (only when it is a run directory: nothing else is ever deleted)."""
+    if out is None:
+        return None
+    path = Path(out)
+    if not path.exists() or not any(path.iterdir()):
+        return str(path)
+    if overwrite:
+        if not (path / "job.json").exists():
+            raise UsageError(f"overwrite=True replaces a run directory, and {path} is not one (it has no job.json); "
+                             "choose another out")
+        shutil.rmtree(path)
+        return str(path)
+    suffix = 2
+    while (path.parent / f"{path.name}-{suffix}").exists():
+        suffix += 1
+    return str(path.parent / f"{path.name}-{suffix}")
 
 
 def _new_run_dir(spec: TrainSpec) -> Path:
@@ -504,17 +532,17 @@ def resume(run_dir: str | Path, quiet: bool = True, store: Any = None) -> dict[s
         raise
 
 
-def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int | None = None) -> dict[str, Any]:
-    """Greedy returns of a finished run's agent on its env."""
+def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int | None = None, world: Any = None) -> dict[str, Any]:
+    """Greedy returns of a finished run's agent on its env (``world`` replaces the recorded one, see read_job)."""
     if episodes <= 0:
         raise UsageError(f"--episodes must be positive, got {episodes}")
-    job = read_job(Path(run_dir))
+    job = read_job(Path(run_dir), world=world)
     from llmagentos.kernel import multiagent_run
 
     if multiagent_run.is_multiagent_job(job.prepare_world(), job.algo):
-        return multiagent_run.evaluate_run(run_dir, episodes, seed)
+        return multiagent_run.evaluate_run(run_dir, episodes, seed, world=world)
     env = make_env(job.prepare_world(), job.env_args, wrappers=job.wrappers)
-    agent = load_agent(run_dir, env)
+    agent = load_agent(run_dir, env, world=world)
     returns = evaluate(agent, env, episodes, seed=derive_seed(job.seed, "eval") if seed is None else seed)
     return {"run_dir": str(run_dir), "env": job.env, "algo": job.algo, "episodes": episodes,
             "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)), "returns": returns}
