@@ -27,11 +27,13 @@ import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
+from llmagentos.envs.families import TaskFamily
+
 
 class Chain(gym.Env):
     def __init__(self, length=5):
         self.length = length
-        self.observation_space = spaces.Discrete(length)
+        self.observation_space = spaces.Discrete(8)  # one space for every length, so a lifelong stream can vary it
         self.action_space = spaces.Discrete(2)
 
     def reset(self, *, seed=None, options=None):
@@ -76,6 +78,30 @@ class Race(ParallelEnv):
         acted = list(self.agents)
         self.agents = [a for a in acted if not (done[a] or truncated[a])]
         return obs, rewards, done, truncated, {a: {} for a in acted}
+
+
+class ChainFamily(TaskFamily):
+    """Chains of 3 to 7 cells: a task is a chain's length."""
+    name = "chain"
+    env_id = "Chain-v0"
+
+    def __init__(self):
+        self.fixed_kwargs = {}
+
+    def default(self):
+        return {"length": 5}
+
+    def sample(self, rng):
+        return {"length": int(rng.integers(3, 8))}
+
+    def vector(self, task):
+        return np.array([task["length"]], np.float32)
+
+    def validate(self, task):
+        return {"length": int(task.get("length", 5))}
+
+    def make(self, task=None, append_task=False, **kwargs):
+        return gym.make(self.env_id, **self.to_env_kwargs(task or self.default()), **kwargs)
 
 
 def make_chain(**kwargs):
@@ -172,6 +198,29 @@ def test_a_spec_imports_the_module_and_its_runs_evaluate_and_resume_in_new_proce
     assert one_json(run(world_dir, "eval", str(run_dir), "--json"))["mean_return"] == 1.0
     interrupt(run_dir, "step-000000002000")
     assert comparable(one_json(run(world_dir, "resume", str(run_dir), "--json"))) == comparable(summary)
+
+
+def test_a_lifelong_stream_of_your_own_task_family_runs_and_reports_in_new_processes(world_dir):
+    (world_dir / "stream.yaml").write_text(textwrap.dedent("""\
+        imports: [chainworld]
+        out: stream
+        lifelong:
+          family: chainworld:ChainFamily
+          tasks: [{length: 4}, {length: 6}]
+          steps_per_task: 1500
+          learner: q-learning
+          config: {alpha: 0.5, epsilon: 0.1}
+          strategies: [finetune]
+          eval_episodes: 1
+          references: false
+        """))
+    first = one_json(run(world_dir, "run", "stream.yaml", "--json"))
+    assert not first["failed"] and first["runs"][0]["seed"] == 0
+    again = one_json(run(world_dir, "resume", "stream", "--json"))  # the sweep again, in a new process: all done
+    assert again["skipped"] == [0]
+    assert run(world_dir, "report", "stream", "--json").returncode == 0
+    proc = run(world_dir, "run", "stream.yaml", "--set", "lifelong.family=chainworld:Chain", "--set", "out=other")
+    assert proc.returncode == 2 and "not a subclass of llmagentos.envs.families.TaskFamily" in proc.stderr
 
 
 def test_entry_points_declare_factories_and_gymnasium_plugins(world_dir, tmp_path):

@@ -97,13 +97,13 @@ def resolve_wrapper(name: str) -> type:
     import gymnasium as gym
     import gymnasium.wrappers
 
-    from llmagentos.envs.resolve import _import
+    from llmagentos.envs.resolve import import_named
 
     if not isinstance(name, str) or not name:
         raise UsageError(f"a wrapper is named by a string (a gymnasium.wrappers class or module:Class), got {name!r}")
     module_name, colon, attribute = name.partition(":")
     if colon:
-        target = getattr(_import(module_name, f"wrapper {name!r}: cannot import {module_name}"), attribute, None)
+        target = getattr(import_named(module_name, f"wrapper {name!r}: cannot import {module_name}"), attribute, None)
     else:
         target = getattr(gymnasium.wrappers, name, None)
     if not (inspect.isclass(target) and issubclass(target, gym.Wrapper)):

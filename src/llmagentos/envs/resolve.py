@@ -92,10 +92,11 @@ def import_modules(names: list[str] | tuple[str, ...], where: str = "imports") -
     for name in names:
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][\w.]*", name):
             raise UsageError(f"{where}: {name!r} is not a module name like mypkg.envs")
-        _import(name, f"{where}: cannot import {name}")
+        import_named(name, f"{where}: cannot import {name}")
 
 
-def _import(module_name: str, why: str) -> Any:
+def import_named(module_name: str, why: str) -> Any:
+    """The module, or UsageError saying ``why`` it is needed and how it failed to import."""
     try:
         return importlib.import_module(module_name)
     except UsageError:
@@ -132,7 +133,7 @@ def resolve_world(name: str) -> World:
         ours = [i for i in gym.registry if i.startswith("llmagentos/")]
         raise UsageError(f"unknown environment {name!r}; try one of {', '.join(ours)}, any Gymnasium id "
                          "(llmagentos envs lists them all), module:Id-vN, or module:Class")
-    module = _import(module_name, f"environment {name!r}: cannot import {module_name}")
+    module = import_named(module_name, f"environment {name!r}: cannot import {module_name}")
     if not colon:  # a PettingZoo module path: its conventional factory
         attribute = next((f for f in CONVENTIONAL_FACTORIES if callable(getattr(module, f, None))), "")
         if not attribute:
