@@ -398,3 +398,16 @@ def test_a_run_directory_naming_a_callable_is_refused_by_eval_and_resume(tmp_pat
     proc = run(tmp_path, command, "forged")
     assert proc.returncode == 2 and "is not an environment" in proc.stderr
     assert not (tmp_path / "MARKER").exists() and os.listdir(run_dir) == ["job.json"]
+
+
+def test_transfer_to_another_world_of_your_own_module_through_the_same_wrappers(world_dir, tmp_path, capsys):
+    source = llmagentos.train(env="chainworld:Chain", env_args={"length": 4}, algo="q-learning", steps=1500,
+                              eval_episodes=1, wrappers=[{"name": "TimeLimit", "args": {"max_episode_steps": 12}}],
+                              out=tmp_path / "source")
+    code, out, err = cli(["transfer", "--source", source["run_dir"], "--env", "chainworld:Chain", "--env-arg",
+                          "length=6", "--steps", "300", "--seeds", "0", "--eval-every", "100", "--eval-episodes", "1",
+                          "--out", str(tmp_path / "transfer"), "--json"], capsys)
+    assert code == 0, err
+    result = json.loads(out)
+    assert (result["source_env"], result["env"], result["env_args"]) == ("chainworld:Chain", "chainworld:Chain", {"length": 6})
+    assert result["jumpstart"] == 1.0  # "always right", learnt on 4 cells, reaches the end of 6 at once
