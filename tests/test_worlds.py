@@ -276,13 +276,16 @@ def test_python_api_takes_names_classes_instances_and_callables(world_dir, tmp_p
         assert one_json(run(world_dir, "eval", str(tmp_path / name), "--json"))["mean_return"] == 1.0
 
     by_callable = llmagentos.train(env=lambda: Chain(length=3), algo="q-learning", steps=1500, eval_episodes=1,
-                                   out=tmp_path / "callable")
+                                   checkpoint_every=500, out=tmp_path / "callable")
     assert by_callable["env"] == "python:Chain"
     with pytest.raises(UsageError, match="Python object"):
         llmagentos.load(tmp_path / "callable")
     assert llmagentos.evaluate(tmp_path / "callable", episodes=2, env=lambda: Chain(length=3))["mean_return"] == 1.0
     proc = run(world_dir, "eval", str(tmp_path / "callable"))
     assert proc.returncode == 2 and "Python object" in proc.stderr
+    interrupt(tmp_path / "callable", "step-000000001000")
+    resumed = llmagentos.resume(tmp_path / "callable", env=lambda: Chain(length=3))
+    assert comparable(resumed) == comparable(by_callable)
 
     with pytest.raises(UsageError, match="not a run directory|no job.json"):
         (tmp_path / "notes").mkdir()

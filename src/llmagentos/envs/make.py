@@ -37,7 +37,7 @@ def make_env(env_id: Any, env_args: dict[str, Any] | None = None, num_envs: int 
         raise UsageError(f"{world.name} is a multi-agent (PettingZoo) world; train it with a multi-agent algorithm "
                          "(--algo il, jal, ...) or a single-agent algorithm as independent learners")
     env_args = dict(env_args or {})
-    wrap = [_wrapper_thunk(w) for w in wrappers or []]
+    wrap = [_wrapper_thunk(w) for w in check_wrappers(list(wrappers or []))]
 
     def make_one() -> Any:
         env = world.make(env_args)
@@ -129,7 +129,7 @@ def check_wrappers(wrappers: Any) -> list[dict[str, Any]]:
 
 
 def _wrapper_thunk(entry: dict[str, Any]) -> Any:
-    (entry,) = check_wrappers([entry])
+    """``apply(env) -> wrapped env`` for one checked ``{"name", "args"}`` entry."""
     cls, args = resolve_wrapper(entry["name"]), entry["args"]
 
     def apply(env: Any) -> Any:

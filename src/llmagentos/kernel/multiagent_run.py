@@ -53,6 +53,12 @@ def is_multiagent_job(env: Any, algo: str) -> bool:
     return entry.kind == "agent" and is_multiagent_env(env)
 
 
+def refuse_wrappers(spec: Any) -> None:
+    if spec.wrappers:
+        raise UsageError(f"--wrapper applies Gymnasium wrappers to single-agent worlds; {spec.env} is a "
+                         "multi-agent (PettingZoo) world")
+
+
 def make_multiagent_config(spec: Any) -> tuple[str, Any]:
     """(registry name of the multi-agent learner, its config) for a job; a single-agent algo becomes ``il``."""
     from llmagentos.kernel.run import make_config
@@ -189,9 +195,7 @@ class MultiAgentTrainer(Trainer):
         if getattr(spec, "agent", None):
             raise UsageError("--agent continues a stored single-agent learner; multi-agent runs do not take it")
         world = spec.prepare_world()
-        if spec.wrappers:
-            raise UsageError(f"--wrapper applies Gymnasium wrappers to single-agent worlds; {spec.env} is a "
-                             "multi-agent (PettingZoo) world")
+        refuse_wrappers(spec)
         self.spec, self.quiet = spec, quiet
         self.learner_name, self.config = make_multiagent_config(spec)
         seed_everything(spec.seed)
@@ -359,6 +363,7 @@ def validate_multiagent_block(raw: Any) -> Any:
     try:
         spec.validate()
         is_multiagent_job(spec.prepare_world(), spec.algo)
+        refuse_wrappers(spec)
         make_config(spec.algo, spec.config, spec.env)
         make_parallel_env(spec.prepare_world(), **spec.env_args).close()
     except UsageError as err:

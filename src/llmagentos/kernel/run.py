@@ -513,10 +513,11 @@ def _continue_agent(agent: Agent, state: Any, record: Any) -> None:
     agent.load_state_dict(state)
 
 
-def resume(run_dir: str | Path, quiet: bool = True, store: Any = None) -> dict[str, Any]:
-    """Continue a stopped or killed run from its last checkpoint; a finished run returns its summary."""
+def resume(run_dir: str | Path, quiet: bool = True, store: Any = None, world: Any = None) -> dict[str, Any]:
+    """Continue a stopped or killed run from its last checkpoint; a finished run returns its summary (``world``
+    replaces the recorded world, see :func:`read_job`)."""
     run_dir = Path(run_dir)
-    spec = read_job(run_dir)
+    spec = read_job(run_dir, world=world)
     summary_path = run_dir / "summary.json"
     if summary_path.exists():
         return json.loads(summary_path.read_text())
