@@ -121,15 +121,16 @@ def resolve_world(name: str) -> World:
         raise UsageError(f"environment {name!r} was a Python object of the process that trained the run; pass it "
                          "again (llmagentos.load(run, env=...), llmagentos.evaluate(run, env=...)) or train with an "
                          "id, module:Id or module:Class that a new process can make")
-    if name not in gym.registry and ":" not in name:
-        load_plugins()
+    could_be_id = ":" not in name and ("." not in name or "/" in name or _VERSIONED_ID.fullmatch(name) is not None)
+    if name not in gym.registry and could_be_id:
+        load_plugins()  # a package's plugin may register it (a module path such as pettingzoo.classic.rps_v2 cannot be)
     if name in gym.registry:
         return _gym_id_world(name, name)
     declared = next((e for e in _entry_points(ENTRY_POINT_GROUP) if e.name == name), None)
     if declared is not None:
         return _declared_world(name, declared)
     module_name, colon, attribute = name.partition(":")
-    if not colon and ("." not in name or "/" in name or _VERSIONED_ID.fullmatch(name)):
+    if could_be_id:
         ours = [i for i in gym.registry if i.startswith("llmagentos/")]
         raise UsageError(f"unknown environment {name!r}; try one of {', '.join(ours)}, any Gymnasium id "
                          "(llmagentos envs lists them all), module:Id-vN, or module:Class")
