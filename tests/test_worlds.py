@@ -301,11 +301,13 @@ def test_import_llmagentos_registers_its_worlds_without_torch():
     assert proc.returncode == 0, proc.stderr
 
 
-def test_minatar_worlds_resolve_through_their_gymnasium_entry_point():
-    world = resolve_world("MinAtar/Breakout-v1")
-    env = world.make({})
-    obs, _ = env.reset(seed=0)
+def test_installed_packages_worlds_resolve_by_plugin_and_by_module_id():
+    world = resolve_world("MinAtar/Breakout-v1")  # declared through the gymnasium.envs entry point
+    obs, _ = world.make({}).reset(seed=0)
     assert world.gym_id == "MinAtar/Breakout-v1" and obs.shape == (10, 10, 4)
+    world = resolve_world("minigrid:MiniGrid-Empty-5x5-v0")  # registered when minigrid is imported
+    obs, _ = world.make({}).reset(seed=0)
+    assert world.gym_id == "MiniGrid-Empty-5x5-v0" and obs["image"].shape == (7, 7, 3)
 
 
 # -- multi-agent: PettingZoo AEC and agents that leave mid-episode ---------------------------------------
