@@ -177,7 +177,7 @@ def fresh_run_dir(out: str | Path | None, overwrite: bool = False) -> str | None
     if out is None:
         return None
     path = Path(out)
-    if not path.exists() or not any(path.iterdir()):
+    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
         return str(path)
     if overwrite:
         if not (path / "job.json").exists():
