@@ -132,11 +132,10 @@ def resolve_world(name: str) -> World:
         load_plugins()  # a package's plugin may register it (a module path such as pettingzoo.classic.rps_v2 cannot be)
         if name in gym.registry:
             return _gym_id_world(name, name)
-    module_name, colon, attribute = name.partition(":")
-    if could_be_id:
         ours = [i for i in gym.registry if i.startswith("llmagentos/")]
         raise UsageError(f"unknown environment {name!r}; try one of {', '.join(ours)}, any Gymnasium id "
                          "(llmagentos envs lists them all), module:Id-vN, or module:Class")
+    module_name, colon, attribute = name.partition(":")
     module = import_named(module_name, f"environment {name!r}: cannot import {module_name}")
     if not colon:  # a PettingZoo module path: its conventional factory
         attribute = next((f for f in CONVENTIONAL_FACTORIES if callable(getattr(module, f, None))), "")
