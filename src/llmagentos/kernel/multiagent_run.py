@@ -48,7 +48,7 @@ def is_multiagent_job(env: Any, algo: str) -> bool:
     if entry.kind == "multiagent":
         if not is_multiagent_env(env):
             raise UsageError(f"{algo} trains agents of a multi-agent world; choose one of {', '.join(MULTI_AGENT_ENVS)} "
-                             "or a PettingZoo module path (package.module[:factory])")
+                             "or a PettingZoo world by module path (pettingzoo.classic.rps_v2) or module:Class")
         return True
     return entry.kind == "agent" and is_multiagent_env(env)
 
