@@ -49,10 +49,12 @@ def run_transfer(source: str | Path, env: str, env_args: dict[str, Any] | None =
     if not 0.0 < prior_fraction <= 1.0:
         raise UsageError(f"--prior-fraction must be in (0, 1], got {prior_fraction}")
     env_args = dict(env_args or {})
+    job.prepare_world()  # the source's imports, so the target may be a world of the same module
+    wrappers = job.wrappers  # the target is seen through the source's wrappers, as its agent was trained
     _, meta = load_state(source / "agent")  # the config the source was trained with (presets included)
     config = make_config(job.algo, {**meta.get("config", job.config), **dict(overrides or {})})
     num_envs = int(getattr(config, "num_envs", 1) or 1)
-    probe = make_env(env, env_args)
+    probe = make_env(env, env_args, wrappers=wrappers)
     eval_every = eval_every or max(steps // 20, 1)
     if threshold is None:
         threshold = getattr(getattr(probe, "spec", None), "reward_threshold", None)
@@ -65,8 +67,8 @@ def run_transfer(source: str | Path, env: str, env_args: dict[str, Any] | None =
         for seed in seeds:
             for arm in ("scratch", "transfer"):
                 seed_everything(seed)
-                train_env = make_env(env, env_args, num_envs=num_envs)
-                eval_env = make_env(env, env_args)
+                train_env = make_env(env, env_args, num_envs=num_envs, wrappers=wrappers)
+                eval_env = make_env(env, env_args, wrappers=wrappers)
                 agent = make_agent(job.algo, train_env, config=config, seed=seed)
                 if arm == "transfer":
                     source_agent = load_agent(source)
