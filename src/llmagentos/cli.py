@@ -113,7 +113,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     print_table(["env", "algo", "seed", "steps", "episodes", "eval return", "online (last 100)", "solved at", "steps/s"],
                 [[summary["env"], summary["algo"], summary["seed"], summary["steps"], summary["episodes"],
                   summary["eval"]["mean_return"], summary["online"]["mean_return_last_100"], summary["solved_at_step"],
-                  summary["steps_per_second"]]])
+                  round(summary["steps_per_second"])]])
     click.echo(f"run directory: {summary['run_dir']}")
     if summary.get("agent"):
         agent = summary["agent"]
