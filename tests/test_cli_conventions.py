@@ -58,3 +58,10 @@ def test_steps_per_second_column_is_a_whole_number(tmp_path, capsys):
     assert code == 0
     value = out.splitlines()[2].split()[-1]
     assert value.isdigit(), out
+
+
+def test_algos_takes_the_names_to_show(capsys):
+    code, out, _ = cli(["algos", "ppo", "--json"], capsys)
+    assert code == 0 and [a["name"] for a in json.loads(out)["algorithms"]] == ["ppo"]
+    code, _, err = cli(["algos", "ppx"], capsys)
+    assert code == 2 and "unknown algorithm 'ppx'" in err

@@ -7,8 +7,8 @@ or file contents and are not run. An HTML comment right above a block may adjust
 while the page keeps showing the real command:
 
 - ``<!-- doc-test: skip REASON -->``: illustration only (a cluster, a fresh machine); the reason is required.
-- ``<!-- doc-test: replace "OLD" "NEW" -->``: run the block with OLD replaced by NEW (a smaller budget, a
-  concrete path for a placeholder); repeatable, and each OLD must occur in the block.
+- ``<!-- doc-test: replace "OLD" "NEW" ["OLD2" "NEW2" ...] -->``: run the block with each OLD replaced by its
+  NEW (a smaller budget, a concrete path for a placeholder); each OLD must occur in the block.
 
 Any other block that fails (non-zero exit status) fails the test, naming the page, the line and the output.
 """
@@ -30,7 +30,7 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 RUNNABLE = {"bash": "bash", "sh": "bash", "shell": "bash", "python": "python"}
 FENCE = re.compile(r"^```(\w*)\s*$")
 DIRECTIVE = re.compile(r"<!--\s*doc-test:\s*(.*?)\s*-->")
-REPLACE = re.compile(r'replace\s+"((?:[^"\\]|\\.)*)"\s+"((?:[^"\\]|\\.)*)"')
+QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
 BLOCK_TIMEOUT_S = 300
 
 
@@ -44,7 +44,7 @@ class Block:
 
     @property
     def where(self) -> str:
-        return f"{self.page.relative_to(ROOT)}:{self.line}"
+        return f"{self.page.name}:{self.line}"
 
 
 def blocks(page: Path) -> list[Block]:
@@ -79,10 +79,10 @@ def prepared(block: Block) -> str | None:
         if directive.startswith("skip"):
             assert directive[4:].strip(), f"{block.where}: doc-test skip needs a reason"
             return None
-        replacements = REPLACE.findall(directive)
-        assert replacements, f"{block.where}: unknown doc-test directive {directive!r}"
-        for old, new in replacements:
-            old, new = old.replace('\\"', '"'), new.replace('\\"', '"')
+        strings = [q.replace('\\"', '"') for q in QUOTED.findall(directive)]
+        assert directive.startswith("replace") and strings and len(strings) % 2 == 0, \
+            f"{block.where}: unknown doc-test directive {directive!r}"
+        for old, new in zip(strings[::2], strings[1::2]):
             assert old in code, f"{block.where}: doc-test replace: {old!r} is not in the block"
             code = code.replace(old, new)
     return code
@@ -117,9 +117,9 @@ def test_every_documented_block_runs(page: Path, tmp_path: Path) -> None:
 
 def test_directive_parsing(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
-    page.write_text('<!-- doc-test: replace "--steps 100" "--steps 2" -->\n```bash\nx --steps 100\n```\n\n'
+    page.write_text('<!-- doc-test: replace "--steps 100" "--steps 2" "a \\"b\\"" "c" -->\n```bash\nx --steps 100 a "b"\n```\n\n'
                     "```json\n{}\n```\n<!-- doc-test: skip needs a cluster -->\n\n```python\nboom()\n```\n")
     found = blocks(page)
     assert [b.language for b in found] == ["bash", "json", "python"]
-    assert prepared(found[0]) == "x --steps 2\n"
+    assert prepared(found[0]) == "x --steps 2 c\n"
     assert prepared(found[2]) is None

@@ -306,14 +306,16 @@ def _multiagent_env_ids() -> list[str]:
 
 
 @cli.command()
+@click.argument("names", nargs=-1, metavar="[ALGO]...")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
-def algos(as_json: bool) -> None:
-    """List the algorithms with their config fields, types, defaults and docs."""
+def algos(names: tuple[str, ...], as_json: bool) -> None:
+    """List the algorithms (or only those named) with their config fields, types, defaults and docs."""
     from llmagentos.core.config import describe
     from llmagentos.learners import registry
 
+    entries = [registry.get(name) for name in names] if names else list(registry.ALGORITHMS.values())
     out = []
-    for entry in registry.ALGORITHMS.values():
+    for entry in entries:
         out.append({"name": entry.name, "kind": entry.kind, "summary": entry.summary,
                     "config": describe(registry.load(entry.config))})
     if as_json:
