@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import re
 import shutil
 import sys
 import time
@@ -97,6 +98,9 @@ class TrainSpec:
             raise UsageError(f"--eval-episodes must be positive, got {self.eval_episodes}")
         if self.checkpoint_every is not None and self.checkpoint_every <= 0:
             raise UsageError(f"--checkpoint-every must be positive, got {self.checkpoint_every}")
+        if self.config:  # typed by the algorithm's config class, so job.json keeps 0.05, not "0.05"
+            typed = make_config(self.algo, self.config)
+            self.config = {key: getattr(typed, key) for key in self.config}
 
 
 # -- agents ---------------------------------------------------------------------------------------
@@ -191,6 +195,12 @@ def fresh_run_dir(out: str | Path | None, overwrite: bool = False) -> str | None
     return str(path.parent / f"{path.name}-{suffix}")
 
 
+def path_safe(text: str) -> str:
+    """``text`` as one file-name component: an env id such as ``mypkg.envs:Chain-v0`` or ``ALE/Pong-v5`` keeps
+    its letters, digits, dots and dashes; anything else becomes ``-``."""
+    return re.sub(r"[^A-Za-z0-9._=+-]+", "-", text).strip("-.") or "run"
+
+
 def _new_run_dir(spec: TrainSpec) -> Path:
     if spec.out:
         path = Path(spec.out)
@@ -198,7 +208,7 @@ def _new_run_dir(spec: TrainSpec) -> Path:
             raise UsageError(f"--out {path} already exists and is not empty; choose a new directory")
     else:
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        name = f"{spec.env.replace('/', '-')}_{spec.algo}_s{spec.seed}_{stamp}"
+        name = f"{path_safe(spec.env)}_{path_safe(spec.algo)}_s{spec.seed}_{stamp}"
         path = Path("runs") / name
         suffix = 1
         while path.exists():
