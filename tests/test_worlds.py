@@ -410,9 +410,11 @@ def test_transfer_to_another_world_of_your_own_module_through_the_same_wrappers(
                               eval_episodes=1, wrappers=[{"name": "TimeLimit", "args": {"max_episode_steps": 12}}],
                               out=tmp_path / "source")
     code, out, err = cli(["transfer", "--source", source["run_dir"], "--env", "chainworld:Chain", "--env-arg",
-                          "length=6", "--steps", "300", "--seeds", "0", "--eval-every", "100", "--eval-episodes", "1",
+                          "length=6", "--steps", "300", "--seeds", "0", "--eval-every", "100", "--eval-episodes", "5",
                           "--out", str(tmp_path / "transfer"), "--json"], capsys)
     assert code == 0, err
     result = json.loads(out)
     assert (result["source_env"], result["env"], result["env_args"]) == ("chainworld:Chain", "chainworld:Chain", {"length": 6})
-    assert result["jumpstart"] == 1.0  # "always right", learnt on 4 cells, reaches the end of 6 at once
+    # "always right", learnt on 4 cells, carries the agent most of the way along 6; the 2 unseen cells are ties
+    # that greedy evaluation breaks at random, so from scratch the end is rarely reached within the time limit
+    assert result["jumpstart"] > 0.5

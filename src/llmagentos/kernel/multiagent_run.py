@@ -33,7 +33,7 @@ from llmagentos.core.config import to_dict
 from llmagentos.core.errors import UsageError
 from llmagentos.core.seeding import derive_seed, seed_everything
 from llmagentos.kernel.checkpoint import load_state, save_state
-from llmagentos.kernel.run import Trainer
+from llmagentos.kernel.run import Trainer, typed_overrides
 from llmagentos.learners import registry
 
 #: greedy evaluation stops an episode after this many steps when the world does not end it
@@ -198,6 +198,7 @@ class MultiAgentTrainer(Trainer):
         refuse_wrappers(spec)
         self.spec, self.quiet = spec, quiet
         self.learner_name, self.config = make_multiagent_config(spec)
+        spec.config = typed_overrides(spec.algo, spec.config)
         seed_everything(spec.seed)
         self.env = make_parallel_env(world, **spec.env_args)
         self.eval_env = make_parallel_env(world, **spec.env_args)

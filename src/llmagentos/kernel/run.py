@@ -98,9 +98,6 @@ class TrainSpec:
             raise UsageError(f"--eval-episodes must be positive, got {self.eval_episodes}")
         if self.checkpoint_every is not None and self.checkpoint_every <= 0:
             raise UsageError(f"--checkpoint-every must be positive, got {self.checkpoint_every}")
-        if self.config:  # typed by the algorithm's config class, so job.json keeps 0.05, not "0.05"
-            typed = make_config(self.algo, self.config)
-            self.config = {key: getattr(typed, key) for key in self.config}
 
 
 # -- agents ---------------------------------------------------------------------------------------
@@ -114,6 +111,14 @@ def make_config(algo: str, overrides: dict[str, Any] | None = None, env_id: str 
     if env_id is not None and env_id in presets:
         config = apply_overrides(config, presets[env_id], owner=f"{algo} preset for {env_id}")
     return apply_overrides(config, dict(overrides or {}), owner=f"{algo} config")
+
+
+def typed_overrides(algo: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """``--set`` values as the algorithm's config types them, so job.json keeps 0.05, not "0.05"."""
+    if not overrides:
+        return overrides
+    config = make_config(algo, overrides)
+    return {key: getattr(config, key) for key in overrides}
 
 
 def make_agent(algo: str, env: Any, config: Any = None, seed: int = 0, **overrides: Any) -> Agent:
@@ -262,6 +267,7 @@ class Trainer:
         self.run_id: int | None = None
         stored = _stored_agent(spec, store)  # may fill spec.config and spec.agent_version
         self.config = make_config(spec.algo, spec.config, spec.env)
+        spec.config = typed_overrides(spec.algo, spec.config)
         num_envs = int(getattr(self.config, "num_envs", 1) or 1)
         seed_everything(spec.seed)
         world = spec.prepare_world()
