@@ -75,6 +75,17 @@ def windy_grid_episodes() -> str:
             f"For {seeds} the greedy path afterwards is the optimal 15 steps")
 
 
+def dqn_cartpole() -> str:
+    # the documented command: DQN's default CartPole budget (50k steps), evaluated every 2,500 steps
+    runs = [llmagentos("train", "--env", "CartPole-v1", "--algo", "dqn", "--seed", str(seed), "--quiet") for seed in range(5)]
+    finals = [r["eval"]["mean_return"] for r in runs]
+    firsts = [first_reaching(r, 475.0) for r in runs]
+    if min(finals) < 475 or None in firsts:
+        return f"seeds 0–4 end at greedy means {finals} (first ≥ 475 at {[kilo(s) for s in firsts]})"
+    return (f"seeds 0–4 all end at a greedy mean ≥ 475 ({min(finals):g}–{max(finals):g}), first reaching it after a "
+            f"median {kilo(int(statistics.median(firsts)))} steps")
+
+
 def frozenlake_value_iteration() -> str:
     plan = llmagentos("plan", "FrozenLake-v1", "--algo", "value-iteration", "--gamma", "0.99")
     return f'"values": [{plan["values"][0]:.3f}, {plan["values"][1]:.3f}, ...], "policy": [{plan["policy"][0]}, ' \
@@ -82,28 +93,29 @@ def frozenlake_value_iteration() -> str:
 
 
 def hysteretic_beta() -> str:
-    out = {}
-    for beta in ("0.1", "0.05", "0.01"):
-        optimal = 0
-        for seed in range(20):
-            summary = llmagentos("train", "--env", "llmagentos/ClimbingGame-v0", "--algo", "hysteretic", "--steps", "3000",
-                                 "--eval-every", "1000", "--eval-episodes", "1", "--set", f"beta={beta}",
-                                 "--seed", str(seed), "--quiet")
-            optimal += bool(summary["optimal"])
-        out[beta] = optimal
-    return f"β = 0.1 = α (plain independent Q-learning) {out['0.1']}/20 optimal"
+    sweep = llmagentos("run", str(ROOT / "examples" / "multiagent_climbing.yaml"), "--set", "out=climbing", "--quiet")
+    optimal: dict[float, int] = {}
+    at_1_1: dict[float, int] = {}  # runs that settled on the safe joint action (1, 1)
+    for run, job in zip(sweep["runs"], sweep["grid"]):
+        beta = job["params"]["config.beta"]
+        optimal[beta] = optimal.get(beta, 0) + bool(run["optimal"])
+        at_1_1[beta] = at_1_1.get(beta, 0) + (list(run["greedy_joint_action"]) == [1, 1])
+    return (f"β = 0.1 = α (plain independent Q-learning) {optimal[0.1]}/20 optimal ({at_1_1[0.1]} at (1,1)); "
+            f"β = 0.05 {optimal[0.05]}/20 ({at_1_1[0.05]} at (1,1)); β = 0.01 {optimal[0.01]}/20")
 
 
 FIGURES = [
     Figure("ppo-cartpole-steps-to-475", "docs/deep_rl.md",
            "llmagentos train --env CartPole-v1 --algo ppo --steps 100000 --seed S (S = 0..4)", ppo_cartpole),
+    Figure("dqn-cartpole-defaults", "docs/deep_rl.md",
+           "llmagentos train --env CartPole-v1 --algo dqn --seed S (S = 0..4)", dqn_cartpole),
     Figure("td-windy-grid-sarsa", "docs/td.md",
            "llmagentos train --env llmagentos/WindyGridWorld-v0 --algo sarsa --steps 8000 --set gamma=1 "
            "--set alpha=0.5 --set epsilon=0.1 --seed S (S = 0..5)", windy_grid_episodes),
     Figure("planning-frozenlake-vi", "docs/planning.md",
            "llmagentos plan FrozenLake-v1 --algo value-iteration --gamma 0.99 --json", frozenlake_value_iteration),
     Figure("multiagent-hysteretic-beta", "docs/multiagent.md",
-           "llmagentos run examples/multiagent_climbing.yaml (20 seeds per β)", hysteretic_beta),
+           "llmagentos run examples/multiagent_climbing.yaml --json (20 seeds per β)", hysteretic_beta),
 ]
 
 
