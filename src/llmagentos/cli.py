@@ -512,6 +512,50 @@ def report(path: str, out: str | None, as_json: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from llmagentos.kernel.signals import stop_on_signals
+
+    try:
+        with stop_on_signals():
+            guarded_main(argv)
+    except KeyboardInterrupt as stop:  # SIGINT or SIGTERM: the kernel has recorded the stop; one line, the shell's status
+        from llmagentos.kernel.signals import exit_status
+
+        click.echo(f"llmagentos: stopped by {getattr(stop, 'signal_name', 'SIGINT')}"
+                   " (a sweep or checkpointed run continues with llmagentos resume)", err=True)
+        sys.exit(exit_status(stop))
+
+
+def guarded_main(argv: list[str] | None = None) -> None:
+    """:func:`cli_main` with a last resort: an unexpected exception is one line and a crash report, exit 1."""
+    try:
+        cli_main(argv)
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as err:  # noqa: BLE001  (a bug must still end with one line, never a bare traceback)
+        report = write_crash_report(err, argv)
+        click.echo(f"llmagentos: internal error: {type(err).__name__}: {str(err)[:200]} "
+                   f"(this is a bug; crash report: {report})", err=True)
+        sys.exit(1)
+
+
+def write_crash_report(err: BaseException, argv: list[str] | None) -> str:
+    """Write the traceback and the command line to a new file in the temporary folder; returns its path."""
+    import os
+    import tempfile
+    import traceback
+
+    from llmagentos import __version__
+
+    text = (f"llmagentos {__version__} crashed\ncommand: {sys.argv[0] if argv is None else 'llmagentos'} "
+            f"{' '.join(map(str, sys.argv[1:] if argv is None else argv))}\n\n"
+            + "".join(traceback.format_exception(type(err), err, err.__traceback__)))
+    fd, path = tempfile.mkstemp(prefix="llmagentos-crash-", suffix=".txt")
+    with os.fdopen(fd, "w", encoding="utf-8", errors="replace") as f:
+        f.write(text)
+    return path
+
+
+def cli_main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="llmagentos", standalone_mode=False)
     except UsageError as err:
@@ -520,7 +564,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.UsageError as err:
         click.echo(f"llmagentos: error: {err.format_message()}", err=True)
         sys.exit(2)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as abort:
+        if isinstance(abort.__cause__, KeyboardInterrupt):  # a signal: main() names it and exits with its status
+            raise abort.__cause__ from None
         click.echo("llmagentos: aborted", err=True)
         sys.exit(130)
     except click.exceptions.Exit as exit_:

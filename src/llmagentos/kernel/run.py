@@ -9,6 +9,7 @@ Everything is validated before the directory is created, so bad input never leav
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import random
 import shutil
@@ -23,13 +24,16 @@ import numpy as np
 from llmagentos import __version__
 from llmagentos.core.agent import Agent
 from llmagentos.core.config import apply_overrides, to_dict
-from llmagentos.core.errors import UsageError
+from llmagentos.core.errors import UsageError, arguments_refused_as_usage
+from llmagentos.core.limits import check_finite, check_name, check_seed
 from llmagentos.core.loop import Interaction, evaluate
 from llmagentos.core.seeding import derive_seed, seed_everything
 from llmagentos.envs.make import available_envs, make_env  # noqa: F401  (re-exported for kernel users)
-from llmagentos.kernel.checkpoint import atomic_write_json, load_state, save_state
+from llmagentos.kernel.checkpoint import (
+    CheckpointError, atomic_write_json, load_state, read_json, remove_stale_temporaries, save_state)
 from llmagentos.kernel.logging import MetricsLog
 from llmagentos.kernel.progress import Progress
+from llmagentos.kernel.signals import defer_stop_signals, raise_if_stopped, restore_stop_signals
 from llmagentos.learners import registry
 
 #: keys of summary.json that differ between identical runs (timings and paths)
@@ -59,6 +63,14 @@ class TrainSpec:
     agent_version: int | None = None
 
     def validate(self) -> None:
+        check_seed(self.seed, "--seed")
+        if not isinstance(self.env_args, dict):
+            raise UsageError(f"env_args must be a mapping of keyword arguments, got {type(self.env_args).__name__}")
+        check_finite(self.env_args, "--env-arg")
+        if self.threshold is not None:
+            check_finite(float(self.threshold), "--threshold")
+        if self.agent is not None:
+            check_name(self.agent, "--agent name")
         if self.steps is None and self.episodes is None:
             # no budget given: the algorithm's config may suggest one for this env (DEFAULT_STEPS)
             self.steps = getattr(registry.config_class(self.algo), "DEFAULT_STEPS", {}).get(self.env)
@@ -128,6 +140,19 @@ def load_agent(run_dir: str | Path, env: Any | None = None) -> Agent:
 
 # -- run directories ------------------------------------------------------------------------------
 
+JOB_FILE = "job.json"
+
+
+def job_checksum(data: dict[str, Any]) -> str:
+    """The SHA-256 a run's ``job.json`` carries of its own fields, so an edited or torn one is refused."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def write_job(run_dir: Path, spec: TrainSpec) -> None:
+    data = dataclasses.asdict(spec)
+    atomic_write_json(Path(run_dir) / JOB_FILE, {**data, "sha256": job_checksum(data)})
+
+
 def read_job(run_dir: Path) -> TrainSpec:
     path = Path(run_dir) / "job.json"
     if not path.exists():
@@ -135,7 +160,10 @@ def read_job(run_dir: Path) -> TrainSpec:
         if (parent / "sweep.json").exists():  # one seed of a spec's sweep (a meta job, say): the sweep resumes it
             raise UsageError(f"{run_dir} is one job of the sweep in {parent}; resume the sweep: llmagentos resume {parent}")
         raise UsageError(f"{run_dir} is not a run directory (it has no job.json)")
-    data = json.loads(path.read_text())
+    data = read_json(path, "job file")
+    if not isinstance(data, dict) or data.pop("sha256", None) != job_checksum(data):
+        raise UsageError(f"{path} fails its checksum (edited or corrupted after the run was made); "
+                         "refusing to evaluate or resume it")
     names = {f.name for f in dataclasses.fields(TrainSpec)}
     return TrainSpec(**{k: v for k, v in data.items() if k in names})
 
@@ -143,6 +171,8 @@ def read_job(run_dir: Path) -> TrainSpec:
 def _new_run_dir(spec: TrainSpec) -> Path:
     if spec.out:
         path = Path(spec.out)
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"--out {path} is a file, not a directory; choose a new directory")
         if path.exists() and any(path.iterdir()):
             raise UsageError(f"--out {path} already exists and is not empty; choose a new directory")
     else:
@@ -203,8 +233,9 @@ class Trainer:
         self.config = make_config(spec.algo, spec.config, spec.env)
         num_envs = int(getattr(self.config, "num_envs", 1) or 1)
         seed_everything(spec.seed)
-        self.env = make_env(spec.env, spec.env_args, num_envs=num_envs)
-        self.eval_env = make_env(spec.env, spec.env_args)
+        with arguments_refused_as_usage(f"environment {spec.env}"):
+            self.env = make_env(spec.env, spec.env_args, num_envs=num_envs)
+            self.eval_env = make_env(spec.env, spec.env_args)
         self.agent = make_agent(spec.algo, self.env, config=self.config, seed=spec.seed)
         if stored is not None:
             _continue_agent(self.agent, *stored)
@@ -292,11 +323,24 @@ class Trainer:
 
     def _restore(self) -> int | None:
         """Load the latest checkpoint if there is one; returns the number of metrics lines to keep."""
+        remove_stale_temporaries(self.run_dir)
+        remove_stale_temporaries(self.run_dir / "checkpoints")
         pointer = self.run_dir / "checkpoints" / "latest.json"
         if not pointer.exists():
             return 0
-        name = json.loads(pointer.read_text())["checkpoint"]
+        latest = read_json(pointer, "checkpoint pointer")
+        name = latest.get("checkpoint") if isinstance(latest, dict) else None
+        if not isinstance(name, str) or not name.startswith("step-") or "/" in name or ".." in name:
+            raise CheckpointError(f"{pointer} does not name a checkpoint of this run")
         state, _ = load_state(self.run_dir / "checkpoints" / name, expect=self.checkpoint_meta())
+        try:
+            return self._restore_state(state)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
+            raise CheckpointError(f"checkpoint {name} does not hold the state this run needs "
+                                  f"({type(err).__name__}: {err}); refusing to resume from it") from None
+
+    def _restore_state(self, state: dict[str, Any]) -> int:
+        """Put a checkpoint's state back into the agent, the loop and the kernel's bookkeeping."""
         self.agent.load_state_dict(state["agent"])
         self.interaction.load_state(state["interaction"])
         _set_global_rng_state(state["rng"])
@@ -316,7 +360,7 @@ class Trainer:
         if resuming:
             keep = self._restore()
         else:
-            atomic_write_json(self.run_dir / "job.json", dataclasses.asdict(self.spec))
+            write_job(self.run_dir, self.spec)
             keep = 0
         if self.store is not None:
             self.run_id = self.store.record_run(self.run_dir, status="running", env=self.spec.env, algo=self.spec.algo,
@@ -331,8 +375,10 @@ class Trainer:
         step = interaction.step
         by_steps = self.spec.steps is not None
         budget = self.spec.steps if by_steps else self.spec.episodes
+        deferring = defer_stop_signals()
         try:
             while (interaction.steps if by_steps else interaction.episodes) < budget:  # type: ignore[operator]
+                raise_if_stopped()
                 metrics = step()
                 if metrics:
                     sums, counts = self.sums, self.counts
@@ -358,7 +404,13 @@ class Trainer:
                     note = f"eval {self.curve[-1]['mean_return']:.1f}" if self.curve else ""
                     progress.update(done, note)
             self._log_eval(log)
+        except KeyboardInterrupt as stop:  # a stop signal: keep the steps taken so far when the run checkpoints
+            if getattr(stop, "at_safe_point", False) and self.spec.checkpoint_every is not None \
+                    and self._checkpoint_ready():
+                self._checkpoint(log)
+            raise
         finally:
+            restore_stop_signals(deferring)
             progress.close()
             log.close()
         summary = self._summary()
@@ -467,7 +519,7 @@ def resume(run_dir: str | Path, quiet: bool = True, store: Any = None) -> dict[s
     spec = read_job(run_dir)
     summary_path = run_dir / "summary.json"
     if summary_path.exists():
-        return json.loads(summary_path.read_text())
+        return read_json(summary_path, "run summary")
     from llmagentos.kernel import multiagent_run
 
     if multiagent_run.is_multiagent_job(spec.env, spec.algo):

@@ -56,15 +56,33 @@ def _refuse_different_jobs(out: Path, payloads: list[dict[str, Any]], keys: list
                              "with other settings); choose a new output directory or remove that one")
 
 
+def check_sweep_dir(out: Path) -> None:
+    """Refuse an ``out`` the sweep may not write into: a file, or a non-empty directory that is not a sweep's."""
+    from llmagentos.core.errors import UsageError
+
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"the output directory {out} is a file; choose a new directory")
+    if out.is_dir() and not (out / MANIFEST).is_file() and any(out.iterdir()):
+        raise UsageError(f"the output directory {out} is not empty and holds no {MANIFEST} of an earlier sweep; "
+                         "choose a new or empty directory")
+    for parent in out.parents:
+        if parent.exists() and not parent.is_dir():
+            raise UsageError(f"the output directory {out} cannot be made: {parent} is a file")
+
+
 def run_sweep(function: Callable[[Any], Any], payloads: list[dict[str, Any]], out: str | Path,
               manifest: dict[str, Any], backend: str = "inline", workers: int | None = None,
-              ray_address: str | None = None, quiet: bool = True) -> tuple[list[dict[str, Any]], list[int]]:
+              ray_address: str | None = None, quiet: bool = True,
+              on_job_done: Callable[[int, Any], None] | None = None) -> tuple[list[dict[str, Any]], list[int]]:
     """Run every payload (each has an ``out_dir``) not finished yet; returns (results in order, skipped indices).
 
-    ``manifest`` (the spec as JSON) is written to ``out/sweep.json`` with one entry per job, before any
-    job starts and again at the end with each job's status (finished, skipped, failed).
+    ``manifest`` (the spec as JSON) is written to ``out/sweep.json`` with one entry per job before any
+    job starts, and again as each job ends with its status (finished, failed; ``stopped`` when a signal
+    stopped the sweep). ``on_job_done(index, result)`` is called for every job as it ends, and for every
+    job an earlier attempt already finished, so that a caller can record each one (the store does).
     """
     out = Path(out)
+    check_sweep_dir(out)
     keys = [job_key(p) for p in payloads]
     _refuse_different_jobs(out, payloads, keys)
     results: list[Any] = [None] * len(payloads)
@@ -81,11 +99,24 @@ def run_sweep(function: Callable[[Any], Any], payloads: list[dict[str, Any]], ou
                 "status": "finished" if i in skipped else "pending"} for i, p in enumerate(payloads)]
     doc = {**manifest, "jobs": entries, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     atomic_write_json(out / MANIFEST, doc)
+    if on_job_done is not None:
+        for i in skipped:
+            on_job_done(i, results[i])
     progress = Progress(len(payloads), "jobs", enabled=not quiet, label="sweep ")
     progress.update(len(skipped))
     done = [len(skipped)]
 
     def on_result(k: int, result: Any) -> None:
+        i = todo[k]
+        if is_failure(result):
+            result = {**result, "job_index": i}
+        results[i] = result
+        entries[i]["status"] = "failed" if is_failure(result) else "finished"
+        if is_failure(result):
+            entries[i]["error"] = result["error"]
+        atomic_write_json(out / MANIFEST, doc)  # as each job ends, so an interrupted sweep's record is current
+        if on_job_done is not None:
+            on_job_done(i, result)
         done[0] += 1
         progress.update(done[0], f"{sum(1 for r in results if is_failure(r))} failed")
 
@@ -93,17 +124,19 @@ def run_sweep(function: Callable[[Any], Any], payloads: list[dict[str, Any]], ou
     try:
         fresh = run_jobs(function, job_payloads, backend=backend, workers=workers, ray_address=ray_address,
                          on_result=on_result)
+    except KeyboardInterrupt:
+        for entry in entries:  # a job stopped part-way left a run directory; one that never started did not
+            if entry["status"] == "pending" and Path(entry["run_dir"]).exists():
+                entry["status"] = "stopped"
+        doc["stopped"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        atomic_write_json(out / MANIFEST, doc)
+        raise
     finally:
         progress.close()
     for i, result in zip(todo, fresh):
         if is_failure(result):
             result = {**result, "job_index": i}
         results[i] = result
-    for entry, result in zip(entries, results):
-        if entry["status"] == "pending":
-            entry["status"] = "failed" if is_failure(result) else "finished"
-            if is_failure(result):
-                entry["error"] = result["error"]
     doc["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     atomic_write_json(out / MANIFEST, doc)
     return results, skipped
