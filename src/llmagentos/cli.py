@@ -131,6 +131,8 @@ def sweep_options(f):
         click.option("--ray-address", default=None, help='Ray cluster to join ("auto", "ray://head:10001").'),
         click.option("--agent", default=None, metavar="NAME",
                      help="Continue the stored agent NAME on this task (created if new) and save it back."),
+        click.option("--wait", is_flag=True,
+                     help="With --agent: wait while another run trains that agent (default: refuse at once)."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -141,7 +143,7 @@ def sweep_options(f):
 @train_options
 @sweep_options
 def train(env, algo, steps, episodes, seed, overrides, env_args, eval_every, eval_episodes, threshold,
-          checkpoint_every, out, quiet, as_json, seeds, backend, workers, ray_address, agent) -> None:
+          checkpoint_every, out, quiet, as_json, seeds, backend, workers, ray_address, agent, wait) -> None:
     """Train an agent on an environment and write a run directory (--seeds A:B: one job per seed)."""
     from llmagentos.kernel.run import TrainSpec, train as run_train
 
@@ -164,7 +166,7 @@ def train(env, algo, steps, episodes, seed, overrides, env_args, eval_every, eva
                      config=parse_key_values(overrides, "--set"), env_args=parse_env_args(env_args),
                      eval_every=eval_every, eval_episodes=eval_episodes, threshold=threshold,
                      checkpoint_every=checkpoint_every, out=out, agent=agent)
-    summary = run_train(spec, quiet=quiet, store=open_store())
+    summary = run_train(spec, quiet=quiet, store=open_store(), wait=wait)
     emit_json(summary) if as_json else print_summary(summary)
 
 
@@ -438,6 +440,44 @@ def agents_rm(name: str, as_json: bool) -> None:
     """Remove an agent and its blobs (its runs stay in the record)."""
     open_store().remove_agent(name)
     emit_json({"removed": name}) if as_json else click.echo(f"removed agent {name}")
+
+
+@cli.group("store")
+def store_group() -> None:
+    """The store itself: check its index and blobs, or rebuild a lost or corrupted index."""
+
+
+@store_group.command("check")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def store_check(as_json: bool) -> None:
+    """Report every problem of the store (unreadable index, missing or corrupted blobs, blobs not indexed); exit 1 if any."""
+    from llmagentos.kernel.store import check_store, default_root
+
+    problems = check_store()
+    if as_json:
+        emit_json({"store": str(default_root()), "ok": not problems, "problems": problems})
+    else:
+        click.echo(f"store {default_root()}: " + ("ok" if not problems else f"{len(problems)} problem(s)"))
+    for problem in problems:
+        click.echo(f"llmagentos: problem: {problem}", err=True)
+    if problems:
+        sys.exit(1)
+
+
+@store_group.command("rebuild")
+@click.option("--runs", "run_roots", multiple=True, default=("runs",), show_default=True, metavar="DIR",
+              help="Where to look for run and sweep directories to re-index; repeatable.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def store_rebuild(run_roots: tuple[str, ...], as_json: bool) -> None:
+    """Re-index the store from its agent blobs and the run directories under --runs (the old index is kept aside)."""
+    from llmagentos.kernel.store import rebuild_store
+
+    result = rebuild_store(None, list(run_roots))
+    if as_json:
+        emit_json(result)
+        return
+    click.echo(f"store {result['store']}: {result['agent_versions']} agent versions and {result['runs']} runs indexed"
+               + (f"; the old index is kept as {result['old_index']}" if result["old_index"] else ""))
 
 
 @cli.group()

@@ -216,6 +216,22 @@ def _set_global_rng_state(state: dict[str, Any]) -> None:
         torch.set_rng_state(state["torch"])
 
 
+#: the type of each piece of the kernel's bookkeeping a checkpoint carries
+_KERNEL_STATE_TYPES = {"curve": list, "next_eval": int, "next_checkpoint": (int, type(None)), "sums": dict,
+                       "counts": dict, "metrics_lines": int, "elapsed": (int, float), "last_eval": dict}
+
+
+def _check_kernel_state(kernel: Any) -> None:
+    """Raise TypeError unless a checkpoint's kernel state has the types the loop relies on."""
+    if not isinstance(kernel, dict):
+        raise TypeError("the kernel state is not a mapping")
+    for key, types in _KERNEL_STATE_TYPES.items():
+        if not isinstance(kernel.get(key), types) or isinstance(kernel.get(key), bool):
+            raise TypeError(f"kernel.{key} is a {type(kernel.get(key)).__name__}")
+    if not all(isinstance(p, dict) and isinstance(p.get("step"), int) for p in kernel["curve"]):
+        raise TypeError("kernel.curve holds something other than evaluation points")
+
+
 class Trainer:
     """The kernel's training loop for one run: steps, periodic evaluation, logging, checkpoints, summary."""
 
@@ -345,6 +361,7 @@ class Trainer:
         self.interaction.load_state(state["interaction"])
         _set_global_rng_state(state["rng"])
         kernel = state["kernel"]
+        _check_kernel_state(kernel)
         self.curve = kernel["curve"]
         self.next_eval = kernel["next_eval"]
         self.next_checkpoint = kernel["next_checkpoint"]
@@ -356,7 +373,10 @@ class Trainer:
 
     # -- the run ------------------------------------------------------------------------------
     def run(self, resuming: bool = False) -> dict[str, Any]:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UsageError(f"cannot make the run directory {self.run_dir}: {err.strerror}") from None
         if resuming:
             keep = self._restore()
         else:
@@ -453,17 +473,36 @@ class Trainer:
         }
 
 
-def train(spec: TrainSpec | None = None, quiet: bool = True, store: Any = None, **kwargs: Any) -> dict[str, Any]:
+def train(spec: TrainSpec | None = None, quiet: bool = True, store: Any = None, wait: bool = False,
+          **kwargs: Any) -> dict[str, Any]:
     """Run one training job and return its summary (Python API: ``train(env=..., algo=..., steps=...)``).
 
     With ``store`` (a :class:`~llmagentos.kernel.store.Store`) the run is recorded there, and
     ``spec.agent`` names a stored agent to continue (or to create) and save back when the run ends.
+    Only one run trains a stored agent at a time: another one is refused, or with ``wait`` waits its turn.
     """
     spec = spec or TrainSpec(**kwargs)
     from llmagentos.kernel import multiagent_run
 
     if multiagent_run.is_multiagent_job(spec.env, spec.algo):  # PettingZoo worlds have their own loop
         return multiagent_run.train(spec, quiet=quiet, store=store)
+    with _agent_held(spec, store, wait):
+        return _train(spec, quiet, store)
+
+
+def _agent_held(spec: TrainSpec, store: Any, wait: bool) -> Any:
+    """The store's lock on ``spec.agent`` for this run (nothing to hold without an agent or a store)."""
+    import contextlib
+    import os
+
+    if spec.agent is None or store is None:
+        return contextlib.nullcontext()
+    check_name(spec.agent, "--agent name")
+    holder = f"pid {os.getpid()}, {spec.algo} on {spec.env}, started {time.strftime('%Y-%m-%d %H:%M:%S')}"
+    return store.agent_lock(spec.agent, holder, wait=wait)
+
+
+def _train(spec: TrainSpec, quiet: bool, store: Any) -> dict[str, Any]:
     trainer = Trainer(spec, quiet=quiet, store=store)
     try:
         return trainer.run()
@@ -524,12 +563,13 @@ def resume(run_dir: str | Path, quiet: bool = True, store: Any = None) -> dict[s
 
     if multiagent_run.is_multiagent_job(spec.env, spec.algo):
         return multiagent_run.resume(spec, run_dir, quiet=quiet, store=store)
-    trainer = Trainer(spec, run_dir=run_dir, quiet=quiet, store=store)
-    try:
-        return trainer.run(resuming=True)
-    except BaseException as err:
-        _record_stop(trainer, err)
-        raise
+    with _agent_held(spec, store, wait=False):
+        trainer = Trainer(spec, run_dir=run_dir, quiet=quiet, store=store)
+        try:
+            return trainer.run(resuming=True)
+        except BaseException as err:
+            _record_stop(trainer, err)
+            raise
 
 
 def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int | None = None) -> dict[str, Any]:

@@ -98,7 +98,12 @@ def run_sweep(function: Callable[[Any], Any], payloads: list[dict[str, Any]], ou
     entries = [{"job": i, "seed": p["seed"], "params": p.get("params", {}), "run_dir": p["out_dir"], "key": keys[i],
                 "status": "finished" if i in skipped else "pending"} for i, p in enumerate(payloads)]
     doc = {**manifest, "jobs": entries, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    atomic_write_json(out / MANIFEST, doc)
+    try:
+        atomic_write_json(out / MANIFEST, doc)
+    except OSError as err:
+        from llmagentos.core.errors import UsageError
+
+        raise UsageError(f"cannot write the sweep into {out}: {err.strerror}; choose a directory you can write to") from None
     if on_job_done is not None:
         for i in skipped:
             on_job_done(i, results[i])
