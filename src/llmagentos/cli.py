@@ -124,7 +124,7 @@ def print_summary(summary: dict[str, Any]) -> None:
 def sweep_options(f):
     options = [
         click.option("--seeds", default=None, metavar="A:B",
-                     help="Run seeds A..B-1 as separate jobs (a sweep directory with one run per seed)."),
+                     help="Run seeds A..B-1 (or N: seeds 0..N-1, as in a spec) as separate jobs (a sweep directory with one run per seed)."),
         click.option("--backend", type=click.Choice(["inline", "processes", "ray"]), default="inline", show_default=True,
                      help="Where the jobs run."),
         click.option("--workers", type=int, default=None, help="Worker processes / Ray tasks in flight (default: CPUs)."),
@@ -362,7 +362,7 @@ def demo(cliff: bool, seeds: int | None, steps_per_task: int, episodes: int, bac
 @click.option("--mode", type=click.Choice(["full", "trunk", "prior"]), default="full", show_default=True,
               help="Copy the whole network (or Q table), all but the output layers, or follow the source while exploring.")
 @click.option("--steps", type=int, required=True, help="Training steps of each arm on each seed.")
-@click.option("--seeds", default="0:5", show_default=True, help="Seeds 'A:B' (A..B-1), or one seed N.")
+@click.option("--seeds", default="0:5", show_default=True, help="Seeds 'A:B' (A..B-1), or N (seeds 0..N-1, as in a spec).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Config field for both arms; repeatable.")
 @click.option("--eval-every", type=int, default=None, help="Greedy evaluation every K steps (default: steps/20).")
 @click.option("--eval-episodes", type=int, default=10, show_default=True)

@@ -144,6 +144,8 @@ def validate_train_block(raw: Any) -> BaseModel:
     algo = raw.get("algo")
     if algo is None:
         raise UsageError("invalid spec: train.algo: required key is missing")
+    if not isinstance(algo, str):
+        raise UsageError(f"invalid spec: train.algo: expected an algorithm name, got {type(algo).__name__}")
     choices = agent_algorithms()
     if algo not in choices:
         other = registry.ALGORITHMS.get(algo)
