@@ -223,13 +223,24 @@ def test_job_json_must_match_its_checksum_on_eval_and_resume(stopped_run, tmp_pa
 
 
 def test_temporary_files_of_a_killed_writer_are_removed_on_resume(stopped_run, capsys):
-    torn = [stopped_run / "checkpoints" / ".step-000000000800.json.4242.tmp", stopped_run / ".summary.json.4242.tmp"]
+    dead = dead_pid()
+    torn = [stopped_run / "checkpoints" / f".step-000000000800.json.{dead}.tmp", stopped_run / f".summary.json.{dead}.tmp"]
     for path in torn:
         path.write_bytes(b"half")
     code, _, err = cli(["resume", str(stopped_run), "--quiet"], capsys)
     assert code == 0, err
     assert not any(path.exists() for path in torn)
     assert (stopped_run / "summary.json").exists()
+
+
+def dead_pid() -> int:
+    """The pid of a process that has ended (the writer a torn temporary file names)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
 
 
 # -- the last resort --------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -59,6 +60,17 @@ def test_a_corrupted_index_is_one_sentence_naming_check_and_rebuild(store_with_a
     assert record.version == 2 and record.algo == "q-learning" and record.config["alpha"] == 0.5
     assert np.array_equal(before["q"], after["q"])
     assert cli(["--store", str(root), "store", "check"], capsys)[0] == 0
+
+
+def test_blobs_torn_by_a_dead_writer_are_removed_when_the_store_opens(store_with_agent, capsys):
+    from test_security_inputs import dead_pid
+
+    agent_dir = store_with_agent / "blobs" / "agents" / "al"
+    torn, live = agent_dir / f".x.safetensors.{dead_pid()}.tmp", agent_dir / f".y.safetensors.{os.getppid()}.tmp"
+    torn.write_bytes(b"half a blob")
+    live.write_bytes(b"being written")
+    assert cli(["--store", str(store_with_agent), "agents", "ls"], capsys)[0] == 0
+    assert not torn.exists() and live.exists()  # a writer that is still alive keeps its file
 
 
 def test_a_deleted_index_is_not_recreated_empty_beside_agent_blobs(store_with_agent, capsys):

@@ -573,7 +573,7 @@ def guarded_main(argv: list[str] | None = None) -> None:
         raise
     except BaseException as err:  # noqa: BLE001  (a bug must still end with one line, never a bare traceback)
         report = write_crash_report(err, argv)
-        click.echo(f"llmagentos: internal error: {type(err).__name__}: {str(err)[:200]} "
+        click.echo(f"llmagentos: internal error: {type(err).__name__}: {one_line(str(err)[:200])} "
                    f"(this is a bug; crash report: {report})", err=True)
         sys.exit(1)
 
@@ -595,14 +595,23 @@ def write_crash_report(err: BaseException, argv: list[str] | None) -> str:
     return path
 
 
+#: characters str.splitlines breaks on: a message quoting input that holds one must still be one line
+_LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
+def one_line(message: str) -> str:
+    """``message`` with its line breaks escaped (``\\n``), so an error quoting any input stays one line."""
+    return message.translate(_LINE_BREAKS)
+
+
 def cli_main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="llmagentos", standalone_mode=False)
     except UsageError as err:
-        click.echo(f"llmagentos: error: {err}", err=True)
+        click.echo(f"llmagentos: error: {one_line(str(err))}", err=True)
         sys.exit(2)
     except click.exceptions.UsageError as err:
-        click.echo(f"llmagentos: error: {err.format_message()}", err=True)
+        click.echo(f"llmagentos: error: {one_line(err.format_message())}", err=True)
         sys.exit(2)
     except click.exceptions.Abort as abort:
         if isinstance(abort.__cause__, KeyboardInterrupt):  # a signal: main() names it and exits with its status

@@ -87,14 +87,30 @@ def atomic_write_json(path: Path, data: Any) -> None:
 
 
 def remove_stale_temporaries(directory: Path) -> list[Path]:
-    """Delete the temporary files (``.NAME.PID.tmp``) that writers killed mid-write left in ``directory``."""
+    """Delete the temporary files (``.NAME.PID.tmp``) that writers killed mid-write left in ``directory``.
+
+    A file whose writer (the PID in its name) is still alive is left alone: it is being written now.
+    """
     directory = Path(directory)
     if not directory.is_dir():
         return []
-    stale = [p for p in directory.glob(".*.tmp") if p.is_file()]
+    stale = [p for p in directory.glob(".*.tmp") if p.is_file() and not _writer_alive(p)]
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
+
+
+def _writer_alive(tmp: Path) -> bool:
+    pid = tmp.name.rsplit(".", 2)[-2] if tmp.name.count(".") >= 3 else ""
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def read_json(path: Path, what: str) -> Any:

@@ -40,7 +40,7 @@ from typing import Any, Iterator
 
 from llmagentos.core.errors import UsageError
 from llmagentos.core.limits import check_name
-from llmagentos.kernel.checkpoint import CheckpointError, load_state, save_state
+from llmagentos.kernel.checkpoint import CheckpointError, load_state, remove_stale_temporaries, save_state
 
 #: environment variable that moves the store (the command line's --store sets it for child processes too)
 STORE_ENV = "LLMAGENTOS_STORE"
@@ -121,6 +121,8 @@ class Store:
             (self.root / "blobs").mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise StoreError(f"cannot create the store at {self.root}: {err.strerror}") from None
+        for agent_dir in (self.root / "blobs" / "agents").glob("*/"):  # blobs torn by writers that died
+            remove_stale_temporaries(agent_dir)
         try:
             self._conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
             self._conn.row_factory = sqlite3.Row

@@ -29,9 +29,10 @@ def finished_summary(run_dir: str | Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError):  # ValueError: not JSON, or not UTF-8
         return None
+    return summary if isinstance(summary, dict) else None
 
 
 def job_key(payload: dict[str, Any]) -> str:
