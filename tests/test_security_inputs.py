@@ -113,10 +113,15 @@ def test_out_slash_and_foreign_non_empty_directories_are_refused(tmp_path, capsy
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
-    for out in ("/", str(foreign)):
+    other = tmp_path / "other-sweep"  # another sweep's output, its sweep.json naming none of this sweep's jobs
+    other.mkdir()
+    (other / "sweep.json").write_text(json.dumps({"spec": {}, "jobs": [{"run_dir": str(other / "x"), "key": "k"}]}))
+    for out, message in (("/", "is the root of the file system"), (foreign, "is not empty and holds no sweep.json"),
+                         (other, "already holds a different experiment")):
         code, _, err = cli(["run", str(spec), "--set", f"out={out}"], capsys)
-        assert_one_sentence(code, err, "is not empty and holds no sweep.json")
+        assert_one_sentence(code, err, message)
     assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
+    assert sorted(p.name for p in other.iterdir()) == ["sweep.json"]
     assert not Path("/sweep.json").exists() and not Path("/seed-0").exists()
     # the same sweep's own earlier output is fine: a re-run skips the finished job
     out = tmp_path / "sweep"

@@ -45,14 +45,19 @@ def _refuse_different_jobs(out: Path, payloads: list[dict[str, Any]], keys: list
     path = out / MANIFEST
     if not path.exists():
         return
-    try:
-        old = {e["run_dir"]: e.get("key") for e in json.loads(path.read_text()).get("jobs", [])}
-    except (OSError, json.JSONDecodeError, AttributeError):
-        return
-    for payload, key in zip(payloads, keys):
-        if old.get(payload["out_dir"]) not in (None, key) and finished_summary(payload["out_dir"]) is not None:
-            from llmagentos.core.errors import UsageError
+    from llmagentos.core.errors import UsageError
 
+    try:
+        # resolved, so the same sweep named by a relative or an absolute path is recognised
+        old = {str(Path(e["run_dir"]).resolve()): e.get("key") for e in json.loads(path.read_text()).get("jobs", [])}
+    except (OSError, ValueError, RecursionError, AttributeError, KeyError, TypeError):
+        raise UsageError(f"{path} is not a readable sweep manifest; choose a new output directory") from None
+    mine = [str(Path(p["out_dir"]).resolve()) for p in payloads]
+    if not any(old.get(run_dir) == key for run_dir, key in zip(mine, keys)):
+        raise UsageError(f"{out} already holds a different experiment (its {MANIFEST} has none of this sweep's "
+                         "jobs); choose a new output directory or remove that one")
+    for payload, run_dir, key in zip(payloads, mine, keys):
+        if old.get(run_dir) not in (None, key) and finished_summary(payload["out_dir"]) is not None:
             raise UsageError(f"{out} already holds a different experiment (its run {payload['out_dir']} was made "
                              "with other settings); choose a new output directory or remove that one")
 
@@ -63,6 +68,8 @@ def check_sweep_dir(out: Path) -> None:
 
     if out.exists() and not out.is_dir():
         raise UsageError(f"the output directory {out} is a file; choose a new directory")
+    if out.resolve() == Path(out.resolve().anchor):
+        raise UsageError(f"the output directory {out} is the root of the file system; choose a directory for the sweep")
     if out.is_dir() and not (out / MANIFEST).is_file() and any(out.iterdir()):
         raise UsageError(f"the output directory {out} is not empty and holds no {MANIFEST} of an earlier sweep; "
                          "choose a new or empty directory")
