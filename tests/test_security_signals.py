@@ -134,3 +134,19 @@ def test_workers_fork_server_and_resource_tracker_exit_when_the_parent_is_killed
     proc.wait()
     wait_for(lambda: not session_pids(proc.pid), timeout=10)
     assert not list(out.glob("seed-[23]"))  # nobody went on to start the queued jobs
+
+
+def test_sigterm_stops_a_ray_sweep_and_leaves_no_ray_process(tmp_path, capsys):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC.format(steps=40_000) + "seeds: 3\nbackend: ray\nworkers: 1\n")
+    out, store = tmp_path / "sweep", tmp_path / "store"
+    proc = launch(["run", str(spec), "--set", f"out={out}", "--quiet"], store)
+    wait_for(lambda: (out / "seed-0" / "checkpoints" / "latest.json").exists(), timeout=180)
+    took, code, err = stop_and_time(proc, lambda: proc.send_signal(signal.SIGTERM))
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert took < 2 * STOP_WITHIN, (took, err)  # the local Ray instance this sweep started is shut down too
+    assert code == 143 and lines[-1].startswith("llmagentos: stopped by SIGTERM") and "Traceback" not in err, err
+    wait_for(lambda: not session_pids(proc.pid), timeout=20)  # raylet, GCS and workers included
+    assert [(Path(r["run_dir"]).name, r["status"]) for r in store_runs(store, capsys)] == [("seed-0", "stopped")]
+    assert {e["seed"]: e["status"] for e in json.loads((out / "sweep.json").read_text())["jobs"]} == \
+        {0: "stopped", 1: "pending", 2: "pending"}

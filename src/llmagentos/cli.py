@@ -558,9 +558,9 @@ def main(argv: list[str] | None = None) -> None:
         with stop_on_signals():
             guarded_main(argv)
     except KeyboardInterrupt as stop:  # SIGINT or SIGTERM: the kernel has recorded the stop; one line, the shell's status
-        from llmagentos.kernel.signals import exit_status
+        from llmagentos.kernel.signals import exit_status, signal_name
 
-        click.echo(f"llmagentos: stopped by {getattr(stop, 'signal_name', 'SIGINT')}"
+        click.echo(f"llmagentos: stopped by {signal_name(stop)}"
                    " (a sweep or checkpointed run continues with llmagentos resume)", err=True)
         sys.exit(exit_status(stop))
 

@@ -276,6 +276,9 @@ class JobPool:
             except (ConnectionError, ValueError, RuntimeError) as err:
                 raise UsageError(f"cannot reach a Ray cluster at {self.ray_address or 'a new local instance'}: {err}") from None
             self._ray_started_here = True
+            from llmagentos.kernel.signals import reclaim_signals
+
+            reclaim_signals()  # ray.init replaced the SIGTERM handler with one that exits without stopping the sweep
         if self._ray_remote is None:
             self._ray_remote = ray.remote(num_cpus=1, max_retries=0)(_ray_call)
         limit = self.workers or len(jobs)

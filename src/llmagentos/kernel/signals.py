@@ -27,12 +27,20 @@ class Stopped(KeyboardInterrupt):
         self.at_safe_point = False
 
 
+def signal_name(stop: BaseException) -> str:
+    """The signal behind ``stop`` (a library may re-raise it as a plain KeyboardInterrupt: then the last one seen)."""
+    return getattr(stop, "signal_name", None) or _last_signal or "SIGINT"
+
+
 def exit_status(stop: BaseException) -> int:
     """The shell's status for a process ended by the signal behind ``stop``: 128 + its number."""
-    name = getattr(stop, "signal_name", "SIGINT")
-    return 128 + int(getattr(signal, name, signal.SIGINT))
+    return 128 + int(getattr(signal, signal_name(stop), signal.SIGINT))
 
 
+#: the name of the last stop signal this process received
+_last_signal: str | None = None
+#: whether :func:`stop_on_signals` is in effect in this process
+_installed = False
 #: set while a loop that polls :func:`raise_if_stopped` at safe points runs; a signal then only asks it to stop
 _deferring = False
 #: the name of the signal a deferring loop has not acted on yet
@@ -40,7 +48,8 @@ _requested: str | None = None
 
 
 def _raise_stopped(signum: int, frame: Any) -> None:
-    global _requested
+    global _requested, _last_signal
+    _last_signal = signal.Signals(signum).name
     if _deferring:
         _requested = signal.Signals(signum).name
         return
@@ -80,14 +89,24 @@ def stop_on_signals() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    global _installed
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     for s in previous:
         signal.signal(s, _raise_stopped)
+    before, _installed = _installed, True
     try:
         yield
     finally:
+        _installed = before
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def reclaim_signals() -> None:
+    """Put this module's handlers back after a library replaced them (``ray.init`` installs its own SIGTERM one)."""
+    if _installed and threading.current_thread() is threading.main_thread():
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, _raise_stopped)
 
 
 # -- worker processes ---------------------------------------------------------------------------
