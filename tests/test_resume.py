@@ -101,8 +101,12 @@ def corrupt_flip(run: Path, base: Path) -> None:
 
 
 def edit_meta_algo(run: Path, base: Path) -> None:
+    """A checkpoint made for another algorithm: its manifest is consistent, only its meta differs."""
+    from llmagentos.kernel.checkpoint import state_digest
+
     doc = json.loads(base.with_suffix(".json").read_text())
     doc["meta"]["algo"] = "q-learning"
+    doc["state_sha256"] = state_digest(doc["sha256"], doc["meta"], doc["state"])
     base.with_suffix(".json").write_text(json.dumps(doc))
 
 
@@ -113,8 +117,12 @@ def edit_version(run: Path, base: Path) -> None:
 
 
 def edit_shape(run: Path, base: Path) -> None:
+    """A job.json consistent with its checksum whose network no longer fits the checkpoint."""
+    from llmagentos.kernel.run import job_checksum
+
     job = json.loads((run / "job.json").read_text())
     job["config"]["hidden"] = [32]
+    job["sha256"] = job_checksum({k: v for k, v in job.items() if k != "sha256"})
     (run / "job.json").write_text(json.dumps(job))
 
 

@@ -127,13 +127,15 @@ def print_summary(summary: dict[str, Any]) -> None:
 def sweep_options(f):
     options = [
         click.option("--seeds", default=None, metavar="A:B",
-                     help="Run seeds A..B-1 as separate jobs (a sweep directory with one run per seed)."),
+                     help="Run seeds A..B-1 (or N: seeds 0..N-1, as in a spec) as separate jobs (a sweep directory with one run per seed)."),
         click.option("--backend", type=click.Choice(["inline", "processes", "ray"]), default="inline", show_default=True,
                      help="Where the jobs run."),
         click.option("--workers", type=int, default=None, help="Worker processes / Ray tasks in flight (default: CPUs)."),
         click.option("--ray-address", default=None, help='Ray cluster to join ("auto", "ray://head:10001").'),
         click.option("--agent", default=None, metavar="NAME",
                      help="Continue the stored agent NAME on this task (created if new) and save it back."),
+        click.option("--wait", is_flag=True,
+                     help="With --agent: wait while another run trains that agent (default: refuse at once)."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -144,7 +146,7 @@ def sweep_options(f):
 @train_options
 @sweep_options
 def train(env, algo, steps, episodes, seed, overrides, env_args, wrappers, eval_every, eval_episodes, threshold,
-          checkpoint_every, out, quiet, as_json, seeds, backend, workers, ray_address, agent) -> None:
+          checkpoint_every, out, quiet, as_json, seeds, backend, workers, ray_address, agent, wait) -> None:
     """Train an agent on an environment and write a run directory (--seeds A:B: one job per seed)."""
     from llmagentos.envs.make import parse_wrapper
     from llmagentos.kernel.run import TrainSpec, train as run_train
@@ -169,7 +171,7 @@ def train(env, algo, steps, episodes, seed, overrides, env_args, wrappers, eval_
                      config=parse_key_values(overrides, "--set"), env_args=parse_env_args(env_args),
                      wrappers=wrappers, eval_every=eval_every, eval_episodes=eval_episodes, threshold=threshold,
                      checkpoint_every=checkpoint_every, out=out, agent=agent)
-    summary = run_train(spec, quiet=quiet, store=open_store())
+    summary = run_train(spec, quiet=quiet, store=open_store(), wait=wait)
     emit_json(summary) if as_json else print_summary(summary)
 
 
@@ -374,7 +376,7 @@ def demo(cliff: bool, seeds: int | None, steps_per_task: int, episodes: int, bac
 @click.option("--mode", type=click.Choice(["full", "trunk", "prior"]), default="full", show_default=True,
               help="Copy the whole network (or Q table), all but the output layers, or follow the source while exploring.")
 @click.option("--steps", type=int, required=True, help="Training steps of each arm on each seed.")
-@click.option("--seeds", default="0:5", show_default=True, help="Seeds 'A:B' (A..B-1), or one seed N.")
+@click.option("--seeds", default="0:5", show_default=True, help="Seeds 'A:B' (A..B-1), or N (seeds 0..N-1, as in a spec).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Config field for both arms; repeatable.")
 @click.option("--eval-every", type=int, default=None, help="Greedy evaluation every K steps (default: steps/20).")
 @click.option("--eval-episodes", type=int, default=10, show_default=True)
@@ -452,6 +454,44 @@ def agents_rm(name: str, as_json: bool) -> None:
     """Remove an agent and its blobs (its runs stay in the record)."""
     open_store().remove_agent(name)
     emit_json({"removed": name}) if as_json else click.echo(f"removed agent {name}")
+
+
+@cli.group("store")
+def store_group() -> None:
+    """The store itself: check its index and blobs, or rebuild a lost or corrupted index."""
+
+
+@store_group.command("check")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def store_check(as_json: bool) -> None:
+    """Report every problem of the store (unreadable index, missing or corrupted blobs, blobs not indexed); exit 1 if any."""
+    from llmagentos.kernel.store import check_store, default_root
+
+    problems = check_store()
+    if as_json:
+        emit_json({"store": str(default_root()), "ok": not problems, "problems": problems})
+    else:
+        click.echo(f"store {default_root()}: " + ("ok" if not problems else f"{len(problems)} problem(s)"))
+    for problem in problems:
+        click.echo(f"llmagentos: problem: {problem}", err=True)
+    if problems:
+        sys.exit(1)
+
+
+@store_group.command("rebuild")
+@click.option("--runs", "run_roots", multiple=True, default=("runs",), show_default=True, metavar="DIR",
+              help="Where to look for run and sweep directories to re-index; repeatable.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def store_rebuild(run_roots: tuple[str, ...], as_json: bool) -> None:
+    """Re-index the store from its agent blobs and the run directories under --runs (the old index is kept aside)."""
+    from llmagentos.kernel.store import rebuild_store
+
+    result = rebuild_store(None, list(run_roots))
+    if as_json:
+        emit_json(result)
+        return
+    click.echo(f"store {result['store']}: {result['agent_versions']} agent versions and {result['runs']} runs indexed"
+               + (f"; the old index is kept as {result['old_index']}" if result["old_index"] else ""))
 
 
 @cli.group()
@@ -545,15 +585,70 @@ def main(argv: list[str] | None = None) -> None:
 
     if os.getcwd() not in sys.path and "" not in sys.path:  # the current directory is importable, as with python -m
         sys.path.insert(0, os.getcwd())
+    from llmagentos.kernel.signals import stop_on_signals
+
+    try:
+        with stop_on_signals():
+            guarded_main(argv)
+    except KeyboardInterrupt as stop:  # SIGINT or SIGTERM: the kernel has recorded the stop; one line, the shell's status
+        from llmagentos.kernel.signals import exit_status, signal_name
+
+        click.echo(f"llmagentos: stopped by {signal_name(stop)}"
+                   " (a sweep or checkpointed run continues with llmagentos resume)", err=True)
+        sys.exit(exit_status(stop))
+
+
+def guarded_main(argv: list[str] | None = None) -> None:
+    """:func:`cli_main` with a last resort: an unexpected exception is one line and a crash report, exit 1."""
+    try:
+        cli_main(argv)
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as err:  # noqa: BLE001  (a bug must still end with one line, never a bare traceback)
+        report = write_crash_report(err, argv)
+        click.echo(f"llmagentos: internal error: {type(err).__name__}: {one_line(str(err)[:200])} "
+                   f"(this is a bug; crash report: {report})", err=True)
+        sys.exit(1)
+
+
+def write_crash_report(err: BaseException, argv: list[str] | None) -> str:
+    """Write the traceback and the command line to a new file in the temporary folder; returns its path."""
+    import os
+    import tempfile
+    import traceback
+
+    from llmagentos import __version__
+
+    text = (f"llmagentos {__version__} crashed\ncommand: {sys.argv[0] if argv is None else 'llmagentos'} "
+            f"{' '.join(map(str, sys.argv[1:] if argv is None else argv))}\n\n"
+            + "".join(traceback.format_exception(type(err), err, err.__traceback__)))
+    fd, path = tempfile.mkstemp(prefix="llmagentos-crash-", suffix=".txt")
+    with os.fdopen(fd, "w", encoding="utf-8", errors="replace") as f:
+        f.write(text)
+    return path
+
+
+#: characters str.splitlines breaks on: a message quoting input that holds one must still be one line
+_LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
+def one_line(message: str) -> str:
+    """``message`` with its line breaks escaped (``\\n``), so an error quoting any input stays one line."""
+    return message.translate(_LINE_BREAKS)
+
+
+def cli_main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="llmagentos", standalone_mode=False)
     except UsageError as err:
-        click.echo(f"llmagentos: error: {err}", err=True)
+        click.echo(f"llmagentos: error: {one_line(str(err))}", err=True)
         sys.exit(2)
     except click.exceptions.UsageError as err:
-        click.echo(f"llmagentos: error: {err.format_message()}", err=True)
+        click.echo(f"llmagentos: error: {one_line(err.format_message())}", err=True)
         sys.exit(2)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as abort:
+        if isinstance(abort.__cause__, KeyboardInterrupt):  # a signal: main() names it and exits with its status
+            raise abort.__cause__ from None
         click.echo("llmagentos: aborted", err=True)
         sys.exit(130)
     except click.exceptions.Exit as exit_:

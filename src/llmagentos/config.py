@@ -22,7 +22,7 @@ exits 2. ``llmagentos schema`` prints the JSON Schema of every kind's spec.
 
 Adding a job kind (multi-task, meta, multi-agent, lifelong ...)
 ------------------------------------------------------------------
-1. In your own module, write a pydantic model for your block (``model_config = ConfigDict(extra="forbid")``;
+1. In your own module, write a pydantic model for your block (``model_config = ConfigDict(extra="forbid", allow_inf_nan=False)``;
    embed algorithm configs with :func:`algo_config_model` / :func:`config_model`, never by copying fields)
    and a runner ``run(block, seed: int, out_dir: pathlib.Path) -> dict`` (a JSON-able summary; it
    should contain ``"seed"``). The runner writes what it likes under ``out_dir``; the kernel writes
@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import re
 import typing
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
 
 from llmagentos.core.errors import UsageError
 from llmagentos.envs.resolve import import_modules
+from llmagentos.core.limits import MAX_JOBS, SEED_LIMIT, check_finite, check_name, check_seed, load_yaml
 # the generated models and path-naming validation live in the kernel (its job kinds use them); they stay
 # importable from here, where the spec format is documented
 from llmagentos.kernel.validation import (  # noqa: F401
@@ -146,6 +148,8 @@ def validate_train_block(raw: Any) -> BaseModel:
     algo = raw.get("algo")
     if algo is None:
         raise UsageError("invalid spec: train.algo: required key is missing")
+    if not isinstance(algo, str):
+        raise UsageError(f"invalid spec: train.algo: expected an algorithm name, got {type(algo).__name__}")
     choices = agent_algorithms()
     if algo not in choices:
         other = registry.ALGORITHMS.get(algo)
@@ -186,7 +190,7 @@ def check_train_block(block: BaseModel) -> None:
 class SpecHeader(BaseModel):
     """The keys every spec may have beside its one job-kind block."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str | None = Field(None, description="experiment name; the default output directory is runs/<name>")
     description: str | None = Field(None, description="free text for people")
@@ -211,13 +215,13 @@ def parse_seeds(value: Any, where: str = "seeds") -> list[int]:
     if isinstance(value, bool):
         raise UsageError(f"{where}: expected N, 'A:B' or a list of ints, got {value!r}")
     if isinstance(value, int):
-        seeds = list(range(value))
+        seeds = _seed_range(0, value, value, where)
     elif isinstance(value, str):
         match = re.fullmatch(r"\s*(-?\d+)\s*:\s*(-?\d+)\s*", value)
         if match:
-            seeds = list(range(int(match.group(1)), int(match.group(2))))
-        elif re.fullmatch(r"\s*\d+\s*", value):
-            seeds = [int(value)]
+            seeds = _seed_range(int(match.group(1)), int(match.group(2)), value, where)
+        elif re.fullmatch(r"\s*\d+\s*", value):  # N is a count on the command line as in a spec: seeds 0..N-1
+            seeds = _seed_range(0, int(value), value, where)
         else:
             raise UsageError(f"{where}: expected N, 'A:B' (seeds A..B-1) or a list of ints, got {value!r}")
     elif isinstance(value, list) and all(isinstance(s, int) and not isinstance(s, bool) for s in value):
@@ -228,7 +232,18 @@ def parse_seeds(value: Any, where: str = "seeds") -> list[int]:
         raise UsageError(f"{where}: {value!r} names no seeds (A:B runs A..B-1, so B must exceed A)")
     if len(set(seeds)) != len(seeds):
         raise UsageError(f"{where}: {value!r} repeats a seed")
+    for seed in seeds:
+        check_seed(seed, f"{where}: each seed")
     return seeds
+
+
+def _seed_range(first: int, stop: int, value: Any, where: str) -> list[int]:
+    """``range(first, stop)`` as a list, refused before it is built when it would be out of bounds or huge."""
+    if first < 0 or stop > SEED_LIMIT:
+        raise UsageError(f"{where}: {value!r} reaches outside the seeds 0 to {SEED_LIMIT - 1}")
+    if stop - first > MAX_JOBS:
+        raise UsageError(f"{where}: {value!r} asks for {stop - first} seeds; a sweep may have at most {MAX_JOBS} jobs")
+    return list(range(first, stop))
 
 
 @dataclass
@@ -286,24 +301,25 @@ def set_path(data: dict[str, Any], dotted: str, value: Any, where: str = "--set"
 
 def parse_set_value(text: str) -> Any:
     """A ``--set`` value read as YAML: ``0.5`` is a number, ``[1, 2]`` a list, ``true`` a boolean."""
-    import yaml
-
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
+        return load_yaml(text, "a --set value")
+    except UsageError:
         return text
 
 
 def read_spec_file(path: str | Path) -> dict[str, Any]:
-    import yaml
+    from llmagentos.core.limits import MAX_YAML_BYTES
 
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"spec file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise UsageError(f"spec file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+        if path.stat().st_size > MAX_YAML_BYTES:
+            raise UsageError(f"spec file {path} is larger than {MAX_YAML_BYTES} bytes, the most a spec may have")
+        text = path.read_bytes()
+    except OSError as err:
+        raise UsageError(f"spec file {path} cannot be read: {err.strerror}") from None
+    data = load_yaml(text, f"spec file {path}")
     if not isinstance(data, dict):
         raise UsageError(f"spec file {path} must hold a mapping of keys, not {type(data).__name__}")
     return data
@@ -348,7 +364,10 @@ def validate_spec(data: dict[str, Any], default_name: str = "spec", variant: dic
         raise UsageError("invalid spec: it needs exactly one job-kind block (" + ", ".join(JOB_KINDS) + ")"
                          + (f", it has {', '.join(kinds)}" if kinds else ""))
     kind = job_kind(kinds[0])
+    check_finite(data, "invalid spec")
     header = validate_model(SpecHeader, {k: v for k, v in data.items() if k in COMMON_KEYS}, "")
+    if header.name is not None:
+        check_name(header.name, "invalid spec: name")
     import_modules(header.imports, where="invalid spec: imports")
     seeds = parse_seeds(header.seeds, where="invalid spec: seeds")
     raw_block = data[kind.name]
@@ -362,6 +381,9 @@ def validate_spec(data: dict[str, Any], default_name: str = "spec", variant: dic
         name = f"{name}_{_point_name(variant)}"
     out = Path(header.out or Path("runs") / name)
     points = _grid_points(header.grid)
+    if len(points) * len(seeds) > MAX_JOBS:
+        raise UsageError(f"invalid spec: its grid times its seeds makes {len(points) * len(seeds)} jobs; "
+                         f"a sweep may have at most {MAX_JOBS}")
     jobs: list[Job] = []
     for params in points:
         block_raw = json.loads(json.dumps(raw_block))
@@ -394,6 +416,8 @@ def _grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
             raise UsageError(f"invalid spec: grid.{key}: give at least one value")
     if not grid:
         return [{}]
+    if math.prod(len(values) for values in grid.values()) > MAX_JOBS:
+        raise UsageError(f"invalid spec: grid: its combinations exceed {MAX_JOBS}, the most jobs a sweep may have")
     keys = list(grid)
     return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
 
@@ -476,21 +500,36 @@ def run_spec(spec: Spec, quiet: bool = True, store: Any = None) -> dict[str, Any
     check_backend(header.backend, header.workers)
     execution_keys = list(job_kind(spec.kind).execution_keys)
     payloads = [{**job.payload(), "params": job.params, "execution_keys": execution_keys} for job in spec.jobs]
-    results, skipped = run_sweep(run_job, payloads, spec.out, manifest={"spec": spec.to_json()},
-                                 backend=header.backend, workers=header.workers, ray_address=header.ray_address,
-                                 quiet=quiet)
-    if store is not None:
-        for job, result in zip(spec.jobs, results):
-            if job.index in skipped:
-                continue
-            block = job.block
-            if is_failure(result):
-                store.record_run(job.out_dir, status="failed", env=block.get("env"), algo=block.get("algo"),
-                                 seed=job.seed, error=result["error"])
-            else:
-                store.record_run(job.out_dir, status="finished", env=result.get("env", block.get("env")),
-                                 algo=result.get("algo", block.get("algo")), seed=job.seed, summary=result)
+
+    def record(index: int, result: Any) -> None:  # as each job ends: an interrupted sweep loses no row
+        job = spec.jobs[index]
+        block = job.block
+        if is_failure(result):
+            store.record_run(job.out_dir, status="failed", env=block.get("env"), algo=block.get("algo"),
+                             seed=job.seed, error=result["error"])
+        else:
+            store.record_run(job.out_dir, status="finished", env=result.get("env", block.get("env")),
+                             algo=result.get("algo", block.get("algo")), seed=job.seed, summary=result)
+
+    try:
+        results, skipped = run_sweep(run_job, payloads, spec.out, manifest={"spec": spec.to_json()},
+                                     backend=header.backend, workers=header.workers, ray_address=header.ray_address,
+                                     quiet=quiet, on_job_done=record if store is not None else None)
+    except KeyboardInterrupt:
+        if store is not None:
+            _record_stopped_jobs(spec, store)
+        raise
     return sweep_json(spec, results, skipped)
+
+
+def _record_stopped_jobs(spec: Spec, store: Any) -> None:
+    """After a stop signal: every job that started and did not finish is recorded as ``stopped``."""
+    from llmagentos.kernel.sweep import finished_summary
+
+    for job in spec.jobs:
+        if Path(job.out_dir).exists() and finished_summary(job.out_dir) is None:
+            store.record_run(job.out_dir, status="stopped", env=job.block.get("env"), algo=job.block.get("algo"),
+                             seed=job.seed, error="stopped by a signal; llmagentos resume continues the sweep")
 
 
 def train_flags_spec(flags: dict[str, Any], seeds: str, backend: str = "inline", workers: int | None = None,
@@ -527,13 +566,16 @@ def train_flags_spec(flags: dict[str, Any], seeds: str, backend: str = "inline",
 
 def sweep_spec(sweep_dir: str | Path) -> Spec:
     """The validated spec a sweep directory was made from (its ``sweep.json``), to run it again: ``resume SWEEP``."""
+    from llmagentos.kernel.checkpoint import read_json
     from llmagentos.kernel.sweep import MANIFEST
 
     path = Path(sweep_dir) / MANIFEST
     try:
-        raw = json.loads(path.read_text())["spec"]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        raw = read_json(path, "sweep manifest")["spec"]
+    except (UsageError, KeyError, TypeError):
         raise UsageError(f"{path} is not a readable sweep manifest") from None
+    if not isinstance(raw, dict):
+        raise UsageError(f"{path} is not a readable sweep manifest")
     raw = {k: v for k, v in raw.items() if k != "kind"}
     raw["out"] = str(sweep_dir)
     return validate_spec(raw, default_name=Path(sweep_dir).name)

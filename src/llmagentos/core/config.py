@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from typing import Any, Literal, get_args, get_origin
 
 from llmagentos.core.errors import UsageError
+from llmagentos.core.limits import check_finite
 
 
 def param(default: Any, doc: str, **kwargs: Any) -> Any:
@@ -121,9 +123,12 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
         if isinstance(value, bool):
             raise UsageError(f"{where}: {value!r} is not a number")
         try:
-            return float(value)
-        except (TypeError, ValueError):
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
             raise UsageError(f"{where}: {value!r} is not a number") from None
+        if not math.isfinite(number):  # NaN never compares, so it would slip past every range check after this
+            raise UsageError(f"{where}: {value!r} is not a finite number")
+        return number
     if tp is str:
         if not isinstance(value, (str, int, float)):
             raise UsageError(f"{where}: {value!r} is not a string")
@@ -141,7 +146,7 @@ def apply_overrides(config: Any, overrides: dict[str, Any], owner: str = "config
     for key, value in overrides.items():
         if key not in hints or key not in names:
             raise UsageError(f"{owner} has no field {key!r}; its fields are: {', '.join(names)}")
-        changes[key] = coerce(value, hints[key], f"{owner}.{key}")
+        changes[key] = check_finite(coerce(value, hints[key], f"{owner}.{key}"), f"{owner}.{key}")
     new = dataclasses.replace(config, **changes)
     validate = getattr(new, "validate", None)
     if callable(validate):

@@ -32,6 +32,7 @@ culprit ends up as an error record.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import traceback
@@ -98,8 +99,21 @@ def _worker_init() -> None:
 
 
 def _call_in_worker(function: Callable[[Any], Any], index: int, job: Any) -> Any:
+    from llmagentos.kernel import signals
+
+    if signals.stopping():  # a job queued before the stop signal must not start after it
+        return stopped(index)
     _worker_init()
-    return _call(function, index, job)
+    try:
+        with signals.job_running():
+            return _call(function, index, job)
+    except KeyboardInterrupt:  # the job saw the signal and stopped (checkpointed where it could)
+        return stopped(index)
+
+
+def stopped(index: int) -> dict[str, Any]:
+    """The record of a job a stop signal interrupted or kept from starting (an error record with ``stopped``)."""
+    return {**failure(index, "stopped by a signal before it finished"), "stopped": True}
 
 
 def run_jobs(function: Callable[[Any], Any], jobs: Sequence[Any], backend: str = "inline",
@@ -160,8 +174,11 @@ class JobPool:
         if not jobs:
             return []
         if self.backend == "inline":
+            from llmagentos.kernel.signals import raise_if_stopped
+
             results = []
             for i, job in enumerate(jobs):
+                raise_if_stopped()  # a stop that arrived after the last job's final safe point
                 results.append(_call(function, i, job))
                 if on_result is not None:
                     on_result(i, results[-1])
@@ -183,15 +200,39 @@ class JobPool:
         self._ray_remote = None
 
     def _run_processes(self, function, jobs: list[Any], on_result: ResultCallback | None) -> list[Any]:
-        from concurrent.futures import ProcessPoolExecutor, as_completed
         from concurrent.futures.process import BrokenProcessPool
 
         if self._executor is None:
-            self._executor = ProcessPoolExecutor(max_workers=self.workers or os.cpu_count() or 1,
-                                                 mp_context=_mp_context())
+            self._executor = _process_pool(self.workers or os.cpu_count() or 1)
         results: list[Any] = [None] * len(jobs)
         broken: list[int] = []
         futures = {self._executor.submit(_call_in_worker, function, i, job): i for i, job in enumerate(jobs)}
+        try:
+            self._collect(futures, results, broken, on_result)
+        except KeyboardInterrupt:
+            self._stop_workers()
+            raise
+        if broken:  # a dead worker breaks the whole pool: the next run starts a fresh one
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+        # we cannot tell which job killed the worker, so re-run each caught job alone
+        for i in sorted(broken):
+            with _process_pool(1) as lone:
+                try:
+                    results[i] = lone.submit(_call_in_worker, function, i, jobs[i]).result()
+                except BrokenProcessPool:
+                    results[i] = failure(i, "the worker process died while running this job (killed or crashed)")
+                except Exception as err:
+                    results[i] = failure(i, err, traceback.format_exc())
+            if on_result is not None:
+                on_result(i, results[i])
+        return results
+
+    def _collect(self, futures: dict[Any, int], results: list[Any], broken: list[int],
+                 on_result: ResultCallback | None) -> None:
+        from concurrent.futures import as_completed
+        from concurrent.futures.process import BrokenProcessPool
+
         for future in as_completed(futures):
             i = futures[future]
             try:
@@ -203,21 +244,25 @@ class JobPool:
                 results[i] = failure(i, err, traceback.format_exc())
             if on_result is not None:
                 on_result(i, results[i])
-        if broken:  # a dead worker breaks the whole pool: the next run starts a fresh one
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
-        # we cannot tell which job killed the worker, so re-run each caught job alone
-        for i in sorted(broken):
-            with ProcessPoolExecutor(max_workers=1, mp_context=_mp_context()) as lone:
-                try:
-                    results[i] = lone.submit(_call_in_worker, function, i, jobs[i]).result()
-                except BrokenProcessPool:
-                    results[i] = failure(i, "the worker process died while running this job (killed or crashed)")
-                except Exception as err:
-                    results[i] = failure(i, err, traceback.format_exc())
-            if on_result is not None:
-                on_result(i, results[i])
-        return results
+
+    def _stop_workers(self, grace: float = 1.5) -> None:
+        """After a stop signal: no queued job starts, jobs in flight stop (and checkpoint), workers exit."""
+        import signal
+        import time
+
+        executor, self._executor = self._executor, None
+        processes = list((getattr(executor, "_processes", None) or {}).values())
+        executor.shutdown(wait=False, cancel_futures=True)
+        for process in processes:  # a SIGTERM reached only this process; a terminal's Ctrl-C reached them too
+            with contextlib.suppress(ProcessLookupError, TypeError):
+                os.kill(process.pid, signal.SIGINT)
+        deadline = time.monotonic() + grace
+        for process in processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+                process.join(1.0)
 
     def _run_ray(self, function, jobs: list[Any], on_result: ResultCallback | None) -> list[Any]:
         ray = import_ray()
@@ -233,11 +278,27 @@ class JobPool:
                         "; if the cluster uses token authentication, set RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH)")
                 raise UsageError(f"cannot reach a Ray cluster at {self.ray_address or 'a new local instance'}: {err}{hint}") from None
             self._ray_started_here = True
+            from llmagentos.kernel.signals import reclaim_signals
+
+            reclaim_signals()  # ray.init replaced the SIGTERM handler with one that exits without stopping the sweep
         if self._ray_remote is None:
             self._ray_remote = ray.remote(num_cpus=1, max_retries=0)(_ray_call)
         limit = self.workers or len(jobs)
         results: list[Any] = [None] * len(jobs)
         pending: dict[Any, int] = {}
+        try:
+            self._ray_loop(function, jobs, results, pending, limit, on_result)
+        except KeyboardInterrupt:  # no new task after the stop; the ones in flight are cancelled
+            for ref in pending:
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref, force=True)
+            raise
+        return results
+
+    def _ray_loop(self, function, jobs: list[Any], results: list[Any], pending: dict[Any, int], limit: int,
+                  on_result: ResultCallback | None) -> None:
+        import ray
+
         next_job = 0
         while next_job < len(jobs) or pending:
             while next_job < len(jobs) and len(pending) < limit:
@@ -252,11 +313,20 @@ class JobPool:
                     results[i] = failure(i, err, traceback.format_exc())
                 if on_result is not None:
                     on_result(i, results[i])
-        return results
 
 
 #: imported once by the fork server, so that each worker forked from it starts with them (no torch here)
 FORKSERVER_PRELOAD = ["numpy", "llmagentos.config", "llmagentos.kernel.run", "llmagentos.kernel.sweep"]
+
+
+def _process_pool(workers: int):
+    """A process pool whose workers stop on SIGINT/SIGTERM and exit when this process dies (even by SIGKILL)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from llmagentos.kernel.signals import worker_start
+
+    return ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(), initializer=worker_start,
+                               initargs=(os.getpid(),))
 
 
 def _mp_context():

@@ -38,7 +38,7 @@ from llmagentos.lifelong.consolidation import STRATEGIES
 
 
 class DriftBlock(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     mode: Literal["abrupt", "gradual"] = Field(default="abrupt", description="abrupt switches or gradual parameter drift")
     total_steps: int = Field(description="steps lived in the drifting world (tasks change every steps_per_task)")

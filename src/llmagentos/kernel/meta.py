@@ -45,7 +45,7 @@ CHECKPOINT = "checkpoint"
 class MetaBlock(BaseModel):
     """One meta-learning job: MAML on a task family, or an evolution strategy on an env or a family."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     algo: Literal["maml", "nes"] = Field(description="maml (gradient-based meta-learning) or nes (evolution strategies)")
     family: str | None = Field(default=None, description="maml: sinusoid, pointnav or goal-grid; nes: a task family name, or null for a single env")

@@ -56,14 +56,20 @@ def _dig(summary: dict[str, Any], path: tuple[str, ...]) -> Any:
 def sweep_groups(path: Path) -> tuple[str, list[dict[str, Any]]]:
     """('sweep'|'run', [{"params", "jobs": [{"seed", "run_dir", "summary"|None, "error"}]}])."""
     if (path / MANIFEST).exists():
-        manifest = json.loads((path / MANIFEST).read_text())
+        from llmagentos.kernel.checkpoint import read_json
+
+        manifest = read_json(path / MANIFEST, "sweep manifest")
         groups: dict[str, dict[str, Any]] = {}
-        for job in manifest.get("jobs", []):
-            key = json.dumps(job.get("params", {}), sort_keys=True)
-            group = groups.setdefault(key, {"params": job.get("params", {}), "jobs": []})
-            run_dir = job_dir(path, manifest, job["run_dir"])
-            group["jobs"].append({"seed": job["seed"], "run_dir": str(run_dir),
-                                  "summary": finished_summary(run_dir), "error": job.get("error")})
+        try:
+            for job in manifest.get("jobs", []):
+                key = json.dumps(job.get("params", {}), sort_keys=True)
+                group = groups.setdefault(key, {"params": job.get("params", {}), "jobs": []})
+                run_dir = job_dir(path, manifest, job["run_dir"])
+                group["jobs"].append({"seed": job["seed"], "run_dir": str(run_dir),
+                                      "summary": finished_summary(run_dir), "error": job.get("error")})
+        except (KeyError, TypeError, AttributeError):
+            raise UsageError(f"{path / MANIFEST} is not a sweep manifest (its jobs are not the records a sweep "
+                             "writes); it was edited or corrupted") from None
         return "sweep", list(groups.values())
     if (path / "summary.json").exists() or (path / "job.json").exists():
         summary = finished_summary(path)

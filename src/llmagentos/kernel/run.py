@@ -9,6 +9,7 @@ Everything is validated before the directory is created, so bad input never leav
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import random
 import re
@@ -24,13 +25,16 @@ import numpy as np
 from llmagentos import __version__
 from llmagentos.core.agent import Agent
 from llmagentos.core.config import apply_overrides, to_dict
-from llmagentos.core.errors import UsageError
+from llmagentos.core.errors import UsageError, arguments_refused_as_usage
+from llmagentos.core.limits import check_finite, check_name, check_seed
 from llmagentos.core.loop import Interaction, evaluate
 from llmagentos.core.seeding import derive_seed, seed_everything
 from llmagentos.envs.make import available_envs, make_env  # noqa: F401  (re-exported for kernel users)
-from llmagentos.kernel.checkpoint import atomic_write_json, load_state, save_state
+from llmagentos.kernel.checkpoint import (
+    CheckpointError, atomic_write_json, load_state, read_json, remove_stale_temporaries, save_state)
 from llmagentos.kernel.logging import MetricsLog
 from llmagentos.kernel.progress import Progress
+from llmagentos.kernel.signals import defer_stop_signals, raise_if_stopped, restore_stop_signals
 from llmagentos.learners import registry
 
 #: keys of summary.json that differ between identical runs (timings and paths)
@@ -84,6 +88,14 @@ class TrainSpec:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "world"}
 
     def validate(self) -> None:
+        check_seed(self.seed, "--seed")
+        if not isinstance(self.env_args, dict):
+            raise UsageError(f"env_args must be a mapping of keyword arguments, got {type(self.env_args).__name__}")
+        check_finite(self.env_args, "--env-arg")
+        if self.threshold is not None:
+            check_finite(float(self.threshold), "--threshold")
+        if self.agent is not None:
+            check_name(self.agent, "--agent name")
         if self.steps is None and self.episodes is None:
             # no budget given: the algorithm's config may suggest one for this env (DEFAULT_STEPS)
             self.steps = getattr(registry.config_class(self.algo), "DEFAULT_STEPS", {}).get(self.env)
@@ -162,6 +174,19 @@ def load_agent(run_dir: str | Path, env: Any | None = None, world: Any = None) -
 
 # -- run directories ------------------------------------------------------------------------------
 
+JOB_FILE = "job.json"
+
+
+def job_checksum(data: dict[str, Any]) -> str:
+    """The SHA-256 a run's ``job.json`` carries of its own fields, so an edited or torn one is refused."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def write_job(run_dir: Path, spec: TrainSpec) -> None:
+    data = spec.to_json()
+    atomic_write_json(Path(run_dir) / JOB_FILE, {**data, "sha256": job_checksum(data)})
+
+
 def read_job(run_dir: Path, world: Any = None) -> TrainSpec:
     """The run's job.json as a TrainSpec; ``world`` (a Python object or name) stands in for the recorded world."""
     path = Path(run_dir) / "job.json"
@@ -170,7 +195,10 @@ def read_job(run_dir: Path, world: Any = None) -> TrainSpec:
         if (parent / "sweep.json").exists():  # one seed of a spec's sweep (a meta job, say): the sweep resumes it
             raise UsageError(f"{run_dir} is one job of the sweep in {parent}; resume the sweep: llmagentos resume {parent}")
         raise UsageError(f"{run_dir} is not a run directory (it has no job.json)")
-    data = json.loads(path.read_text())
+    data = read_json(path, "job file")
+    if not isinstance(data, dict) or data.pop("sha256", None) != job_checksum(data):
+        raise UsageError(f"{path} fails its checksum (edited or corrupted after the run was made); "
+                         "refusing to evaluate or resume it")
     names = {f.name for f in dataclasses.fields(TrainSpec)} - {"world"}
     job = TrainSpec(**{k: v for k, v in data.items() if k in names})
     if world is not None:
@@ -178,7 +206,6 @@ def read_job(run_dir: Path, world: Any = None) -> TrainSpec:
 
         job.world = world_from_object(world)
     return job
-
 
 def fresh_run_dir(out: str | Path | None, overwrite: bool = False) -> str | None:
     """Where a Python API run goes: ``out``, a fresh ``out-2``, ``out-3``, ... when it holds something, or ``out``
@@ -209,6 +236,8 @@ def path_safe(text: str) -> str:
 def _new_run_dir(spec: TrainSpec) -> Path:
     if spec.out:
         path = Path(spec.out)
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"--out {path} is a file, not a directory; choose a new directory")
         if path.exists() and any(path.iterdir()):
             raise UsageError(f"--out {path} already exists and is not empty; choose a new directory")
     else:
@@ -252,6 +281,22 @@ def _set_global_rng_state(state: dict[str, Any]) -> None:
         torch.set_rng_state(state["torch"])
 
 
+#: the type of each piece of the kernel's bookkeeping a checkpoint carries
+_KERNEL_STATE_TYPES = {"curve": list, "next_eval": int, "next_checkpoint": (int, type(None)), "sums": dict,
+                       "counts": dict, "metrics_lines": int, "elapsed": (int, float), "last_eval": dict}
+
+
+def _check_kernel_state(kernel: Any) -> None:
+    """Raise TypeError unless a checkpoint's kernel state has the types the loop relies on."""
+    if not isinstance(kernel, dict):
+        raise TypeError("the kernel state is not a mapping")
+    for key, types in _KERNEL_STATE_TYPES.items():
+        if not isinstance(kernel.get(key), types) or isinstance(kernel.get(key), bool):
+            raise TypeError(f"kernel.{key} is a {type(kernel.get(key)).__name__}")
+    if not all(isinstance(p, dict) and isinstance(p.get("step"), int) for p in kernel["curve"]):
+        raise TypeError("kernel.curve holds something other than evaluation points")
+
+
 class Trainer:
     """The kernel's training loop for one run: steps, periodic evaluation, logging, checkpoints, summary."""
 
@@ -271,8 +316,9 @@ class Trainer:
         num_envs = int(getattr(self.config, "num_envs", 1) or 1)
         seed_everything(spec.seed)
         world = spec.prepare_world()
-        self.env = make_env(world, spec.env_args, num_envs=num_envs, wrappers=spec.wrappers)
-        self.eval_env = make_env(world, spec.env_args, wrappers=spec.wrappers)
+        with arguments_refused_as_usage(f"environment {spec.env}"):
+            self.env = make_env(world, spec.env_args, num_envs=num_envs, wrappers=spec.wrappers)
+            self.eval_env = make_env(world, spec.env_args, wrappers=spec.wrappers)
         self.agent = make_agent(spec.algo, self.env, config=self.config, seed=spec.seed)
         if stored is not None:
             _continue_agent(self.agent, *stored)
@@ -360,15 +406,29 @@ class Trainer:
 
     def _restore(self) -> int | None:
         """Load the latest checkpoint if there is one; returns the number of metrics lines to keep."""
+        remove_stale_temporaries(self.run_dir)
+        remove_stale_temporaries(self.run_dir / "checkpoints")
         pointer = self.run_dir / "checkpoints" / "latest.json"
         if not pointer.exists():
             return 0
-        name = json.loads(pointer.read_text())["checkpoint"]
+        latest = read_json(pointer, "checkpoint pointer")
+        name = latest.get("checkpoint") if isinstance(latest, dict) else None
+        if not isinstance(name, str) or not name.startswith("step-") or "/" in name or ".." in name:
+            raise CheckpointError(f"{pointer} does not name a checkpoint of this run")
         state, _ = load_state(self.run_dir / "checkpoints" / name, expect=self.checkpoint_meta())
+        try:
+            return self._restore_state(state)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
+            raise CheckpointError(f"checkpoint {name} does not hold the state this run needs "
+                                  f"({type(err).__name__}: {err}); refusing to resume from it") from None
+
+    def _restore_state(self, state: dict[str, Any]) -> int:
+        """Put a checkpoint's state back into the agent, the loop and the kernel's bookkeeping."""
         self.agent.load_state_dict(state["agent"])
         self.interaction.load_state(state["interaction"])
         _set_global_rng_state(state["rng"])
         kernel = state["kernel"]
+        _check_kernel_state(kernel)
         self.curve = kernel["curve"]
         self.next_eval = kernel["next_eval"]
         self.next_checkpoint = kernel["next_checkpoint"]
@@ -380,11 +440,14 @@ class Trainer:
 
     # -- the run ------------------------------------------------------------------------------
     def run(self, resuming: bool = False) -> dict[str, Any]:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UsageError(f"cannot make the run directory {self.run_dir}: {err.strerror}") from None
         if resuming:
             keep = self._restore()
         else:
-            atomic_write_json(self.run_dir / "job.json", self.spec.to_json())
+            write_job(self.run_dir, self.spec)
             keep = 0
         if self.store is not None:
             self.run_id = self.store.record_run(self.run_dir, status="running", env=self.spec.env, algo=self.spec.algo,
@@ -399,8 +462,10 @@ class Trainer:
         step = interaction.step
         by_steps = self.spec.steps is not None
         budget = self.spec.steps if by_steps else self.spec.episodes
+        deferring = defer_stop_signals()
         try:
             while (interaction.steps if by_steps else interaction.episodes) < budget:  # type: ignore[operator]
+                raise_if_stopped()
                 metrics = step()
                 if metrics:
                     sums, counts = self.sums, self.counts
@@ -426,7 +491,13 @@ class Trainer:
                     note = f"eval {self.curve[-1]['mean_return']:.1f}" if self.curve else ""
                     progress.update(done, note)
             self._log_eval(log)
+        except KeyboardInterrupt as stop:  # a stop signal: keep the steps taken so far when the run checkpoints
+            if getattr(stop, "at_safe_point", False) and self.spec.checkpoint_every is not None \
+                    and self._checkpoint_ready():
+                self._checkpoint(log)
+            raise
         finally:
+            restore_stop_signals(deferring)
             progress.close()
             log.close()
         summary = self._summary()
@@ -469,17 +540,36 @@ class Trainer:
         }
 
 
-def train(spec: TrainSpec | None = None, quiet: bool = True, store: Any = None, **kwargs: Any) -> dict[str, Any]:
+def train(spec: TrainSpec | None = None, quiet: bool = True, store: Any = None, wait: bool = False,
+          **kwargs: Any) -> dict[str, Any]:
     """Run one training job and return its summary (Python API: ``train(env=..., algo=..., steps=...)``).
 
     With ``store`` (a :class:`~llmagentos.kernel.store.Store`) the run is recorded there, and
     ``spec.agent`` names a stored agent to continue (or to create) and save back when the run ends.
+    Only one run trains a stored agent at a time: another one is refused, or with ``wait`` waits its turn.
     """
     spec = spec or TrainSpec(**kwargs)
     from llmagentos.kernel import multiagent_run
 
     if multiagent_run.is_multiagent_job(spec.prepare_world(), spec.algo):  # PettingZoo worlds have their own loop
         return multiagent_run.train(spec, quiet=quiet, store=store)
+    with _agent_held(spec, store, wait):
+        return _train(spec, quiet, store)
+
+
+def _agent_held(spec: TrainSpec, store: Any, wait: bool) -> Any:
+    """The store's lock on ``spec.agent`` for this run (nothing to hold without an agent or a store)."""
+    import contextlib
+    import os
+
+    if spec.agent is None or store is None:
+        return contextlib.nullcontext()
+    check_name(spec.agent, "--agent name")
+    holder = f"pid {os.getpid()}, {spec.algo} on {spec.env}, started {time.strftime('%Y-%m-%d %H:%M:%S')}"
+    return store.agent_lock(spec.agent, holder, wait=wait)
+
+
+def _train(spec: TrainSpec, quiet: bool, store: Any) -> dict[str, Any]:
     trainer = Trainer(spec, quiet=quiet, store=store)
     try:
         return trainer.run()
@@ -536,17 +626,18 @@ def resume(run_dir: str | Path, quiet: bool = True, store: Any = None, world: An
     spec = read_job(run_dir, world=world)
     summary_path = run_dir / "summary.json"
     if summary_path.exists():
-        return json.loads(summary_path.read_text())
+        return read_json(summary_path, "run summary")
     from llmagentos.kernel import multiagent_run
 
     if multiagent_run.is_multiagent_job(spec.prepare_world(), spec.algo):
         return multiagent_run.resume(spec, run_dir, quiet=quiet, store=store)
-    trainer = Trainer(spec, run_dir=run_dir, quiet=quiet, store=store)
-    try:
-        return trainer.run(resuming=True)
-    except BaseException as err:
-        _record_stop(trainer, err)
-        raise
+    with _agent_held(spec, store, wait=False):
+        trainer = Trainer(spec, run_dir=run_dir, quiet=quiet, store=store)
+        try:
+            return trainer.run(resuming=True)
+        except BaseException as err:
+            _record_stop(trainer, err)
+            raise
 
 
 def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int | None = None, world: Any = None) -> dict[str, Any]:

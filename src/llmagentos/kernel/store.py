@@ -39,10 +39,12 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from llmagentos.core.errors import UsageError
-from llmagentos.kernel.checkpoint import CheckpointError, load_state, save_state
+from llmagentos.core.limits import check_name
+from llmagentos.kernel.checkpoint import CheckpointError, load_state, remove_stale_temporaries, save_state
 
 #: environment variable that moves the store (the command line's --store sets it for child processes too)
 STORE_ENV = "LLMAGENTOS_STORE"
+INDEX = "index.sqlite"
 DEFAULT_ROOT = ".llmagentos"
 SCHEMA_VERSION = 1
 
@@ -108,21 +110,30 @@ def _json(value: Any) -> str:
 class Store:
     """A SQLite-indexed store of agents, runs, tasks and knowledge under one root directory."""
 
-    def __init__(self, root: str | Path | None = None) -> None:
+    def __init__(self, root: str | Path | None = None, *, new_index: bool = False) -> None:
+        """Open the store at ``root``; ``new_index`` allows starting an empty index beside existing blobs (rebuild)."""
         self.root = Path(root) if root is not None else default_root()
+        self.path = self.root / INDEX
+        if not new_index and not self.path.exists() and _agent_blobs(self.root):
+            raise StoreError(f"the store {self.root} holds agent blobs but no {INDEX} (deleted or moved?); refusing to "
+                             "start it empty: re-index it with llmagentos store rebuild")
         try:
             (self.root / "blobs").mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise StoreError(f"cannot create the store at {self.root}: {err.strerror}") from None
-        self.path = self.root / "index.sqlite"
-        self._conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA busy_timeout = 60000")
-        self._retry(lambda: self._conn.execute("PRAGMA journal_mode = WAL"))
-        self._conn.execute("PRAGMA synchronous = NORMAL")
-        with self.transaction() as db:
-            db.executescript_safe(_SCHEMA)
-            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        for agent_dir in (self.root / "blobs" / "agents").glob("*/"):  # blobs torn by writers that died
+            remove_stale_temporaries(agent_dir)
+        try:
+            self._conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA busy_timeout = 60000")
+            self._retry(lambda: self._conn.execute("PRAGMA journal_mode = WAL"))
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            with self.transaction() as db:
+                db.executescript_safe(_SCHEMA)
+                db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        except sqlite3.DatabaseError as err:  # not a database, a torn page, a table of the wrong shape
+            raise self._unreadable(err) from None
 
     # -- plumbing -----------------------------------------------------------------------------
     def close(self) -> None:
@@ -134,15 +145,22 @@ class Store:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    @staticmethod
-    def _retry(action, attempts: int = 50):
+    def _retry(self, action, attempts: int = 50):
         for i in range(attempts):
             try:
                 return action()
             except sqlite3.OperationalError as err:
-                if "locked" not in str(err) and "busy" not in str(err) or i == attempts - 1:
+                if "locked" not in str(err) and "busy" not in str(err):
+                    raise self._unreadable(err) from None
+                if i == attempts - 1:
                     raise
                 time.sleep(0.05 * (i + 1))
+            except sqlite3.DatabaseError as err:
+                raise self._unreadable(err) from None
+
+    def _unreadable(self, err: sqlite3.DatabaseError) -> StoreError:
+        return StoreError(f"the store index {self.path} is unreadable ({err}); see what is wrong with "
+                          "llmagentos store check and re-index it with llmagentos store rebuild")
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator["_Tx"]:
@@ -150,6 +168,10 @@ class Store:
         self._retry(lambda: self._conn.execute("BEGIN IMMEDIATE"))
         try:
             yield _Tx(self._conn)
+        except sqlite3.DatabaseError as err:
+            with contextlib.suppress(sqlite3.DatabaseError):
+                self._conn.execute("ROLLBACK")
+            raise self._unreadable(err) from None
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
@@ -176,7 +198,8 @@ class Store:
         blob = f"blobs/agents/{name}/{uuid.uuid4().hex}"
         full_meta = {"algo": algo, "observation_space": observation_space, "action_space": action_space,
                      **(meta or {})}
-        save_state(self.root / blob, state, full_meta)
+        # the blob carries what a rebuild of a lost index needs: the agent's config and when it was saved
+        save_state(self.root / blob, state, {**full_meta, "config": config or {}, "saved": _now()})
         sha = _blob_sha(self.root / blob)
         now = _now()
         try:
@@ -395,6 +418,156 @@ class Store:
         return problems
 
 
+    # -- one writer per agent ----------------------------------------------------------------
+    @contextlib.contextmanager
+    def agent_lock(self, name: str, holder: str, wait: bool = False) -> Iterator[None]:
+        """Hold agent ``name`` for one run: a second run is refused naming ``holder`` of the first, or waits.
+
+        The lock is an OS file lock, so it is released when its process ends in any way (even SIGKILL).
+        """
+        import fcntl
+
+        _check_name(name)
+        path = self.root / "locks" / f"{name}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a+", encoding="utf-8") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                f.seek(0)
+                running = f.read().strip() or "another process"
+                raise StoreError(f"agent {name!r} is being trained by another run ({running}); wait for it with "
+                                 "--wait or choose another agent name") from None
+            f.seek(0)
+            f.truncate()
+            f.write(holder)
+            f.flush()
+            try:
+                yield
+            finally:
+                f.seek(0)
+                f.truncate()
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _agent_blobs(root: Path) -> list[Path]:
+    """The manifests (``.json``) of every agent blob under the store's ``blobs/agents/``."""
+    return sorted(p for p in (Path(root) / "blobs" / "agents").glob("*/*.json") if not p.name.startswith("."))
+
+
+def check_store(root: str | Path | None = None) -> list[str]:
+    """Every problem of the store at ``root``, one line each (empty when it is sound); opens nothing for writing."""
+    root = Path(root) if root is not None else default_root()
+    index = root / INDEX
+    blobs = _agent_blobs(root)
+    if not index.exists():
+        return [f"{index} is missing while {len(blobs)} agent blobs exist: llmagentos store rebuild re-indexes them"] \
+            if blobs else []
+    try:
+        conn = sqlite3.connect(f"file:{index}?mode=ro", uri=True)
+        try:
+            rows = conn.execute("PRAGMA integrity_check").fetchall()
+            problems = [f"{index}: {r[0]}" for r in rows if r[0] != "ok"]
+            known = {r[0] for r in conn.execute("SELECT blob FROM agent_versions").fetchall()}
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as err:
+        return [f"{index} is unreadable ({err}): llmagentos store rebuild re-indexes the blobs and run directories"]
+    if problems:
+        return problems
+    with Store(root) as store:
+        problems = store.verify()
+    for manifest in blobs:
+        blob = str(manifest.relative_to(root).with_suffix(""))
+        if blob not in known:
+            problems.append(f"blob {manifest.with_suffix('')} is not in the index (llmagentos store rebuild adds it)")
+    return problems
+
+
+def rebuild_store(root: str | Path | None = None, run_roots: list[str | Path] = ()) -> dict[str, Any]:
+    """A new index for the store at ``root``: agents from their blobs, runs from run and sweep directories.
+
+    The old index (if any) is kept beside it as ``index.sqlite.broken-TIME``. Each agent's versions are
+    numbered in the order their blobs were saved; runs are found under ``run_roots`` (``job.json`` for a
+    run, ``sweep.json`` for a sweep's jobs). Returns what was indexed.
+    """
+    from llmagentos.kernel.checkpoint import read_json
+
+    root = Path(root) if root is not None else default_root()
+    moved = None
+    if (root / INDEX).exists():
+        moved = root / f"{INDEX}.broken-{time.strftime('%Y%m%d-%H%M%S')}"
+        for suffix in ("", "-wal", "-shm"):
+            if (root / f"{INDEX}{suffix}").exists():
+                os.replace(root / f"{INDEX}{suffix}", Path(f"{moved}{suffix}"))
+    versions: list[tuple[str, float, str, dict[str, Any]]] = []
+    skipped = []
+    for manifest in _agent_blobs(root):
+        try:
+            meta = read_json(manifest, "agent blob").get("meta", {})
+            sha = _blob_sha(manifest.with_suffix(""))
+        except (UsageError, AttributeError):
+            skipped.append(str(manifest))
+            continue
+        saved = meta.get("saved", manifest.stat().st_mtime)
+        versions.append((manifest.parent.name, float(saved), sha, meta | {"blob": str(manifest.relative_to(root).with_suffix(""))}))
+    with Store(root, new_index=True) as store:
+        for name, saved, sha, meta in sorted(versions, key=lambda v: (v[0], v[1])):
+            extra = {k: v for k, v in meta.items() if k not in ("algo", "observation_space", "action_space", "config",
+                                                                "saved", "blob")}
+            store._commit_version(name, meta["blob"], sha, meta.get("algo", "unknown"), meta.get("config", {}),
+                                  meta.get("observation_space"), meta.get("action_space"),
+                                  {k: meta.get(k) for k in ("algo", "observation_space", "action_space")} | extra,
+                                  None, None, saved)
+        runs = _index_runs(store, run_roots)
+    return {"store": str(root), "agent_versions": len(versions), "runs": runs, "unreadable_blobs": skipped,
+            "old_index": str(moved) if moved else None}
+
+
+def _index_runs(store: Store, run_roots: list[str | Path]) -> int:
+    """Record every run directory (``job.json``) and sweep job (``sweep.json``) under ``run_roots``; returns how many."""
+    from llmagentos.kernel.checkpoint import read_json
+
+    count = 0
+    for top in run_roots:
+        for job_file in sorted(Path(top).rglob("job.json")):
+            run_dir = job_file.parent
+            try:
+                job = read_json(job_file, "job file")
+            except UsageError:
+                continue
+            if not isinstance(job, dict):
+                continue
+            summary = _summary_or_none(run_dir)
+            store.record_run(run_dir, status="finished" if summary else "stopped", env=job.get("env"),
+                             algo=job.get("algo"), seed=job.get("seed"), agent=job.get("agent"), summary=summary)
+            count += 1
+        for manifest in sorted(Path(top).rglob("sweep.json")):
+            try:
+                jobs = read_json(manifest, "sweep manifest").get("jobs", [])
+            except (UsageError, AttributeError):
+                continue
+            for entry in jobs:
+                run_dir = Path(entry.get("run_dir", ""))
+                if not run_dir.is_dir() or (run_dir / "job.json").exists():
+                    continue  # never started, or a train job already indexed above
+                summary = _summary_or_none(run_dir)
+                store.record_run(run_dir, status="finished" if summary else "stopped", seed=entry.get("seed"),
+                                 summary=summary)
+                count += 1
+    return count
+
+
+def _summary_or_none(run_dir: Path) -> dict[str, Any] | None:
+    from llmagentos.kernel.checkpoint import read_json
+
+    try:
+        summary = read_json(run_dir / "summary.json", "run summary")
+    except UsageError:
+        return None
+    return summary if isinstance(summary, dict) else None
+
+
 class _Tx:
     """The connection inside one transaction (``execute`` and a multi-statement helper that stays inside it)."""
 
@@ -419,8 +592,7 @@ def _blob_sha(base: Path) -> str:
 
 
 def _check_name(name: str) -> None:
-    if not name or not all(c.isalnum() or c in "-_." for c in name) or name.startswith("."):
-        raise UsageError(f"agent name {name!r} is not allowed: use letters, digits, '-', '_' and '.'")
+    check_name(name, "agent name")
 
 
 def _check_same_agent(current: AgentRecord, algo: str, observation_space: str | None, action_space: str | None) -> None:

@@ -29,9 +29,10 @@ def finished_summary(run_dir: str | Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError):  # ValueError: not JSON, or not UTF-8
         return None
+    return summary if isinstance(summary, dict) else None
 
 
 def job_key(payload: dict[str, Any]) -> str:
@@ -46,28 +47,53 @@ def _refuse_different_jobs(out: Path, payloads: list[dict[str, Any]], keys: list
     path = out / MANIFEST
     if not path.exists():
         return
-    try:
-        old = {e["run_dir"]: e.get("key") for e in json.loads(path.read_text()).get("jobs", [])}
-    except (OSError, json.JSONDecodeError, AttributeError):
-        return
-    for payload, key in zip(payloads, keys):
-        if old.get(payload["out_dir"]) not in (None, key) and finished_summary(payload["out_dir"]) is not None:
-            from llmagentos.core.errors import UsageError
+    from llmagentos.core.errors import UsageError
 
+    try:
+        # resolved, so the same sweep named by a relative or an absolute path is recognised
+        old = {str(Path(e["run_dir"]).resolve()): e.get("key") for e in json.loads(path.read_text()).get("jobs", [])}
+    except (OSError, ValueError, RecursionError, AttributeError, KeyError, TypeError):
+        raise UsageError(f"{path} is not a readable sweep manifest; choose a new output directory") from None
+    mine = [str(Path(p["out_dir"]).resolve()) for p in payloads]
+    if not any(old.get(run_dir) == key for run_dir, key in zip(mine, keys)):
+        raise UsageError(f"{out} already holds a different experiment (its {MANIFEST} has none of this sweep's "
+                         "jobs); choose a new output directory or remove that one")
+    for payload, run_dir, key in zip(payloads, mine, keys):
+        if old.get(run_dir) not in (None, key) and finished_summary(payload["out_dir"]) is not None:
             raise UsageError(f"{out} already holds a different experiment (its run {payload['out_dir']} was made "
                              "with other settings); choose a new output directory (--out DIR, or --set out=DIR for a spec) "
                              "or remove that one")
 
 
+def check_sweep_dir(out: Path) -> None:
+    """Refuse an ``out`` the sweep may not write into: a file, or a non-empty directory that is not a sweep's."""
+    from llmagentos.core.errors import UsageError
+
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"the output directory {out} is a file; choose a new directory")
+    if out.resolve() == Path(out.resolve().anchor):
+        raise UsageError(f"the output directory {out} is the root of the file system; choose a directory for the sweep")
+    if out.is_dir() and not (out / MANIFEST).is_file() and any(out.iterdir()):
+        raise UsageError(f"the output directory {out} is not empty and holds no {MANIFEST} of an earlier sweep; "
+                         "choose a new or empty directory")
+    for parent in out.parents:
+        if parent.exists() and not parent.is_dir():
+            raise UsageError(f"the output directory {out} cannot be made: {parent} is a file")
+
+
 def run_sweep(function: Callable[[Any], Any], payloads: list[dict[str, Any]], out: str | Path,
               manifest: dict[str, Any], backend: str = "inline", workers: int | None = None,
-              ray_address: str | None = None, quiet: bool = True) -> tuple[list[dict[str, Any]], list[int]]:
+              ray_address: str | None = None, quiet: bool = True,
+              on_job_done: Callable[[int, Any], None] | None = None) -> tuple[list[dict[str, Any]], list[int]]:
     """Run every payload (each has an ``out_dir``) not finished yet; returns (results in order, skipped indices).
 
-    ``manifest`` (the spec as JSON) is written to ``out/sweep.json`` with one entry per job, before any
-    job starts and again at the end with each job's status (finished, skipped, failed).
+    ``manifest`` (the spec as JSON) is written to ``out/sweep.json`` with one entry per job before any
+    job starts, and again as each job ends with its status (finished, failed; ``stopped`` when a signal
+    stopped the sweep). ``on_job_done(index, result)`` is called for every job as it ends, and for every
+    job an earlier attempt already finished, so that a caller can record each one (the store does).
     """
     out = Path(out)
+    check_sweep_dir(out)
     keys = [job_key(p) for p in payloads]
     _refuse_different_jobs(out, payloads, keys)
     results: list[Any] = [None] * len(payloads)
@@ -83,12 +109,30 @@ def run_sweep(function: Callable[[Any], Any], payloads: list[dict[str, Any]], ou
     entries = [{"job": i, "seed": p["seed"], "params": p.get("params", {}), "run_dir": p["out_dir"], "key": keys[i],
                 "status": "finished" if i in skipped else "pending"} for i, p in enumerate(payloads)]
     doc = {**manifest, "jobs": entries, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    atomic_write_json(out / MANIFEST, doc)
+    try:
+        atomic_write_json(out / MANIFEST, doc)
+    except OSError as err:
+        from llmagentos.core.errors import UsageError
+
+        raise UsageError(f"cannot write the sweep into {out}: {err.strerror}; choose a directory you can write to") from None
+    if on_job_done is not None:
+        for i in skipped:
+            on_job_done(i, results[i])
     progress = Progress(len(payloads), "jobs", enabled=not quiet, label="sweep ")
     progress.update(len(skipped))
     done = [len(skipped)]
 
     def on_result(k: int, result: Any) -> None:
+        i = todo[k]
+        if is_failure(result):
+            result = {**result, "job_index": i}
+        results[i] = result
+        entries[i]["status"] = "failed" if is_failure(result) else "finished"
+        if is_failure(result):
+            entries[i]["error"] = result["error"]
+        atomic_write_json(out / MANIFEST, doc)  # as each job ends, so an interrupted sweep's record is current
+        if on_job_done is not None:
+            on_job_done(i, result)
         done[0] += 1
         progress.update(done[0], f"{sum(1 for r in results if is_failure(r))} failed")
 
@@ -96,17 +140,19 @@ def run_sweep(function: Callable[[Any], Any], payloads: list[dict[str, Any]], ou
     try:
         fresh = run_jobs(function, job_payloads, backend=backend, workers=workers, ray_address=ray_address,
                          on_result=on_result)
+    except KeyboardInterrupt:
+        for entry in entries:  # a job stopped part-way left a run directory; one that never started did not
+            if entry["status"] == "pending" and Path(entry["run_dir"]).exists():
+                entry["status"] = "stopped"
+        doc["stopped"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        atomic_write_json(out / MANIFEST, doc)
+        raise
     finally:
         progress.close()
     for i, result in zip(todo, fresh):
         if is_failure(result):
             result = {**result, "job_index": i}
         results[i] = result
-    for entry, result in zip(entries, results):
-        if entry["status"] == "pending":
-            entry["status"] = "failed" if is_failure(result) else "finished"
-            if is_failure(result):
-                entry["error"] = result["error"]
     doc["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     atomic_write_json(out / MANIFEST, doc)
     return results, skipped

@@ -15,7 +15,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from llmagentos.core.errors import UsageError
+from llmagentos.core.errors import UsageError, arguments_refused_as_usage
+from llmagentos.core.limits import check_finite
 from llmagentos.core.seeding import seed_everything
 
 
@@ -48,13 +49,16 @@ def run_transfer(source: str | Path, env: str, env_args: dict[str, Any] | None =
         raise UsageError(f"--eval-episodes must be positive, got {eval_episodes}")
     if not 0.0 < prior_fraction <= 1.0:
         raise UsageError(f"--prior-fraction must be in (0, 1], got {prior_fraction}")
-    env_args = dict(env_args or {})
+    env_args = check_finite(dict(env_args or {}), "--env-arg")
+    if threshold is not None:
+        check_finite(float(threshold), "--threshold")
     job.prepare_world()  # the source's imports, so the target may be a world of the same module
     wrappers = job.wrappers  # the target is seen through the source's wrappers, as its agent was trained
     _, meta = load_state(source / "agent")  # the config the source was trained with (presets included)
     config = make_config(job.algo, {**meta.get("config", job.config), **dict(overrides or {})})
     num_envs = int(getattr(config, "num_envs", 1) or 1)
-    probe = make_env(env, env_args, wrappers=wrappers)
+    with arguments_refused_as_usage(f"environment {env}"):
+        probe = make_env(env, env_args, wrappers=wrappers)
     eval_every = eval_every or max(steps // 20, 1)
     if threshold is None:
         threshold = getattr(getattr(probe, "spec", None), "reward_threshold", None)

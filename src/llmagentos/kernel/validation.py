@@ -36,7 +36,7 @@ def config_model(config_cls: type, name: str | None = None) -> type[BaseModel]:
     """
     hints = typing.get_type_hints(config_cls)
     fields = {f.name: _pydantic_field(f, hints[f.name]) for f in dataclasses.fields(config_cls)}
-    model = create_model(name or config_cls.__name__, __config__=ConfigDict(extra="forbid"), **fields)
+    model = create_model(name or config_cls.__name__, __config__=ConfigDict(extra="forbid", allow_inf_nan=False), **fields)
     model.__doc__ = (config_cls.__doc__ or "").strip() or f"Fields of {config_cls.__name__}."
     return model
 
@@ -106,13 +106,13 @@ def train_block_model(algo: str) -> type[BaseModel]:
             fields["config"] = (cfg, Field(default_factory=cfg, description=doc or f"{algo} config fields"))
         else:
             fields[f.name] = _pydantic_field(f, hints[f.name])
-    return create_model(model_name(algo, "Train"), __config__=ConfigDict(extra="forbid"), **fields)
+    return create_model(model_name(algo, "Train"), __config__=ConfigDict(extra="forbid", allow_inf_nan=False), **fields)
 
 
 class FamilyTasksBlock(BaseModel):
     """The fields every job kind over a task family shares: which family, its options, and which of its tasks."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     family: str = Field(description="task family: cartpole, goal-grid or pointnav")
     family_options: dict[str, Any] = Field(default_factory=dict, description="options of the family (goal-grid: size, goals, wall_sets, slips; cartpole: ranges)")

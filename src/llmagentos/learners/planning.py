@@ -210,9 +210,11 @@ def plan(env_id: str, algo: str = "value-iteration", gamma: float = 0.99, theta:
     if parsed is not None and algo != "policy-evaluation":
         raise UsageError(f"--policy applies to policy-evaluation only; {algo} finds its own policy")
     # the algorithms themselves see only a FiniteMDP; making the env by id is the command line's convenience
+    from llmagentos.core.errors import arguments_refused_as_usage
     from llmagentos.envs.make import make_env
 
-    env = make_env(env_id, env_args or {})
+    with arguments_refused_as_usage(f"environment {env_id}"):
+        env = make_env(env_id, env_args or {})
     try:
         mdp = FiniteMDP.from_gym_env(env)
     finally:
