@@ -198,7 +198,7 @@ class MultiAgentTrainer(Trainer):
         refuse_wrappers(spec)
         self.spec, self.quiet = spec, quiet
         self.learner_name, self.config = make_multiagent_config(spec)
-        spec.config = typed_overrides(spec.algo, spec.config)
+        spec.config = typed_overrides(spec.algo, spec.config, spec.env)
         seed_everything(spec.seed)
         self.env = make_parallel_env(world, **spec.env_args)
         self.eval_env = make_parallel_env(world, **spec.env_args)

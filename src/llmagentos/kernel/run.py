@@ -125,11 +125,11 @@ def make_config(algo: str, overrides: dict[str, Any] | None = None, env_id: str 
     return apply_overrides(config, dict(overrides or {}), owner=f"{algo} config")
 
 
-def typed_overrides(algo: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    """``--set`` values as the algorithm's config types them, so job.json keeps 0.05, not "0.05"."""
+def typed_overrides(algo: str, overrides: dict[str, Any], env_id: str | None = None) -> dict[str, Any]:
+    """``--set`` values as the algorithm's config (with the env's preset) types them, so job.json keeps 0.05, not "0.05"."""
     if not overrides:
         return overrides
-    config = make_config(algo, overrides)
+    config = make_config(algo, overrides, env_id)
     return {key: getattr(config, key) for key in overrides}
 
 
@@ -312,7 +312,7 @@ class Trainer:
         self.run_id: int | None = None
         stored = _stored_agent(spec, store)  # may fill spec.config and spec.agent_version
         self.config = make_config(spec.algo, spec.config, spec.env)
-        spec.config = typed_overrides(spec.algo, spec.config)
+        spec.config = typed_overrides(spec.algo, spec.config, spec.env)
         num_envs = int(getattr(self.config, "num_envs", 1) or 1)
         seed_everything(spec.seed)
         world = spec.prepare_world()
