@@ -114,19 +114,15 @@ class Meet(ParallelEnv):
             self.agents = []
         return (obs, {a: float(met) for a in agents}, {a: bool(met) for a in agents},
                 {a: done and not met for a in agents}, {a: {} for a in agents})
-
-
-def make(**kwargs):
-    return Meet(**kwargs)
 '''
 
 
 def test_a_pettingzoo_env_from_outside_the_project_trains_with_independent_learners(tmp_path):
     (tmp_path / "outside_meet.py").write_text(textwrap.dedent(EXTERNAL))
-    out = cli(tmp_path, "train", "--env", "outside_meet:make", "--algo", "il", "--set", 'learner_config={"alpha": 0.5}',
+    out = cli(tmp_path, "train", "--env", "outside_meet:Meet", "--algo", "il", "--set", 'learner_config={"alpha": 0.5}',
               "--steps", "3000", "--out", "run", "--json", extra_path=tmp_path)
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
-    assert summary["env"] == "outside_meet:make" and set(summary["agents"]) == {"a", "b"}
+    assert summary["env"] == "outside_meet:Meet" and set(summary["agents"]) == {"a", "b"}
     assert "greedy_joint_action" not in summary and summary["steps"] == 3000
     assert summary["eval"]["mean_return"] == 1.0  # the greedy pair meets

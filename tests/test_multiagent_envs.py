@@ -111,7 +111,7 @@ def test_coop_grid_shared_reward_is_the_mean_and_observations_are_per_agent():
 
 
 @pytest.mark.parametrize("env_id,kwargs,needle", [
-    ("llmagentos/Nope-v0", {}, "unknown multi-agent environment"),
+    ("llmagentos/Nope-v0", {}, "unknown environment"),
     ("llmagentos/MatrixGame-v0", {}, "exactly one of payoffs"),
     ("llmagentos/MatrixGame-v0", {"payoffs": [[1, 2], [3, 4]]}, "do not fit"),
     ("llmagentos/ClimbingGame-v0", {"episode_length": 0}, "episode_length"),

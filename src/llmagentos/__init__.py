@@ -1,9 +1,11 @@
 """LLMAgentOS: an operating system for learning agents.
 
-Python API::
+Python API (docs/python_api.md)::
 
-    from llmagentos import train, plan, make_agent, make_env
-    summary = train(env="CliffWalking-v1", algo="sarsa", steps=20_000, seed=0)
+    import llmagentos
+    summary = llmagentos.train(env="CliffWalking-v1", algo="sarsa", steps=20_000, seed=0)
+    agent = llmagentos.load(summary["run_dir"])
+    print(llmagentos.evaluate(agent, episodes=10)["mean_return"])
 """
 
 from __future__ import annotations
@@ -12,13 +14,32 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["train", "resume", "plan", "make_agent", "make_env", "make_parallel_env", "__version__"]
+__all__ = ["train", "load", "evaluate", "resume", "plan", "make_agent", "make_env", "make_parallel_env", "__version__"]
+
+# registers the project's worlds with Gymnasium (cheap: string entry points, no torch), so that a user's own script
+# can gymnasium.make("llmagentos/PointNav-v0") after import llmagentos
+import llmagentos.envs  # noqa: E402,F401
 
 
-def train(*args: Any, **kwargs: Any) -> dict[str, Any]:
-    from llmagentos.kernel.run import train as _train
+def train(env: Any, algo: str, steps: int | None = None, **kwargs: Any) -> dict[str, Any]:
+    """Train ``algo`` on ``env`` (an id, module:Id, module:Class, env instance, class or callable); its summary."""
+    from llmagentos.api import train as _train
 
-    return _train(*args, **kwargs)
+    return _train(env, algo, steps, **kwargs)
+
+
+def load(run_dir: Any, env: Any = None) -> Any:
+    """The trained agent of a run directory; ``agent.act(obs)`` is greedy."""
+    from llmagentos.api import load as _load
+
+    return _load(run_dir, env=env)
+
+
+def evaluate(run: Any, episodes: int = 10, seed: int | None = None, env: Any = None) -> dict[str, Any]:
+    """Greedy returns of a run directory's (or a loaded agent's) agent, as ``llmagentos eval``."""
+    from llmagentos.api import evaluate as _evaluate
+
+    return _evaluate(run, episodes=episodes, seed=seed, env=env)
 
 
 def resume(run_dir: str, quiet: bool = True) -> dict[str, Any]:
@@ -39,7 +60,7 @@ def make_agent(algo: str, env: Any, **kwargs: Any) -> Any:
     return _make_agent(algo, env, **kwargs)
 
 
-def make_env(env_id: str, **env_args: Any) -> Any:
+def make_env(env_id: Any, **env_args: Any) -> Any:
     from llmagentos.envs.make import make_env as _make_env
 
     return _make_env(env_id, env_args)

@@ -89,13 +89,16 @@ def plan(env: str, algo: str, gamma: float, theta: float, policy: str, env_args:
 
 def train_options(f):
     options = [
-        click.option("--env", required=True, help="Gymnasium id (llmagentos envs lists them)."),
+        click.option("--env", required=True,
+                     help="World: an id (llmagentos envs lists them), module:Id-vN, or module:Class (docs/worlds.md)."),
         click.option("--algo", required=True, help="Algorithm name (llmagentos algos lists them)."),
         click.option("--steps", type=int, default=None, help="Budget in environment steps."),
         click.option("--episodes", type=int, default=None, help="Budget in episodes."),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Set a config field; repeatable."),
         env_args_option,
+        click.option("--wrapper", "wrappers", multiple=True, metavar="NAME[:k=v,...]",
+                     help="Gymnasium wrapper (a gymnasium.wrappers class or module:Class) applied in order; repeatable."),
         click.option("--eval-every", type=int, default=None, help="Greedy evaluation every K steps (default: budget/20)."),
         click.option("--eval-episodes", type=int, default=10, show_default=True),
         click.option("--threshold", type=float, default=None, help="Return that counts as solved (default: the env's)."),
@@ -140,11 +143,13 @@ def sweep_options(f):
 @cli.command()
 @train_options
 @sweep_options
-def train(env, algo, steps, episodes, seed, overrides, env_args, eval_every, eval_episodes, threshold,
+def train(env, algo, steps, episodes, seed, overrides, env_args, wrappers, eval_every, eval_episodes, threshold,
           checkpoint_every, out, quiet, as_json, seeds, backend, workers, ray_address, agent) -> None:
     """Train an agent on an environment and write a run directory (--seeds A:B: one job per seed)."""
+    from llmagentos.envs.make import parse_wrapper
     from llmagentos.kernel.run import TrainSpec, train as run_train
 
+    wrappers = [parse_wrapper(w) for w in wrappers]
     if seeds is not None:
         from llmagentos.config import run_spec, train_flags_spec
 
@@ -152,7 +157,7 @@ def train(env, algo, steps, episodes, seed, overrides, env_args, eval_every, eva
             raise UsageError("--agent continues one agent in one run; it cannot be combined with --seeds")
 
         spec = train_flags_spec(dict(env=env, algo=algo, steps=steps, episodes=episodes, overrides=overrides,
-                                     env_args=parse_env_args(env_args), eval_every=eval_every,
+                                     env_args=parse_env_args(env_args), wrappers=wrappers, eval_every=eval_every,
                                      eval_episodes=eval_episodes, threshold=threshold,
                                      checkpoint_every=checkpoint_every, out=out),
                                 seeds=seeds, backend=backend, workers=workers, ray_address=ray_address)
@@ -162,7 +167,7 @@ def train(env, algo, steps, episodes, seed, overrides, env_args, eval_every, eva
         raise UsageError("--backend, --workers and --ray-address schedule several jobs: give --seeds A:B as well")
     spec = TrainSpec(env=env, algo=algo, seed=seed, steps=steps, episodes=episodes,
                      config=parse_key_values(overrides, "--set"), env_args=parse_env_args(env_args),
-                     eval_every=eval_every, eval_episodes=eval_episodes, threshold=threshold,
+                     wrappers=wrappers, eval_every=eval_every, eval_episodes=eval_episodes, threshold=threshold,
                      checkpoint_every=checkpoint_every, out=out, agent=agent)
     summary = run_train(spec, quiet=quiet, store=open_store())
     emit_json(summary) if as_json else print_summary(summary)
@@ -275,11 +280,14 @@ def envs(show_all: bool, as_json: bool) -> None:
     """List the worlds: the project's own (single- and multi-agent), then Gymnasium's."""
     from llmagentos.kernel.run import available_envs
 
-    ids = available_envs()
+    from llmagentos.envs.resolve import PLUGIN_IDS
+
+    ids = available_envs()  # loads the gymnasium.envs plugins of installed packages, filling PLUGIN_IDS
     ours = [i for i in ids if i.startswith("llmagentos/")]
     multi = _multiagent_env_ids()
     if as_json:
-        emit_json({"single_agent": ours, "multi_agent": multi, "gymnasium": [i for i in ids if i not in ours]})
+        emit_json({"single_agent": ours, "multi_agent": multi, "gymnasium": [i for i in ids if i not in ours],
+                   "plugins": PLUGIN_IDS})
         return
     click.echo("Single-agent worlds (Gymnasium):")
     for i in ours:
@@ -287,6 +295,10 @@ def envs(show_all: bool, as_json: bool) -> None:
     if multi:
         click.echo("Multi-agent worlds (PettingZoo Parallel API):")
         for i in multi:
+            click.echo(f"  {i}")
+    for plugin, plugin_ids in PLUGIN_IDS.items():
+        click.echo(f"Worlds of the installed plugin {plugin} (gymnasium.envs entry point):")
+        for i in plugin_ids:
             click.echo(f"  {i}")
     others = [i for i in ids if i not in ours]
     if show_all:
@@ -512,6 +524,10 @@ def report(path: str, out: str | None, as_json: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    import os
+
+    if os.getcwd() not in sys.path and "" not in sys.path:  # the current directory is importable, as with python -m
+        sys.path.insert(0, os.getcwd())
     try:
         cli.main(args=argv, prog_name="llmagentos", standalone_mode=False)
     except UsageError as err:

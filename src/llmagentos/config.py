@@ -48,13 +48,14 @@ import itertools
 import json
 import re
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
 
 from llmagentos.core.errors import UsageError
+from llmagentos.envs.resolve import import_modules
 # the generated models and path-naming validation live in the kernel (its job kinds use them); they stay
 # importable from here, where the spec format is documented
 from llmagentos.kernel.validation import (  # noqa: F401
@@ -153,12 +154,8 @@ def validate_train_block(raw: Any) -> BaseModel:
 
 
 def check_train_block(block: BaseModel) -> None:
-    """Value checks the types cannot express: the budget, the config's own ``validate()``, the env id."""
-    import gymnasium as gym
-
-    import llmagentos.envs  # noqa: F401  (registers the project's worlds)
+    """Value checks the types cannot express: the budget, the config's own ``validate()``, the world and wrappers."""
     from llmagentos.kernel.run import make_config
-
     from llmagentos.kernel.sweep import train_spec_from_block
 
     spec = train_spec_from_block(block, seed=0, out=None)
@@ -170,13 +167,15 @@ def check_train_block(block: BaseModel) -> None:
         make_config(spec.algo, spec.config, spec.env)
     except UsageError as err:
         raise UsageError(f"invalid spec: train.config: {err}") from None
-    if spec.env not in gym.registry:
-        from llmagentos.envs.multiagent import is_multiagent_env
+    from llmagentos.envs.resolve import world_from_object
 
-        if is_multiagent_env(spec.env):
-            raise UsageError(f"invalid spec: train.env: {spec.env} is a multi-agent world; run it as the multiagent "
-                             f"kind, e.g. --algo il --set learner={spec.algo}")
-        raise UsageError(f"invalid spec: train.env: unknown environment {spec.env!r} (llmagentos envs lists them)")
+    try:  # imports, wrappers, then the world's name by the one rule (only env classes and factories are ever called)
+        world = world_from_object(spec.prepare_world())
+    except UsageError as err:
+        raise UsageError(f"invalid spec: train: {err}") from None
+    if world.multiagent:
+        raise UsageError(f"invalid spec: train.env: {spec.env} is a multi-agent world; run it as the multiagent "
+                         f"kind, e.g. --algo il --set learner={spec.algo}")
 
 
 # -- whole specs ------------------------------------------------------------------------------
@@ -196,6 +195,9 @@ class SpecHeader(BaseModel):
     ray_address: str | None = Field(None, description='Ray cluster to join ("auto", "ray://head:10001")')
     grid: dict[str, list[Any]] = Field(default_factory=dict,
                                        description="dotted path inside the kind block -> values; every combination × every seed is a job")
+    imports: list[str] = Field(default_factory=list,
+                               description="modules imported before anything is made, in every job's process "
+                                           "(modules that register or define your worlds), e.g. [mypkg.envs]")
 
 
 COMMON_KEYS = tuple(SpecHeader.model_fields)
@@ -237,9 +239,14 @@ class Job:
     out_dir: str
     #: the grid point's values ({} without a grid)
     params: dict[str, Any]
+    #: the spec's ``imports``, imported by the process that runs the job before its block is checked
+    imports: list[str] = field(default_factory=list)
 
     def payload(self) -> dict[str, Any]:
-        return {"kind": self.kind, "block": self.block, "seed": self.seed, "out_dir": self.out_dir}
+        payload = {"kind": self.kind, "block": self.block, "seed": self.seed, "out_dir": self.out_dir}
+        if self.imports:  # absent when empty, so the fingerprints of existing sweeps do not change
+            payload["imports"] = self.imports
+        return payload
 
 
 @dataclass
@@ -323,10 +330,14 @@ def validate_spec(data: dict[str, Any], default_name: str = "spec") -> Spec:
                          + (f", it has {', '.join(kinds)}" if kinds else ""))
     kind = job_kind(kinds[0])
     header = validate_model(SpecHeader, {k: v for k, v in data.items() if k in COMMON_KEYS}, "")
+    import_modules(header.imports, where="invalid spec: imports")
     seeds = parse_seeds(header.seeds, where="invalid spec: seeds")
     raw_block = data[kind.name]
     if not isinstance(raw_block, dict):
         raise UsageError(f"invalid spec: {kind.name}: expected a mapping, got {type(raw_block).__name__}")
+    if header.imports and kind.name in ("train", "multiagent"):
+        # each run's job.json records the imports, so eval and resume of it work in a new process
+        raw_block = {**raw_block, "imports": list(header.imports) + list(raw_block.get("imports") or [])}
     out = Path(header.out or Path("runs") / (header.name or default_name))
     points = _grid_points(header.grid)
     jobs: list[Job] = []
@@ -342,7 +353,8 @@ def validate_spec(data: dict[str, Any], default_name: str = "spec") -> Spec:
         block_json = _block_json(block)
         point_dir = out / _point_name(params) if params else out
         for seed in seeds:
-            jobs.append(Job(len(jobs), kind.name, block_json, seed, str(point_dir / f"seed-{seed}"), dict(params)))
+            jobs.append(Job(len(jobs), kind.name, block_json, seed, str(point_dir / f"seed-{seed}"), dict(params),
+                            list(header.imports)))
     return Spec(kind.name, header, raw_block, seeds, out, jobs)
 
 
@@ -377,6 +389,7 @@ def _point_name(params: dict[str, Any]) -> str:
 def run_job(payload: dict[str, Any]) -> dict[str, Any]:
     """Run one job (the top-level function every backend calls): validate its block again, call the runner."""
     kind = job_kind(payload["kind"])
+    import_modules(payload.get("imports", []))
     block = kind.validate_block(payload["block"])
     runner: Callable[[Any, int, Path], dict[str, Any]] = registry.load(kind.runner)
     out_dir = Path(payload["out_dir"])
@@ -479,6 +492,8 @@ def train_flags_spec(flags: dict[str, Any], seeds: str, backend: str = "inline",
         config = make_config(flags["algo"], overrides, flags["env"])
         block = {k: flags[k] for k in ("env", "algo", "steps", "episodes", "env_args", "eval_every",
                                        "eval_episodes", "threshold", "checkpoint_every") if flags.get(k) is not None}
+        if flags.get("wrappers"):  # only when given, so the blocks (and fingerprints) of existing sweeps stay the same
+            block["wrappers"] = flags["wrappers"]
         block["config"] = {k: getattr(config, k) for k in overrides}
     parsed = parse_seeds(seeds, where="--seeds")
     out = flags.get("out") or f"runs/{flags['env'].replace('/', '-')}_{flags['algo']}_seeds{parsed[0]}-{parsed[-1] + 1}"

@@ -1,4 +1,4 @@
-"""Making the worlds by id: Gymnasium's registry with the project's worlds in it, and friendly errors.
+"""Making the worlds: any name :mod:`llmagentos.envs.resolve` resolves, with Gymnasium wrappers by name.
 
 It lives in the envs layer so that the learners (planning converts an env's table) and the kernel
 make environments the one same way.
@@ -6,41 +6,136 @@ make environments the one same way.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from llmagentos.core.errors import UsageError
+from llmagentos.envs.resolve import World, load_plugins, world_from_object
 
 
 def available_envs() -> list[str]:
-    """Gymnasium ids that can be made here: the project's worlds first, then Gymnasium's own."""
+    """Gymnasium ids that can be made here (plugins' included): the project's worlds first, then the others."""
     import gymnasium as gym
 
     import llmagentos.envs  # noqa: F401  (registers the project's worlds)
 
+    load_plugins()
     ids = sorted(gym.registry)
     return [i for i in ids if i.startswith("llmagentos/")] + [i for i in ids if not i.startswith("llmagentos/")]
 
 
-def make_env(env_id: str, env_args: dict[str, Any] | None = None, num_envs: int = 1) -> Any:
-    """``gymnasium.make`` (or a same-step-autoreset vector env when ``num_envs > 1``) with friendly errors."""
+def make_env(env_id: Any, env_args: dict[str, Any] | None = None, num_envs: int = 1,
+             wrappers: list[dict[str, Any]] | None = None) -> Any:
+    """A single-agent env of any world :func:`~llmagentos.envs.resolve.world_from_object` accepts, wrapped by
+    ``wrappers`` (``[{"name", "args"}]``, see :func:`resolve_wrapper`); a same-step-autoreset vector env of
+    ``num_envs`` copies when ``num_envs > 1``. Bad names, arguments or wrappers raise UsageError."""
     import gymnasium as gym
-    from gymnasium.vector import AutoresetMode
+    from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-    import llmagentos.envs  # noqa: F401
-
+    world = world_from_object(env_id)
+    if world.multiagent:
+        raise UsageError(f"{world.name} is a multi-agent (PettingZoo) world; train it with a multi-agent algorithm "
+                         "(--algo il, jal, ...) or a single-agent algorithm as independent learners")
     env_args = dict(env_args or {})
-    if env_id not in gym.registry:
-        ours = [i for i in available_envs() if i.startswith("llmagentos/")]
-        raise UsageError(f"unknown environment {env_id!r}; try one of {', '.join(ours)} or any Gymnasium id "
-                         "(llmagentos envs lists them all)")
+    wrap = [_wrapper_thunk(w) for w in wrappers or []]
+
+    def make_one() -> Any:
+        env = world.make(env_args)
+        for apply in wrap:
+            env = apply(env)
+        return env
+
     try:
         if num_envs > 1:
-            return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync",
-                                vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP}, **env_args)
-        return gym.make(env_id, **env_args)
+            if world.gym_id is not None:
+                return gym.make_vec(world.gym_id, num_envs=num_envs, vectorization_mode="sync", wrappers=wrap or None,
+                                    vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP}, **env_args)
+            return SyncVectorEnv([make_one] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
+        return make_one()
     except UsageError:
         raise
     except TypeError as err:
-        raise UsageError(f"environment {env_id} does not accept those --env-arg values ({err})") from None
-    except (gym.error.Error, ImportError, ModuleNotFoundError) as err:
-        raise UsageError(f"environment {env_id} cannot be made here: {err}") from None
+        raise UsageError(f"environment {world.name} does not accept those --env-arg or --wrapper values ({err})") from None
+    except (gym.error.Error, ImportError) as err:
+        raise UsageError(f"environment {world.name} cannot be made here: {err}") from None
+
+
+def make_world(world: World | Any, env_args: dict[str, Any] | None = None) -> Any:
+    """One env of a world of either API (a Gymnasium env, or a PettingZoo Parallel env), with friendly errors."""
+    import gymnasium as gym
+
+    world = world_from_object(world)
+    try:
+        return world.make(dict(env_args or {}))
+    except UsageError:
+        raise
+    except (gym.error.Error, ImportError) as err:
+        raise UsageError(f"environment {world.name} cannot be made here: {err}") from None
+
+
+# -- wrappers by name -------------------------------------------------------------------------
+
+def parse_wrapper(text: str) -> dict[str, Any]:
+    """``"NAME[:k=v,...]"`` (the ``--wrapper`` flag) -> ``{"name": NAME, "args": {k: v}}``; NAME may be module:Class."""
+    import re
+
+    from llmagentos.core.config import literal_env_value, parse_key_values
+
+    name, args_text = text, ""
+    head, colon, tail = text.rpartition(":")
+    if colon and "=" in tail:
+        name, args_text = head, tail
+    # split k=v pairs on the commas that start a new key, so JSON lists ([1,2]) stay whole
+    pairs = [p for p in re.split(r",(?=\s*[A-Za-z_]\w*\s*=)", args_text) if p.strip()]
+    args = {k: literal_env_value(v) for k, v in parse_key_values(pairs, f"--wrapper {text}").items()}
+    return {"name": name, "args": args}
+
+
+def resolve_wrapper(name: str) -> type:
+    """The wrapper class ``name`` names: a class of ``gymnasium.wrappers`` or a ``module:Class`` subclass of
+    ``gymnasium.Wrapper``; anything else is refused before it is called."""
+    import gymnasium as gym
+    import gymnasium.wrappers
+
+    from llmagentos.envs.resolve import _import
+
+    if not isinstance(name, str) or not name:
+        raise UsageError(f"a wrapper is named by a string (a gymnasium.wrappers class or module:Class), got {name!r}")
+    module_name, colon, attribute = name.partition(":")
+    if colon:
+        target = getattr(_import(module_name, f"wrapper {name!r}: cannot import {module_name}"), attribute, None)
+    else:
+        target = getattr(gymnasium.wrappers, name, None)
+    if not (inspect.isclass(target) and issubclass(target, gym.Wrapper)):
+        known = sorted(n for n in dir(gymnasium.wrappers)
+                       if inspect.isclass(getattr(gymnasium.wrappers, n)) and issubclass(getattr(gymnasium.wrappers, n), gym.Wrapper))
+        raise UsageError(f"unknown wrapper {name!r}; give a class of gymnasium.wrappers ({', '.join(known[:8])}, ...) "
+                         "or module:Class naming a gymnasium.Wrapper subclass")
+    return target
+
+
+def check_wrappers(wrappers: Any) -> list[dict[str, Any]]:
+    """``wrappers`` as ``[{"name", "args"}]`` with every name resolved; UsageError naming the bad entry."""
+    if not isinstance(wrappers, list):
+        raise UsageError(f"wrappers: expected a list of {{name, args}} mappings, got {type(wrappers).__name__}")
+    out = []
+    for i, entry in enumerate(wrappers):
+        if not isinstance(entry, dict) or "name" not in entry or set(entry) - {"name", "args"} \
+                or not isinstance(entry.get("args", {}), dict):
+            raise UsageError(f"wrappers[{i}]: expected a mapping {{name: NAME, args: {{...}}}}, got {entry!r}")
+        resolve_wrapper(entry["name"])
+        out.append({"name": entry["name"], "args": dict(entry.get("args", {}))})
+    return out
+
+
+def _wrapper_thunk(entry: dict[str, Any]) -> Any:
+    (entry,) = check_wrappers([entry])
+    cls, args = resolve_wrapper(entry["name"]), entry["args"]
+
+    def apply(env: Any) -> Any:
+        try:
+            return cls(env, **args)
+        except TypeError as err:
+            raise UsageError(f"wrapper {entry['name']} does not accept {args} ({err})") from None
+
+    return apply

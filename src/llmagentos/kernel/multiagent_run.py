@@ -40,7 +40,7 @@ from llmagentos.learners import registry
 EVAL_STEP_CAP = 1_000
 
 
-def is_multiagent_job(env: str, algo: str) -> bool:
+def is_multiagent_job(env: Any, algo: str) -> bool:
     """Whether (env, algo) is a multi-agent run; a multi-agent algorithm on a single-agent world raises UsageError."""
     from llmagentos.envs.multiagent import MULTI_AGENT_ENVS, is_multiagent_env
 
@@ -188,11 +188,15 @@ class MultiAgentTrainer(Trainer):
         spec.validate()
         if getattr(spec, "agent", None):
             raise UsageError("--agent continues a stored single-agent learner; multi-agent runs do not take it")
+        world = spec.prepare_world()
+        if spec.wrappers:
+            raise UsageError(f"--wrapper applies Gymnasium wrappers to single-agent worlds; {spec.env} is a "
+                             "multi-agent (PettingZoo) world")
         self.spec, self.quiet = spec, quiet
         self.learner_name, self.config = make_multiagent_config(spec)
         seed_everything(spec.seed)
-        self.env = make_parallel_env(spec.env, **spec.env_args)
-        self.eval_env = make_parallel_env(spec.env, **spec.env_args)
+        self.env = make_parallel_env(world, **spec.env_args)
+        self.eval_env = make_parallel_env(world, **spec.env_args)
         self.learner = make_learner(self.learner_name, self.env, self.config, spec.seed)
         self.game = matrix_game(self.eval_env)
         self.threshold = spec.threshold
@@ -271,15 +275,16 @@ def _record(store: Any, spec: Any, summary: dict[str, Any]) -> None:
                          summary=summary)
 
 
-def load_learner(run_dir: str | Path) -> Any:
-    """The trained multi-agent learner of a finished run (``agent.safetensors`` + ``agent.json``)."""
+def load_learner(run_dir: str | Path, world: Any = None) -> Any:
+    """The trained multi-agent learner of a finished run (``agent.safetensors`` + ``agent.json``); ``world`` replaces
+    the recorded world."""
     from llmagentos.envs.multiagent import make_parallel_env
     from llmagentos.kernel.run import read_job
 
     run_dir = Path(run_dir)
-    spec = read_job(run_dir)
+    spec = read_job(run_dir, world=world)
     name, config = make_multiagent_config(spec)
-    env = make_parallel_env(spec.env, **spec.env_args)
+    env = make_parallel_env(spec.prepare_world(), **spec.env_args)
     learner = make_learner(name, env, config, spec.seed)
     state, _ = load_state(run_dir / "agent", expect={"algo": name, "agents": list(env.possible_agents)})
     learner.load_state_dict(state)
@@ -353,9 +358,9 @@ def validate_multiagent_block(raw: Any) -> Any:
     spec = train_spec_from_block(block, seed=0, out=None)
     try:
         spec.validate()
-        is_multiagent_job(spec.env, spec.algo)
+        is_multiagent_job(spec.prepare_world(), spec.algo)
         make_config(spec.algo, spec.config, spec.env)
-        make_parallel_env(spec.env, **spec.env_args).close()
+        make_parallel_env(spec.prepare_world(), **spec.env_args).close()
     except UsageError as err:
         raise UsageError(f"invalid spec: multiagent: {err}") from None
     return block
@@ -374,14 +379,14 @@ def sweep_game(result: dict[str, Any]) -> Any | None:
         return None
 
 
-def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int | None = None) -> dict[str, Any]:
+def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int | None = None, world: Any = None) -> dict[str, Any]:
     """Greedy returns of a finished multi-agent run's learners on its world (``llmagentos eval RUN``)."""
     from llmagentos.envs.multiagent import make_parallel_env
     from llmagentos.kernel.run import read_job
 
-    job = read_job(Path(run_dir))
-    env = make_parallel_env(job.env, **job.env_args)
-    learner = load_learner(run_dir)
+    job = read_job(Path(run_dir), world=world)
+    env = make_parallel_env(job.prepare_world(), **job.env_args)
+    learner = load_learner(run_dir, world=world)
     per_episode = evaluate_parallel(learner, env, episodes, derive_seed(job.seed, "eval") if seed is None else seed)
     team = [float(np.mean(list(r.values()))) for r in per_episode]
     return {"run_dir": str(run_dir), "env": job.env, "algo": job.algo, "episodes": episodes,

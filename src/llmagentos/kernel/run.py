@@ -57,6 +57,30 @@ class TrainSpec:
     agent: str | None = None
     #: the stored agent's version the run started from (set by the kernel, so a resume starts from it too)
     agent_version: int | None = None
+    imports: list[str] = field(default_factory=list, metadata={
+        "doc": "modules imported before the world is made (they register or define it), e.g. [mypkg.envs]"})
+    wrappers: list[dict[str, Any]] = field(default_factory=list, metadata={
+        "doc": "Gymnasium wrappers applied in order: [{name: FlattenObservation}, {name: mypkg:Clip, args: {...}}]"})
+    #: the world as a Python object (an env instance, class or callable given to the Python API); job.json records
+    #: ``env``, its name, instead — so only this process can use it
+    world: Any = field(default=None, repr=False, compare=False)
+
+    def prepare_world(self) -> Any:
+        """Import ``imports``, check ``wrappers``, and return what names the world (``world`` or ``env``)."""
+        from llmagentos.envs.make import check_wrappers
+        from llmagentos.envs.resolve import import_modules, world_from_object
+
+        import_modules(self.imports)
+        self.wrappers = check_wrappers(self.wrappers)
+        if self.world is None and not isinstance(self.env, str):  # the Python API's env= object
+            self.world = world_from_object(self.env)
+            self.env = self.world.name
+            self.env_args = self.env_args or dict(self.world.env_args)
+        return self.world if self.world is not None else self.env
+
+    def to_json(self) -> dict[str, Any]:
+        """What job.json records: every field but the in-process ``world``."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "world"}
 
     def validate(self) -> None:
         if self.steps is None and self.episodes is None:
@@ -113,11 +137,12 @@ def save_agent(agent: Agent, base: Path) -> None:
     save_state(base, agent.state_dict(), {**agent_meta(agent), "config": to_dict(agent.config)})
 
 
-def load_agent(run_dir: str | Path, env: Any | None = None) -> Agent:
-    """The trained agent of a finished run (its ``agent.safetensors`` + ``agent.json``)."""
+def load_agent(run_dir: str | Path, env: Any | None = None, world: Any = None) -> Agent:
+    """The trained agent of a finished run (its ``agent.safetensors`` + ``agent.json``); ``world`` replaces the
+    recorded world (see :func:`read_job`)."""
     run_dir = Path(run_dir)
-    job = read_job(run_dir)
-    env = env or make_env(job.env, job.env_args)
+    job = read_job(run_dir, world=world)
+    env = env or make_env(job.prepare_world(), job.env_args, wrappers=job.wrappers)
     base = run_dir / "agent"
     _, meta = load_state(base)
     agent = make_agent(job.algo, env, config=make_config(job.algo, meta.get("config", job.config)), seed=job.seed)
@@ -128,7 +153,8 @@ def load_agent(run_dir: str | Path, env: Any | None = None) -> Agent:
 
 # -- run directories ------------------------------------------------------------------------------
 
-def read_job(run_dir: Path) -> TrainSpec:
+def read_job(run_dir: Path, world: Any = None) -> TrainSpec:
+    """The run's job.json as a TrainSpec; ``world`` (a Python object or name) stands in for the recorded world."""
     path = Path(run_dir) / "job.json"
     if not path.exists():
         parent = Path(run_dir).resolve().parent
@@ -136,8 +162,33 @@ def read_job(run_dir: Path) -> TrainSpec:
             raise UsageError(f"{run_dir} is one job of the sweep in {parent}; resume the sweep: llmagentos resume {parent}")
         raise UsageError(f"{run_dir} is not a run directory (it has no job.json)")
     data = json.loads(path.read_text())
-    names = {f.name for f in dataclasses.fields(TrainSpec)}
-    return TrainSpec(**{k: v for k, v in data.items() if k in names})
+    names = {f.name for f in dataclasses.fields(TrainSpec)} - {"world"}
+    job = TrainSpec(**{k: v for k, v in data.items() if k in names})
+    if world is not None:
+        from llmagentos.envs.resolve import world_from_object
+
+        job.world = world_from_object(world)
+    return job
+
+
+def fresh_run_dir(out: str | Path | None, overwrite: bool = False) -> str | None:
+    """Where a Python API run goes: ``out``, a fresh ``out-2``, ``out-3``, ... when it holds something, or ``out``
+    emptied with ``overwrite=True`` (only when it is a run directory: nothing else is ever deleted)."""
+    if out is None:
+        return None
+    path = Path(out)
+    if not path.exists() or not any(path.iterdir()):
+        return str(path)
+    if overwrite:
+        if not (path / "job.json").exists():
+            raise UsageError(f"overwrite=True replaces a run directory, and {path} is not one (it has no job.json); "
+                             "choose another out")
+        shutil.rmtree(path)
+        return str(path)
+    suffix = 2
+    while (path.parent / f"{path.name}-{suffix}").exists():
+        suffix += 1
+    return str(path.parent / f"{path.name}-{suffix}")
 
 
 def _new_run_dir(spec: TrainSpec) -> Path:
@@ -203,8 +254,9 @@ class Trainer:
         self.config = make_config(spec.algo, spec.config, spec.env)
         num_envs = int(getattr(self.config, "num_envs", 1) or 1)
         seed_everything(spec.seed)
-        self.env = make_env(spec.env, spec.env_args, num_envs=num_envs)
-        self.eval_env = make_env(spec.env, spec.env_args)
+        world = spec.prepare_world()
+        self.env = make_env(world, spec.env_args, num_envs=num_envs, wrappers=spec.wrappers)
+        self.eval_env = make_env(world, spec.env_args, wrappers=spec.wrappers)
         self.agent = make_agent(spec.algo, self.env, config=self.config, seed=spec.seed)
         if stored is not None:
             _continue_agent(self.agent, *stored)
@@ -316,7 +368,7 @@ class Trainer:
         if resuming:
             keep = self._restore()
         else:
-            atomic_write_json(self.run_dir / "job.json", dataclasses.asdict(self.spec))
+            atomic_write_json(self.run_dir / "job.json", self.spec.to_json())
             keep = 0
         if self.store is not None:
             self.run_id = self.store.record_run(self.run_dir, status="running", env=self.spec.env, algo=self.spec.algo,
@@ -410,7 +462,7 @@ def train(spec: TrainSpec | None = None, quiet: bool = True, store: Any = None, 
     spec = spec or TrainSpec(**kwargs)
     from llmagentos.kernel import multiagent_run
 
-    if multiagent_run.is_multiagent_job(spec.env, spec.algo):  # PettingZoo worlds have their own loop
+    if multiagent_run.is_multiagent_job(spec.prepare_world(), spec.algo):  # PettingZoo worlds have their own loop
         return multiagent_run.train(spec, quiet=quiet, store=store)
     trainer = Trainer(spec, quiet=quiet, store=store)
     try:
@@ -470,7 +522,7 @@ def resume(run_dir: str | Path, quiet: bool = True, store: Any = None) -> dict[s
         return json.loads(summary_path.read_text())
     from llmagentos.kernel import multiagent_run
 
-    if multiagent_run.is_multiagent_job(spec.env, spec.algo):
+    if multiagent_run.is_multiagent_job(spec.prepare_world(), spec.algo):
         return multiagent_run.resume(spec, run_dir, quiet=quiet, store=store)
     trainer = Trainer(spec, run_dir=run_dir, quiet=quiet, store=store)
     try:
@@ -480,17 +532,17 @@ def resume(run_dir: str | Path, quiet: bool = True, store: Any = None) -> dict[s
         raise
 
 
-def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int | None = None) -> dict[str, Any]:
-    """Greedy returns of a finished run's agent on its env."""
+def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int | None = None, world: Any = None) -> dict[str, Any]:
+    """Greedy returns of a finished run's agent on its env (``world`` replaces the recorded one, see read_job)."""
     if episodes <= 0:
         raise UsageError(f"--episodes must be positive, got {episodes}")
-    job = read_job(Path(run_dir))
+    job = read_job(Path(run_dir), world=world)
     from llmagentos.kernel import multiagent_run
 
-    if multiagent_run.is_multiagent_job(job.env, job.algo):
-        return multiagent_run.evaluate_run(run_dir, episodes, seed)
-    env = make_env(job.env, job.env_args)
-    agent = load_agent(run_dir, env)
+    if multiagent_run.is_multiagent_job(job.prepare_world(), job.algo):
+        return multiagent_run.evaluate_run(run_dir, episodes, seed, world=world)
+    env = make_env(job.prepare_world(), job.env_args, wrappers=job.wrappers)
+    agent = load_agent(run_dir, env, world=world)
     returns = evaluate(agent, env, episodes, seed=derive_seed(job.seed, "eval") if seed is None else seed)
     return {"run_dir": str(run_dir), "env": job.env, "algo": job.algo, "episodes": episodes,
             "mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)), "returns": returns}

@@ -85,7 +85,7 @@ def validate_model(model: Any, raw: Any, prefix: str) -> Any:
 
 
 #: TrainSpec fields that belong to the job (seed, directory), not to the spec's train block
-_JOB_FIELDS = ("seed", "out", "agent", "agent_version")  # a stored agent is continued by one run, not a sweep
+_JOB_FIELDS = ("seed", "out", "agent", "agent_version", "world")  # a stored agent is continued by one run, not a sweep
 
 
 @functools.lru_cache(maxsize=None)

@@ -70,6 +70,20 @@ class ILConfig:
     DEFAULT_STEPS: ClassVar[dict[str, int]] = {gid: MATRIX_GAME_STEPS for gid in MATRIX_GAME_IDS}
 
 
+def rollout_sizes(default: Any, num_envs: int, given: dict[str, Any]) -> dict[str, int]:
+    """``n_steps`` and ``batch_size`` for a rollout learner (PPO, A2C) fed ``num_envs`` streams of experience (one per
+    agent it serves): as many transitions per update as its defaults collect (n_steps × num_envs), in the largest
+    minibatch up to its default that divides them. Sizes in ``given`` (the user's) are kept."""
+    if not hasattr(default, "n_steps"):
+        return {}
+    n_steps = int(given.get("n_steps", -(-default.n_steps * default.num_envs // num_envs)))
+    sizes = {"n_steps": n_steps}
+    if hasattr(default, "batch_size") and "batch_size" not in given:
+        rollout = n_steps * num_envs
+        sizes["batch_size"] = max(d for d in range(1, min(default.batch_size, rollout) + 1) if rollout % d == 0)
+    return sizes
+
+
 class IndependentLearners(MultiAgentLearner):
     """Every agent learns alone with a single-agent learner; the others are part of its (non-stationary) world.
 
@@ -94,7 +108,8 @@ class IndependentLearners(MultiAgentLearner):
         overrides = dict(config.learner_config)
         config_cls = registry.load(entry.config)
         if self.vector and "num_envs" in {f.name for f in dataclasses.fields(config_cls)}:
-            overrides["num_envs"] = len(self.agents) if self.shared else 1
+            num_envs = len(self.agents) if self.shared else 1
+            overrides = {**rollout_sizes(config_cls(), num_envs, overrides), **overrides, "num_envs": num_envs}
         learner_config = apply_overrides(config_cls(), overrides, owner=f"il learner_config for {config.learner}")
         self.learner_name = config.learner
         if self.shared:
