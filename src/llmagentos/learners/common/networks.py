@@ -70,8 +70,9 @@ class _FrameCNN(nn.Module):
         if self.scale:
             x = x / 255.0
         if self.channels_last:
-            x = x.permute(0, 3, 1, 2).contiguous()
-        return self.head(self.convs(x))
+            x = x.permute(0, 3, 1, 2)
+        # one memory layout whatever the input's strides, so the convolutions sum in one order: HWC == CHW exactly
+        return self.head(self.convs(x.contiguous()))
 
 
 class NatureCNN(_FrameCNN):
