@@ -1,4 +1,4 @@
-"""The pages "Your own worlds" and "Python API" run as written: every shell and Python block, in order, in a fresh
+"""The pages "Your own worlds", "Python API" and "Observations" run as written: every shell and Python block, in order, in a fresh
 folder (a block whose info string says ``file=NAME`` is a file the next blocks use, written there instead)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-PAGES = ["worlds.md", "python_api.md"]
+PAGES = ["worlds.md", "python_api.md", "observations.md"]
 FENCE = re.compile(r"^```(\S+)([^\n]*)\n(.*?)^```\s*$", re.S | re.M)
 
 

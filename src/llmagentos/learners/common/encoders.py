@@ -226,8 +226,9 @@ def image_cnn(part: Part, encoder: str = "auto") -> nn.Module:
     channels, height, width = part.frame_shape if not part.channels_last else (part.shape[2], *part.shape[:2])
     side = min(height, width)
     if encoder == "nature-cnn" and side < NATURE_CNN_MIN_SIZE:
+        what = f"the observation's part {part.name}" if part.name else "the observation"
         raise UsageError(f"the nature-cnn encoder needs images of at least {NATURE_CNN_MIN_SIZE} pixels a side, "
-                         f"the observation {part.name or ''} is {height}×{width}; use encoder=small-cnn or auto")
+                         f"{what} is {height}×{width}; use encoder=small-cnn or auto")
     nature = encoder == "nature-cnn" or (encoder == "auto" and side >= NATURE_CNN_MIN_SIZE)
     cls = NatureCNN if nature else SmallCNN
     return cls(part.frame_shape, channels_last=part.channels_last, scale=part.scale)
