@@ -353,3 +353,31 @@ def test_spaces_no_adapter_serves_are_refused_in_one_sentence(world_dir, tmp_pat
     code, _, err = cli(["train", "--env", env, "--algo", algo, "--steps", "100", "--out", str(tmp_path / "r")], capsys)
     assert code == 2 and words in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+# -- the learners built on the deep learners ------------------------------------------------------------------
+
+@pytest.mark.parametrize("learner", ["dqn", "ppo"])
+def test_hard_multitask_sharing_shares_the_cnn_of_frame_observations(world_dir, learner):
+    import obsworld
+
+    from llmagentos.learners.multitask import MultiTaskAgents, learner_config
+
+    env = obsworld.Lamp("hwc", 7)
+    config = learner_config(learner, {"num_envs": 1, **({"n_steps": 8, "batch_size": 8} if learner == "ppo" else {})})
+    team = MultiTaskAgents(learner, "hard", env.observation_space, env.action_space, config, 2, seed=0)
+    nets = [agent.q_net if learner == "dqn" else agent.net for agent in team.agents]
+    assert isinstance(nets[0].trunk, SmallCNN) and nets[0].trunk is nets[1].trunk
+    frame, _ = env.reset(seed=0)
+    assert all(agent.act(frame, explore=False) in (0, 1) for agent in team.agents)
+
+
+def test_independent_deep_learners_read_frame_observations():
+    from llmagentos.learners.multiagent import IndependentLearners, ILConfig
+
+    frames = gym.spaces.Box(0, 255, (6, 6, 2), np.uint8)
+    team = IndependentLearners({"a": frames, "b": frames}, {"a": gym.spaces.Discrete(3), "b": gym.spaces.Discrete(3)},
+                               ILConfig(learner="dqn"), seed=0)
+    assert isinstance(team.learners["a"].q_net.trunk, SmallCNN)
+    actions = team.act({"a": np.zeros((6, 6, 2), np.uint8), "b": np.full((6, 6, 2), 255, np.uint8)}, explore=False)
+    assert set(actions) == {"a", "b"} and all(a in range(3) for a in actions.values())
