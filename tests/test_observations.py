@@ -5,8 +5,6 @@ spec and Python, with eval and resume in new processes; and the spaces no adapte
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -14,7 +12,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from helpers import cli, comparable
+from helpers import cli, comparable, importable_module, interrupt, one_json, run
 
 import llmagentos
 from llmagentos.core.errors import UsageError
@@ -127,32 +125,16 @@ gym.register("Mirror-v0", entry_point="obsworld:Mirror")
 gym.register("Bag-v0", entry_point="obsworld:Bag")
 '''
 
-CONSOLE_SCRIPT = str(Path(sys.executable).with_name("llmagentos"))
-
-
 @pytest.fixture(scope="module")
 def world_dir(tmp_path_factory):
     """A folder holding the module obsworld, importable by this process and by the CLI run from the folder."""
-    folder = tmp_path_factory.mktemp("obsworld")
-    (folder / "obsworld.py").write_text(textwrap.dedent(WORLD))
-    sys.path.insert(0, str(folder))
-    yield folder
-    sys.path.remove(str(folder))
+    with importable_module(tmp_path_factory.mktemp("obsworld"), "obsworld", WORLD) as folder:
+        yield folder
 
 
-def run(cwd: Path, *args: str) -> dict:
+def run_json(cwd: Path, *args: str) -> dict:
     """The JSON of ``llmagentos ARGS`` run in a new process in ``cwd``."""
-    proc = subprocess.run([CONSOLE_SCRIPT, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
-
-
-def interrupt(run_dir: Path, checkpoint: str) -> None:
-    """Make a finished run look killed after ``checkpoint``: its outputs gone, latest.json pointing there."""
-    for name in ("summary.json", "agent.safetensors", "agent.json"):
-        (run_dir / name).unlink()
-    step = int(checkpoint.split("-")[1])
-    (run_dir / "checkpoints" / "latest.json").write_text(json.dumps({"checkpoint": checkpoint, "step": step}))
+    return one_json(run(cwd, *args))
 
 
 def first_checkpoint(run_dir: Path) -> str:
@@ -248,9 +230,9 @@ def test_a_frame_world_by_python_evaluates_and_resumes_in_new_processes(world_di
                                out=world_dir / "lamp-ppo", overwrite=True)
     assert summary["eval"]["mean_return"] == 4.0
     run_dir = Path(summary["run_dir"])
-    assert run(world_dir, "eval", str(run_dir), "--episodes", "5", "--json")["mean_return"] == 4.0
+    assert run_json(world_dir, "eval", str(run_dir), "--episodes", "5", "--json")["mean_return"] == 4.0
     interrupt(run_dir, first_checkpoint(run_dir))
-    assert comparable(run(world_dir, "resume", str(run_dir), "--json")) == comparable(summary)
+    assert comparable(run_json(world_dir, "resume", str(run_dir), "--json")) == comparable(summary)
 
 
 def test_a_tuple_world_from_a_spec_learns_and_resumes_in_new_processes(world_dir):
@@ -264,12 +246,12 @@ def test_a_tuple_world_from_a_spec_learns_and_resumes_in_new_processes(world_dir
           checkpoint_every: 1000
           eval_episodes: 5
         """))
-    (summary,) = run(world_dir, "run", "signal.yaml", "--json")["runs"]
+    (summary,) = run_json(world_dir, "run", "signal.yaml", "--json")["runs"]
     assert summary["eval"]["mean_return"] == 4.0  # the cue names the paying action; a random policy gets 4/3
     run_dir = world_dir / "signal" / "seed-0"
-    assert run(world_dir, "eval", str(run_dir), "--json")["mean_return"] == 4.0
+    assert run_json(world_dir, "eval", str(run_dir), "--json")["mean_return"] == 4.0
     interrupt(run_dir, first_checkpoint(run_dir))
-    assert comparable(run(world_dir, "resume", str(run_dir), "--json")) == comparable(summary)
+    assert comparable(run_json(world_dir, "resume", str(run_dir), "--json")) == comparable(summary)
 
 
 @pytest.mark.parametrize("algo, env, steps, least", [("a2c", "obsworld:Lamp-v0", 2000, 3.5),
@@ -295,15 +277,15 @@ def test_policy_gradients_act_in_multidiscrete_and_multibinary_spaces(world_dir,
 # -- MiniGrid and Taxi ----------------------------------------------------------------------------------------
 
 def test_minigrid_image_observations_from_the_cli_evaluate_and_resume(tmp_path):
-    summary = run(tmp_path, "train", "--env", "minigrid:MiniGrid-Empty-5x5-v0", "--wrapper", "minigrid.wrappers:ImgObsWrapper",
+    summary = run_json(tmp_path, "train", "--env", "minigrid:MiniGrid-Empty-5x5-v0", "--wrapper", "minigrid.wrappers:ImgObsWrapper",
                   "--algo", "ppo", "--steps", "1024", "--set", "n_steps=16", "--set", "n_epochs=4",
                   "--checkpoint-every", "512", "--eval-episodes", "2", "--out", "img", "--json")
     assert summary["steps"] == 1024 and json.loads((tmp_path / "img" / "job.json").read_text())["wrappers"] == [
         {"name": "minigrid.wrappers:ImgObsWrapper", "args": {}}]
-    result = run(tmp_path, "eval", "img", "--episodes", "2", "--json")
+    result = run_json(tmp_path, "eval", "img", "--episodes", "2", "--json")
     assert result["mean_return"] == summary["eval"]["mean_return"]
     interrupt(tmp_path / "img", first_checkpoint(tmp_path / "img"))
-    assert comparable(run(tmp_path, "resume", "img", "--json")) == comparable(summary)
+    assert comparable(run_json(tmp_path, "resume", "img", "--json")) == comparable(summary)
 
 
 def test_minigrid_dict_observations_from_python_evaluate_and_resume(tmp_path):
@@ -317,9 +299,9 @@ def test_minigrid_dict_observations_from_python_evaluate_and_resume(tmp_path):
     assert agent.agent.buffer.obs.dtype == np.uint8  # the replay memory holds bytes, not floats
     observation, _ = agent.make_env().reset(seed=0)
     assert agent.act(observation) in range(7)
-    assert run(tmp_path, "eval", "dict", "--episodes", "2", "--json")["mean_return"] == summary["eval"]["mean_return"]
+    assert run_json(tmp_path, "eval", "dict", "--episodes", "2", "--json")["mean_return"] == summary["eval"]["mean_return"]
     interrupt(tmp_path / "dict", first_checkpoint(tmp_path / "dict"))
-    assert comparable(run(tmp_path, "resume", "dict", "--json")) == comparable(summary)
+    assert comparable(run_json(tmp_path, "resume", "dict", "--json")) == comparable(summary)
 
 
 def test_taxi_with_ppo_learns_to_stop_its_illegal_moves(tmp_path, capsys):

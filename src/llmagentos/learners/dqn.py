@@ -32,7 +32,8 @@ from llmagentos.core.errors import UsageError
 from llmagentos.core.schedules import linear, make_schedule
 from llmagentos.core.seeding import make_rng, rng_state, set_rng_state
 from llmagentos.learners.common.buffers import ReplayBatch, ReplayBuffer
-from llmagentos.learners.common.encoders import ObservationAdapter, observation_trunk
+from llmagentos.learners.common.encoders import (EncoderName, ImageChannels, ObservationAdapter, encoder_param,
+                                                  image_channels_param, observation_trunk)
 from llmagentos.learners.common.networks import mlp, orthogonal_init
 
 
@@ -61,12 +62,8 @@ class DQNConfig:
     max_grad_norm: float | None = param(10.0, "clip the gradient's global L2 norm to this (None: no clipping)")
     hidden: list[int] = param([128, 128], "widths of the Q-network's hidden layers (the trunk)")
     activation: Literal["relu", "tanh", "elu", "gelu"] = param("relu", "activation of the hidden layers")
-    encoder: Literal["auto", "mlp", "nature-cnn", "small-cnn"] = param(
-        "auto", "how observations become features: auto (images through the Nature CNN from 36 px a side, else a "
-                "small CNN; everything else one-hot or flattened into the MLP), mlp (images flattened too), or one CNN for every image")
-    image_channels: Literal["auto", "last", "first"] = param(
-        "auto", "channel axis of 3-D image observations: auto (the last axis when it is no larger than the others, "
-                "else the first), last (height×width×channels) or first (channels×height×width)")
+    encoder: EncoderName = encoder_param()
+    image_channels: ImageChannels = image_channels_param()
     num_envs: int = param(1, "parallel environments (a vector env when > 1)")
     torch_threads: int | None = param(1, "torch intra-op threads (1 is fastest for small networks; None: torch's default)")
 

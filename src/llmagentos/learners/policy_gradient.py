@@ -30,7 +30,8 @@ from llmagentos.core.errors import UsageError
 from llmagentos.core.schedules import make_schedule
 from llmagentos.core.seeding import make_rng, rng_state, set_rng_state
 from llmagentos.learners.common.distributions import Bernoulli, Categorical, DiagGaussian, MultiCategorical
-from llmagentos.learners.common.encoders import ObservationAdapter, ObservationEncoder, observation_trunk
+from llmagentos.learners.common.encoders import (EncoderName, ImageChannels, ObservationAdapter, ObservationEncoder,
+                                                  encoder_param, image_channels_param, observation_trunk)
 from llmagentos.learners.common.networks import mlp
 from llmagentos.learners.common.normalization import ObservationNormalizer, RewardScaler
 from llmagentos.learners.common.rollout import EpisodeBuffer, RolloutBuffer
@@ -148,12 +149,8 @@ class PolicyGradientConfig:
                                          "(set it to the training budget)")
     hidden: list[int] = param([64, 64], "hidden layer widths of the policy and value networks")
     activation: Literal["tanh", "relu", "elu", "gelu"] = param("tanh", "hidden activation")
-    encoder: Literal["auto", "mlp", "nature-cnn", "small-cnn"] = param(
-        "auto", "how observations become features: auto (images through the Nature CNN from 36 px a side, else a "
-                "small CNN; everything else one-hot or flattened into the MLP), mlp (images flattened too), or one CNN for every image")
-    image_channels: Literal["auto", "last", "first"] = param(
-        "auto", "channel axis of 3-D image observations: auto (the last axis when it is no larger than the others, "
-                "else the first), last (height×width×channels) or first (channels×height×width)")
+    encoder: EncoderName = encoder_param()
+    image_channels: ImageChannels = image_channels_param()
     share_trunk: bool = param(False, "one shared trunk with linear policy and value heads (else two separate MLPs)")
     vf_coef: float = param(0.5, "weight c₁ of the value loss")
     ent_coef: float = param(0.0, "weight c₂ of the entropy bonus")

@@ -20,20 +20,23 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from llmagentos.core.config import param
 from llmagentos.core.errors import UsageError
 from llmagentos.learners.common.networks import NatureCNN, SmallCNN, mlp
 
-#: values of a learner's ``encoder`` field: how observations become features
-ENCODERS = ("auto", "mlp", "nature-cnn", "small-cnn")
-#: values of a learner's ``image_channels`` field: where an image's channel axis is
-IMAGE_CHANNELS = ("auto", "last", "first")
+#: a learner's ``encoder`` field: how observations become features
+EncoderName = Literal["auto", "mlp", "nature-cnn", "small-cnn"]
+#: a learner's ``image_channels`` field: where an image's channel axis is
+ImageChannels = Literal["auto", "last", "first"]
+ENCODERS: tuple[str, ...] = get_args(EncoderName)
+IMAGE_CHANNELS: tuple[str, ...] = get_args(ImageChannels)
 #: the Nature CNN's 8/4, 4/2, 3/1 convolutions need at least this many pixels per side
 NATURE_CNN_MIN_SIZE = 36
 #: the small CNN's 3×3 convolution needs at least this many pixels per side
@@ -41,6 +44,19 @@ SMALL_CNN_MIN_SIZE = 3
 
 _WAY_OUT = ("wrap the env with a gymnasium ObservationWrapper that maps it to a Box, Discrete, MultiDiscrete, "
             "MultiBinary, Dict or Tuple space")
+
+
+def encoder_param() -> Any:
+    """The ``encoder`` field every deep learner's config has (one definition, one docstring)."""
+    return param("auto", "how observations become features: auto (images through the Nature CNN from 36 px a side, "
+                         "else a small CNN; everything else one-hot or flattened into the MLP), mlp (images flattened "
+                         "too), or one CNN for every image")
+
+
+def image_channels_param() -> Any:
+    """The ``image_channels`` field every deep learner's config has."""
+    return param("auto", "channel axis of 3-D image observations: auto (the last axis when it is no larger than the "
+                         "others, else the first), last (height×width×channels) or first (channels×height×width)")
 
 
 @dataclass(frozen=True)
