@@ -39,3 +39,14 @@ def test_report_of_a_grid_sweep(tmp_path, capsys):
     assert json.loads(out)["type"] == "run" and json.loads(out)["groups"][0]["seeds"] == [0]
     code, _, err = cli(["report", str(tmp_path)], capsys)
     assert code == 2 and "neither a sweep directory" in err
+
+
+def test_report_finds_a_sweep_recorded_with_relative_paths_from_another_directory(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, _ = cli(["train", "--env", "CliffWalking-v1", "--algo", "sarsa", "--episodes", "5", "--seeds", "0:2",
+                      "--out", "runs/rel", "--quiet"], capsys)
+    assert code == 0 and json.loads((tmp_path / "runs/rel/sweep.json").read_text())["jobs"][0]["run_dir"] == "runs/rel/seed-0"
+    monkeypatch.chdir(tmp_path / "runs")  # the manifest's relative run directories do not exist from here
+    code, out, _ = cli(["report", "rel", "--json", "--out", str(tmp_path / "report")], capsys)
+    group = json.loads(out)["groups"][0]
+    assert code == 0 and group["seeds"] == [0, 1] and group["unfinished"] == []

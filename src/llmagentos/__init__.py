@@ -42,10 +42,11 @@ def evaluate(run: Any, episodes: int = 10, seed: int | None = None, env: Any = N
     return _evaluate(run, episodes=episodes, seed=seed, env=env)
 
 
-def resume(run_dir: str, quiet: bool = True) -> dict[str, Any]:
+def resume(run_dir: str, quiet: bool = True, env: Any = None) -> dict[str, Any]:
+    """Continue a stopped run from its last checkpoint (``env`` for a run trained on a Python object)."""
     from llmagentos.kernel.run import resume as _resume
 
-    return _resume(run_dir, quiet=quiet)
+    return _resume(run_dir, quiet=quiet, world=env)
 
 
 def plan(env: str, algo: str = "value-iteration", **kwargs: Any) -> dict[str, Any]:

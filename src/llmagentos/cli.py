@@ -116,7 +116,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     print_table(["env", "algo", "seed", "steps", "episodes", "eval return", "online (last 100)", "solved at", "steps/s"],
                 [[summary["env"], summary["algo"], summary["seed"], summary["steps"], summary["episodes"],
                   summary["eval"]["mean_return"], summary["online"]["mean_return_last_100"], summary["solved_at_step"],
-                  summary["steps_per_second"]]])
+                  round(summary["steps_per_second"])]])
     click.echo(f"run directory: {summary['run_dir']}")
     if summary.get("agent"):
         agent = summary["agent"]
@@ -318,14 +318,16 @@ def _multiagent_env_ids() -> list[str]:
 
 
 @cli.command()
+@click.argument("names", nargs=-1, metavar="[ALGO]...")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
-def algos(as_json: bool) -> None:
-    """List the algorithms with their config fields, types, defaults and docs."""
+def algos(names: tuple[str, ...], as_json: bool) -> None:
+    """List the algorithms (or only those named) with their config fields, types, defaults and docs."""
     from llmagentos.core.config import describe
     from llmagentos.learners import registry
 
+    entries = [registry.get(name) for name in names] if names else list(registry.ALGORITHMS.values())
     out = []
-    for entry in registry.ALGORITHMS.values():
+    for entry in entries:
         out.append({"name": entry.name, "kind": entry.kind, "summary": entry.summary,
                     "config": describe(registry.load(entry.config))})
     if as_json:
@@ -521,6 +523,21 @@ def report(path: str, out: str | None, as_json: bool) -> None:
     print_table(headers, rows)
     for plot in result["plots"]:
         click.echo(f"plot: {plot}")
+
+
+@cli.command()
+@click.option("--port", type=int, default=8765, show_default=True, help="TCP port to listen on.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (127.0.0.1: this machine only; the dashboard has no login).")
+@click.option("--runs", "roots", multiple=True, metavar="DIR",
+              help="Where to look for sweeps, lifelong and transfer results besides the recorded runs' own "
+                   "directories (default: ./runs); repeatable.")
+def ui(port: int, host: str, roots: tuple[str, ...]) -> None:
+    """A local web dashboard over the store and run directories (read-only): agents, runs, live curves, sweeps,
+    lifelong R matrices, multi-agent outcomes, meta-learning and transfer curves."""
+    from llmagentos.ui.server import serve
+
+    serve(host=host, port=port, roots=list(roots) or ["runs"])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -84,6 +84,8 @@ class JobKind:
     from_train_flags: str | None = None
     #: registry kinds (AlgoEntry.kind) that ``llmagentos train`` routes to this job kind
     algo_kinds: tuple[str, ...] = ()
+    #: block keys that choose where a job runs, not what it computes: changing one is not a new experiment
+    execution_keys: tuple[str, ...] = ()
 
     def block_type(self) -> Any:
         target = registry.load(self.model)
@@ -105,7 +107,8 @@ JOB_KINDS: dict[str, JobKind] = {k.name: k for k in [
             validate="llmagentos.kernel.multitask:validate_block", aggregate="llmagentos.kernel.multitask:aggregate"),
     JobKind("meta", "llmagentos.kernel.meta:MetaBlock", "llmagentos.kernel.meta:run_meta_job",
             "Meta-learning: MAML on the sinusoid, PointNav or goal-grid family, evolution strategies (SNES, OpenAI-ES) on an env or family.",
-            validate="llmagentos.kernel.meta:validate_block", aggregate="llmagentos.kernel.meta:aggregate"),
+            validate="llmagentos.kernel.meta:validate_block", aggregate="llmagentos.kernel.meta:aggregate",
+            execution_keys=("population_backend", "population_workers")),
     JobKind("lifelong", "llmagentos.kernel.lifelong_run:LifelongBlock", "llmagentos.kernel.lifelong_run:run_lifelong_job",
             "Lifelong learning: a learner through a task stream (or a drifting world) under fine-tuning, EWC, replay, PackNet.",
             validate="llmagentos.kernel.lifelong_run:validate_block", aggregate="llmagentos.kernel.lifelong_run:aggregate"),
@@ -311,13 +314,29 @@ def load_spec(path: str | Path, sets: list[str] | tuple[str, ...] = ()) -> Spec:
     from llmagentos.core.config import parse_key_values
 
     data = read_spec_file(path)
-    for key, value in parse_key_values(list(sets), "--set").items():
-        set_path(data, key, parse_set_value(value))
-    return validate_spec(data, default_name=Path(path).stem)
+    overrides = {key: parse_set_value(value) for key, value in parse_key_values(list(sets), "--set").items()}
+    for key, value in overrides.items():
+        set_path(data, key, value)
+    variant = {key: value for key, value in overrides.items() if not _is_execution_key(key)}
+    return validate_spec(data, default_name=Path(path).stem, variant=variant)
 
 
-def validate_spec(data: dict[str, Any], default_name: str = "spec") -> Spec:
-    """A raw spec mapping checked completely (header, block, every grid point) and expanded into jobs."""
+#: spec keys that say where and how many times jobs run, never what one job computes
+HEADER_EXECUTION_KEYS = ("name", "out", "seeds", "backend", "workers", "ray_address")
+
+
+def _is_execution_key(dotted: str) -> bool:
+    head, _, rest = dotted.partition(".")
+    return head in HEADER_EXECUTION_KEYS or (head in JOB_KINDS and rest in JOB_KINDS[head].execution_keys)
+
+
+def validate_spec(data: dict[str, Any], default_name: str = "spec", variant: dict[str, Any] | None = None) -> Spec:
+    """A raw spec mapping checked completely (header, block, every grid point) and expanded into jobs.
+
+    ``variant`` holds the ``--set`` overrides that change what the jobs compute: without an explicit ``out``
+    they name the default output directory (``runs/NAME_key=value``), so a documented variant of an example
+    runs beside the example instead of being refused as a different experiment in its directory.
+    """
     if not isinstance(data, dict):
         raise UsageError(f"invalid spec: expected a mapping, got {type(data).__name__}")
     kinds = [k for k in data if k not in COMMON_KEYS]
@@ -338,7 +357,10 @@ def validate_spec(data: dict[str, Any], default_name: str = "spec") -> Spec:
     if header.imports and kind.name in ("train", "multiagent"):
         # each run's job.json records the imports, so eval and resume of it work in a new process
         raw_block = {**raw_block, "imports": list(header.imports) + list(raw_block.get("imports") or [])}
-    out = Path(header.out or Path("runs") / (header.name or default_name))
+    name = header.name or default_name
+    if variant:
+        name = f"{name}_{_point_name(variant)}"
+    out = Path(header.out or Path("runs") / name)
     points = _grid_points(header.grid)
     jobs: list[Job] = []
     for params in points:
@@ -452,7 +474,8 @@ def run_spec(spec: Spec, quiet: bool = True, store: Any = None) -> dict[str, Any
 
     header = spec.header
     check_backend(header.backend, header.workers)
-    payloads = [{**job.payload(), "params": job.params} for job in spec.jobs]
+    execution_keys = list(job_kind(spec.kind).execution_keys)
+    payloads = [{**job.payload(), "params": job.params, "execution_keys": execution_keys} for job in spec.jobs]
     results, skipped = run_sweep(run_job, payloads, spec.out, manifest={"spec": spec.to_json()},
                                  backend=header.backend, workers=header.workers, ray_address=header.ray_address,
                                  quiet=quiet)
@@ -478,7 +501,7 @@ def train_flags_spec(flags: dict[str, Any], seeds: str, backend: str = "inline",
     registry kind a job kind claims (``JobKind.algo_kinds`` + ``from_train_flags``) go to that kind.
     """
     from llmagentos.core.config import parse_key_values
-    from llmagentos.kernel.run import make_config
+    from llmagentos.kernel.run import make_config, path_safe
 
     entry = registry.get(flags["algo"])
     kind = next((k for k in JOB_KINDS.values() if entry.kind in k.algo_kinds), None)
@@ -496,7 +519,7 @@ def train_flags_spec(flags: dict[str, Any], seeds: str, backend: str = "inline",
             block["wrappers"] = flags["wrappers"]
         block["config"] = {k: getattr(config, k) for k in overrides}
     parsed = parse_seeds(seeds, where="--seeds")
-    out = flags.get("out") or f"runs/{flags['env'].replace('/', '-')}_{flags['algo']}_seeds{parsed[0]}-{parsed[-1] + 1}"
+    out = flags.get("out") or f"runs/{path_safe(flags['env'])}_{path_safe(flags['algo'])}_seeds{parsed[0]}-{parsed[-1] + 1}"
     raw = {"out": out, "seeds": parsed, "backend": backend, "workers": workers, "ray_address": ray_address,
            kind.name: block}
     return validate_spec(raw, default_name=Path(out).name)

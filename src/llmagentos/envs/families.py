@@ -292,14 +292,30 @@ FAMILIES: dict[str, type[TaskFamily]] = {"cartpole": CartPoleFamily, "pointnav":
 
 
 def get_family(name: str, **options: Any) -> TaskFamily:
-    """The family called ``name`` (or whose env id is ``name``), built with ``options``."""
-    for key, cls in FAMILIES.items():
-        if name in (key, cls.env_id):
-            try:
-                return cls(**options)
-            except TypeError as err:
-                raise UsageError(f"the {key} family does not accept those options ({err})") from None
-    raise UsageError(f"unknown task family {name!r}; choose one of {', '.join(FAMILIES)}")
+    """The family called ``name`` (or whose env id is ``name``), or ``module:Class`` naming a user's
+    :class:`TaskFamily` subclass (the only thing of such a module ever called), built with ``options``."""
+    cls = next((c for key, c in FAMILIES.items() if name in (key, c.env_id)), None)
+    if cls is None and isinstance(name, str) and ":" in name:
+        cls = _user_family(name)
+    if cls is None:
+        raise UsageError(f"unknown task family {name!r}; choose one of {', '.join(FAMILIES)} or give module:Class "
+                         "naming a TaskFamily subclass")
+    try:
+        return cls(**options)
+    except TypeError as err:
+        raise UsageError(f"the {name} family does not accept those options ({err})") from None
+
+
+def _user_family(name: str) -> type[TaskFamily]:
+    import inspect
+
+    from llmagentos.envs.resolve import import_named
+
+    module_name, _, attribute = name.partition(":")
+    target = getattr(import_named(module_name, f"task family {name!r}: cannot import {module_name}"), attribute, None)
+    if not (inspect.isclass(target) and issubclass(target, TaskFamily)):
+        raise UsageError(f"task family {name!r}: {attribute} is not a subclass of llmagentos.envs.families.TaskFamily")
+    return target
 
 
 def family_of_env(env_id: str) -> TaskFamily | None:

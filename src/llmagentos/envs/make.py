@@ -37,7 +37,7 @@ def make_env(env_id: Any, env_args: dict[str, Any] | None = None, num_envs: int 
         raise UsageError(f"{world.name} is a multi-agent (PettingZoo) world; train it with a multi-agent algorithm "
                          "(--algo il, jal, ...) or a single-agent algorithm as independent learners")
     env_args = dict(env_args or {})
-    wrap = [_wrapper_thunk(w) for w in wrappers or []]
+    wrap = [_wrapper_thunk(w) for w in check_wrappers(list(wrappers or []))]
 
     def make_one() -> Any:
         env = world.make(env_args)
@@ -97,13 +97,13 @@ def resolve_wrapper(name: str) -> type:
     import gymnasium as gym
     import gymnasium.wrappers
 
-    from llmagentos.envs.resolve import _import
+    from llmagentos.envs.resolve import import_named
 
     if not isinstance(name, str) or not name:
         raise UsageError(f"a wrapper is named by a string (a gymnasium.wrappers class or module:Class), got {name!r}")
     module_name, colon, attribute = name.partition(":")
     if colon:
-        target = getattr(_import(module_name, f"wrapper {name!r}: cannot import {module_name}"), attribute, None)
+        target = getattr(import_named(module_name, f"wrapper {name!r}: cannot import {module_name}"), attribute, None)
     else:
         target = getattr(gymnasium.wrappers, name, None)
     if not (inspect.isclass(target) and issubclass(target, gym.Wrapper)):
@@ -129,7 +129,7 @@ def check_wrappers(wrappers: Any) -> list[dict[str, Any]]:
 
 
 def _wrapper_thunk(entry: dict[str, Any]) -> Any:
-    (entry,) = check_wrappers([entry])
+    """``apply(env) -> wrapped env`` for one checked ``{"name", "args"}`` entry."""
     cls, args = resolve_wrapper(entry["name"]), entry["args"]
 
     def apply(env: Any) -> Any:

@@ -3,13 +3,14 @@
 A name is tried in this order:
 
 1. one of the project's multi-agent worlds (``llmagentos/ClimbingGame-v0``, ...);
-2. a Gymnasium id registered here: the project's own, Gymnasium's, or one that an installed package declares
-   through Gymnasium's plugin entry-point group ``gymnasium.envs`` (as MinAtar does; Gymnasium 1.x no longer loads
-   that group, so :func:`load_plugins` does, the first time a name is not found);
+2. a Gymnasium id registered here (the project's own, Gymnasium's, or one registered by an imported module);
 3. a name an installed package declares in the entry-point group ``llmagentos.envs`` (its factory is called with the
    env args and must return a Gymnasium env or a PettingZoo env);
-4. ``module:Id-vN``, Gymnasium's own form: the module is imported (it registers its ids), then the id is made;
-5. ``module:Attr`` naming a ``gymnasium.Env`` subclass (single agent), a PettingZoo ``ParallelEnv`` or ``AECEnv``
+4. an id that an installed package declares through Gymnasium's plugin entry-point group ``gymnasium.envs`` (as
+   MinAtar does; Gymnasium 1.x no longer loads that group, so :func:`load_plugins` does, the first time an id is
+   not found);
+5. ``module:Id-vN``, Gymnasium's own form: the module is imported (it registers its ids), then the id is made;
+6. ``module:Attr`` naming a ``gymnasium.Env`` subclass (single agent), a PettingZoo ``ParallelEnv`` or ``AECEnv``
    subclass, or one of the module's conventional PettingZoo factories ``parallel_env``, ``env``, ``raw_env``
    (multi-agent); ``module`` alone stands for its first conventional factory (``pettingzoo.classic.rps_v2``).
 
@@ -92,10 +93,11 @@ def import_modules(names: list[str] | tuple[str, ...], where: str = "imports") -
     for name in names:
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][\w.]*", name):
             raise UsageError(f"{where}: {name!r} is not a module name like mypkg.envs")
-        _import(name, f"{where}: cannot import {name}")
+        import_named(name, f"{where}: cannot import {name}")
 
 
-def _import(module_name: str, why: str) -> Any:
+def import_named(module_name: str, why: str) -> Any:
+    """The module, or UsageError saying ``why`` it is needed and how it failed to import."""
     try:
         return importlib.import_module(module_name)
     except UsageError:
@@ -120,19 +122,21 @@ def resolve_world(name: str) -> World:
         raise UsageError(f"environment {name!r} was a Python object of the process that trained the run; pass it "
                          "again (llmagentos.load(run, env=...), llmagentos.evaluate(run, env=...)) or train with an "
                          "id, module:Id or module:Class that a new process can make")
-    if name not in gym.registry and ":" not in name:
-        load_plugins()
     if name in gym.registry:
         return _gym_id_world(name, name)
     declared = next((e for e in _entry_points(ENTRY_POINT_GROUP) if e.name == name), None)
     if declared is not None:
         return _declared_world(name, declared)
-    module_name, colon, attribute = name.partition(":")
-    if not colon and ("." not in name or "/" in name or _VERSIONED_ID.fullmatch(name)):
+    could_be_id = ":" not in name and ("." not in name or "/" in name or _VERSIONED_ID.fullmatch(name) is not None)
+    if could_be_id:
+        load_plugins()  # a package's plugin may register it (a module path such as pettingzoo.classic.rps_v2 cannot be)
+        if name in gym.registry:
+            return _gym_id_world(name, name)
         ours = [i for i in gym.registry if i.startswith("llmagentos/")]
         raise UsageError(f"unknown environment {name!r}; try one of {', '.join(ours)}, any Gymnasium id "
                          "(llmagentos envs lists them all), module:Id-vN, or module:Class")
-    module = _import(module_name, f"environment {name!r}: cannot import {module_name}")
+    module_name, colon, attribute = name.partition(":")
+    module = import_named(module_name, f"environment {name!r}: cannot import {module_name}")
     if not colon:  # a PettingZoo module path: its conventional factory
         attribute = next((f for f in CONVENTIONAL_FACTORIES if callable(getattr(module, f, None))), "")
         if not attribute:

@@ -67,7 +67,7 @@ def check_backend(backend: str, workers: int | None = None) -> None:
         raise UsageError(f"--workers must be a positive number of worker processes, got {workers}")
     if backend == "ray":
         try:
-            import ray  # noqa: F401
+            import_ray()
         except ImportError:
             raise UsageError("the ray backend needs Ray: pip install 'llmagentos[ray]'") from None
 
@@ -220,7 +220,7 @@ class JobPool:
         return results
 
     def _run_ray(self, function, jobs: list[Any], on_result: ResultCallback | None) -> list[Any]:
-        import ray
+        ray = import_ray()
 
         if not ray.is_initialized():
             try:
@@ -229,7 +229,9 @@ class JobPool:
                 else:
                     init_local_ray(num_cpus=self.workers)
             except (ConnectionError, ValueError, RuntimeError) as err:
-                raise UsageError(f"cannot reach a Ray cluster at {self.ray_address or 'a new local instance'}: {err}") from None
+                hint = ("" if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH") else
+                        "; if the cluster uses token authentication, set RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH)")
+                raise UsageError(f"cannot reach a Ray cluster at {self.ray_address or 'a new local instance'}: {err}{hint}") from None
             self._ray_started_here = True
         if self._ray_remote is None:
             self._ray_remote = ray.remote(num_cpus=1, max_retries=0)(_ray_call)
@@ -276,11 +278,22 @@ def _mp_context():
 
 def init_local_ray(num_cpus: int | None = None, **kwargs: Any) -> None:
     """Start a local Ray instance whose workers can import whatever this process can (its ``sys.path``)."""
-    import ray
+    ray = import_ray()
 
     path = os.pathsep.join(p for p in [*sys.path, os.environ.get("PYTHONPATH", "")] if p)
     ray.init(num_cpus=num_cpus, log_to_driver=False, include_dashboard=False,
              runtime_env={"env_vars": {"PYTHONPATH": path, "OMP_NUM_THREADS": "1"}}, **kwargs)
+
+
+def import_ray() -> Any:
+    """``import ray``, sending Ray's authentication token when the user gave one (``RAY_AUTH_TOKEN`` or
+    ``RAY_AUTH_TOKEN_PATH``, as Ray documents): Ray sends it only in token mode (``RAY_AUTH_MODE=token``), which
+    it reads when first imported; a mode the user set is left as it is."""
+    if (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")) and "RAY_AUTH_MODE" not in os.environ:
+        os.environ["RAY_AUTH_MODE"] = "token"
+    import ray
+
+    return ray
 
 
 def _ray_call(function, index: int, job: Any) -> Any:

@@ -33,7 +33,7 @@ from llmagentos.core.config import to_dict
 from llmagentos.core.errors import UsageError
 from llmagentos.core.seeding import derive_seed, seed_everything
 from llmagentos.kernel.checkpoint import load_state, save_state
-from llmagentos.kernel.run import Trainer
+from llmagentos.kernel.run import Trainer, typed_overrides
 from llmagentos.learners import registry
 
 #: greedy evaluation stops an episode after this many steps when the world does not end it
@@ -48,9 +48,15 @@ def is_multiagent_job(env: Any, algo: str) -> bool:
     if entry.kind == "multiagent":
         if not is_multiagent_env(env):
             raise UsageError(f"{algo} trains agents of a multi-agent world; choose one of {', '.join(MULTI_AGENT_ENVS)} "
-                             "or a PettingZoo module path (package.module[:factory])")
+                             "or a PettingZoo world by module path (pettingzoo.classic.rps_v2) or module:Class")
         return True
     return entry.kind == "agent" and is_multiagent_env(env)
+
+
+def refuse_wrappers(spec: Any) -> None:
+    if spec.wrappers:
+        raise UsageError(f"--wrapper applies Gymnasium wrappers to single-agent worlds; {spec.env} is a "
+                         "multi-agent (PettingZoo) world")
 
 
 def make_multiagent_config(spec: Any) -> tuple[str, Any]:
@@ -189,11 +195,10 @@ class MultiAgentTrainer(Trainer):
         if getattr(spec, "agent", None):
             raise UsageError("--agent continues a stored single-agent learner; multi-agent runs do not take it")
         world = spec.prepare_world()
-        if spec.wrappers:
-            raise UsageError(f"--wrapper applies Gymnasium wrappers to single-agent worlds; {spec.env} is a "
-                             "multi-agent (PettingZoo) world")
+        refuse_wrappers(spec)
         self.spec, self.quiet = spec, quiet
         self.learner_name, self.config = make_multiagent_config(spec)
+        spec.config = typed_overrides(spec.algo, spec.config)
         seed_everything(spec.seed)
         self.env = make_parallel_env(world, **spec.env_args)
         self.eval_env = make_parallel_env(world, **spec.env_args)
@@ -359,6 +364,7 @@ def validate_multiagent_block(raw: Any) -> Any:
     try:
         spec.validate()
         is_multiagent_job(spec.prepare_world(), spec.algo)
+        refuse_wrappers(spec)
         make_config(spec.algo, spec.config, spec.env)
         make_parallel_env(spec.prepare_world(), **spec.env_args).close()
     except UsageError as err:

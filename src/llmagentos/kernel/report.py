@@ -53,7 +53,7 @@ def _dig(summary: dict[str, Any], path: tuple[str, ...]) -> Any:
     return node if isinstance(node, (int, float)) and not isinstance(node, bool) else None
 
 
-def _groups(path: Path) -> tuple[str, list[dict[str, Any]]]:
+def sweep_groups(path: Path) -> tuple[str, list[dict[str, Any]]]:
     """('sweep'|'run', [{"params", "jobs": [{"seed", "run_dir", "summary"|None, "error"}]}])."""
     if (path / MANIFEST).exists():
         manifest = json.loads((path / MANIFEST).read_text())
@@ -61,8 +61,9 @@ def _groups(path: Path) -> tuple[str, list[dict[str, Any]]]:
         for job in manifest.get("jobs", []):
             key = json.dumps(job.get("params", {}), sort_keys=True)
             group = groups.setdefault(key, {"params": job.get("params", {}), "jobs": []})
-            group["jobs"].append({"seed": job["seed"], "run_dir": job["run_dir"],
-                                  "summary": finished_summary(job["run_dir"]), "error": job.get("error")})
+            run_dir = job_dir(path, manifest, job["run_dir"])
+            group["jobs"].append({"seed": job["seed"], "run_dir": str(run_dir),
+                                  "summary": finished_summary(run_dir), "error": job.get("error")})
         return "sweep", list(groups.values())
     if (path / "summary.json").exists() or (path / "job.json").exists():
         summary = finished_summary(path)
@@ -70,6 +71,19 @@ def _groups(path: Path) -> tuple[str, list[dict[str, Any]]]:
         return "run", [{"params": {}, "jobs": [{"seed": seed, "run_dir": str(path), "summary": summary,
                                                 "error": None if summary else "not finished"}]}]
     raise UsageError(f"{path} is neither a sweep directory (with {MANIFEST}) nor a run directory (with summary.json)")
+
+
+def job_dir(sweep_dir: Path, manifest: dict[str, Any], run_dir: str) -> Path:
+    """A job's run directory: as recorded, or, when that path was relative to another working directory,
+    the same place under ``sweep_dir`` (the manifest's ``spec.out`` is the recorded sweep directory)."""
+    recorded = Path(run_dir)
+    out = (manifest.get("spec") or {}).get("out")
+    if recorded.is_absolute() or recorded.exists() or not out:
+        return recorded
+    try:
+        return sweep_dir / recorded.relative_to(out)
+    except ValueError:
+        return recorded
 
 
 def _metric_paths(summaries: list[dict[str, Any]]) -> list[tuple[str, tuple[str, ...]]]:
@@ -88,7 +102,7 @@ def make_report(path: str | Path, out: str | Path | None = None) -> dict[str, An
     path = Path(path)
     if not path.is_dir():
         raise UsageError(f"{path} is not a directory; give a run or sweep directory")
-    kind, groups = _groups(path)
+    kind, groups = sweep_groups(path)
     out_dir = Path(out) if out else path / "report"
     all_summaries = [j["summary"] for g in groups for j in g["jobs"] if j["summary"]]
     metrics = _metric_paths(all_summaries)
@@ -103,7 +117,7 @@ def make_report(path: str | Path, out: str | Path | None = None) -> dict[str, An
                "metrics": {name: {**mean_ci([_dig(s, p) for s in summaries]),
                                   "values": [_dig(s, p) for s in summaries]} for name, p in metrics}}
         rows.append(row)
-        curve = _eval_curve(summaries)
+        curve = common_eval_curve(summaries)
         if curve is not None:
             eval_curves[label] = curve
         online = _online_curve(summaries)
@@ -121,7 +135,8 @@ def make_report(path: str | Path, out: str | Path | None = None) -> dict[str, An
     return {"path": str(path), "type": kind, "groups": rows, "metrics": [n for n, _ in metrics], "plots": plots}
 
 
-def _eval_curve(summaries: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray] | None:
+def common_eval_curve(summaries: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(steps, one row of evaluation returns per summary) on the steps every curve covers (interpolated), or None."""
     curves = [s.get("curve") for s in summaries if s.get("curve")]
     if len(curves) != len(summaries) or not curves:
         return None

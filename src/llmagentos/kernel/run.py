@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import re
 import shutil
 import sys
 import time
@@ -112,6 +113,14 @@ def make_config(algo: str, overrides: dict[str, Any] | None = None, env_id: str 
     return apply_overrides(config, dict(overrides or {}), owner=f"{algo} config")
 
 
+def typed_overrides(algo: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """``--set`` values as the algorithm's config types them, so job.json keeps 0.05, not "0.05"."""
+    if not overrides:
+        return overrides
+    config = make_config(algo, overrides)
+    return {key: getattr(config, key) for key in overrides}
+
+
 def make_agent(algo: str, env: Any, config: Any = None, seed: int = 0, **overrides: Any) -> Agent:
     """An untrained agent of algorithm ``algo`` for ``env``'s spaces (Python API)."""
     entry = registry.get(algo, kinds=("agent",))
@@ -177,7 +186,7 @@ def fresh_run_dir(out: str | Path | None, overwrite: bool = False) -> str | None
     if out is None:
         return None
     path = Path(out)
-    if not path.exists() or not any(path.iterdir()):
+    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
         return str(path)
     if overwrite:
         if not (path / "job.json").exists():
@@ -191,6 +200,12 @@ def fresh_run_dir(out: str | Path | None, overwrite: bool = False) -> str | None
     return str(path.parent / f"{path.name}-{suffix}")
 
 
+def path_safe(text: str) -> str:
+    """``text`` as one file-name component: an env id such as ``mypkg.envs:Chain-v0`` or ``ALE/Pong-v5`` keeps
+    its letters, digits, dots and dashes; anything else becomes ``-``."""
+    return re.sub(r"[^A-Za-z0-9._=+-]+", "-", text).strip("-.") or "run"
+
+
 def _new_run_dir(spec: TrainSpec) -> Path:
     if spec.out:
         path = Path(spec.out)
@@ -198,7 +213,7 @@ def _new_run_dir(spec: TrainSpec) -> Path:
             raise UsageError(f"--out {path} already exists and is not empty; choose a new directory")
     else:
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        name = f"{spec.env.replace('/', '-')}_{spec.algo}_s{spec.seed}_{stamp}"
+        name = f"{path_safe(spec.env)}_{path_safe(spec.algo)}_s{spec.seed}_{stamp}"
         path = Path("runs") / name
         suffix = 1
         while path.exists():
@@ -252,6 +267,7 @@ class Trainer:
         self.run_id: int | None = None
         stored = _stored_agent(spec, store)  # may fill spec.config and spec.agent_version
         self.config = make_config(spec.algo, spec.config, spec.env)
+        spec.config = typed_overrides(spec.algo, spec.config)
         num_envs = int(getattr(self.config, "num_envs", 1) or 1)
         seed_everything(spec.seed)
         world = spec.prepare_world()
@@ -513,10 +529,11 @@ def _continue_agent(agent: Agent, state: Any, record: Any) -> None:
     agent.load_state_dict(state)
 
 
-def resume(run_dir: str | Path, quiet: bool = True, store: Any = None) -> dict[str, Any]:
-    """Continue a stopped or killed run from its last checkpoint; a finished run returns its summary."""
+def resume(run_dir: str | Path, quiet: bool = True, store: Any = None, world: Any = None) -> dict[str, Any]:
+    """Continue a stopped or killed run from its last checkpoint; a finished run returns its summary (``world``
+    replaces the recorded world, see :func:`read_job`)."""
     run_dir = Path(run_dir)
-    spec = read_job(run_dir)
+    spec = read_job(run_dir, world=world)
     summary_path = run_dir / "summary.json"
     if summary_path.exists():
         return json.loads(summary_path.read_text())

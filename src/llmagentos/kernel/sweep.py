@@ -36,7 +36,9 @@ def finished_summary(run_dir: str | Path) -> dict[str, Any] | None:
 
 def job_key(payload: dict[str, Any]) -> str:
     """A fingerprint of what a job computes (everything but where it runs), to tell a re-run from a new sweep."""
-    what = {k: v for k, v in payload.items() if k not in ("out_dir", "params")}
+    what = {k: v for k, v in payload.items() if k not in ("out_dir", "params", "execution_keys")}
+    if payload.get("execution_keys") and isinstance(what.get("block"), dict):  # where a job runs is not what it is
+        what["block"] = {k: v for k, v in what["block"].items() if k not in payload["execution_keys"]}
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -53,7 +55,8 @@ def _refuse_different_jobs(out: Path, payloads: list[dict[str, Any]], keys: list
             from llmagentos.core.errors import UsageError
 
             raise UsageError(f"{out} already holds a different experiment (its run {payload['out_dir']} was made "
-                             "with other settings); choose a new output directory or remove that one")
+                             "with other settings); choose a new output directory (--out DIR, or --set out=DIR for a spec) "
+                             "or remove that one")
 
 
 def run_sweep(function: Callable[[Any], Any], payloads: list[dict[str, Any]], out: str | Path,

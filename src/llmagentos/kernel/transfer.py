@@ -24,8 +24,9 @@ def run_transfer(source: str | Path, env: str, env_args: dict[str, Any] | None =
                  eval_every: int | None = None, eval_episodes: int = 10, threshold: float | None = None,
                  state_map: Sequence[int] | None = None, prior_fraction: float = 0.5, out: str | Path | None = None,
                  quiet: bool = True) -> dict[str, Any]:
-    """Both arms on every seed; returns the metrics (the JSON of ``llmagentos transfer``) and writes the PNG."""
-    from llmagentos.kernel.checkpoint import load_state
+    """Both arms on every seed; returns the metrics (the JSON of ``llmagentos transfer``), also
+    written to ``OUT/summary.json`` beside the PNG."""
+    from llmagentos.kernel.checkpoint import atomic_write_json, load_state
     from llmagentos.kernel.plots import learning_curves
     from llmagentos.kernel.progress import Progress
     from llmagentos.kernel.run import load_agent, make_agent, make_config, make_env, read_job
@@ -48,10 +49,12 @@ def run_transfer(source: str | Path, env: str, env_args: dict[str, Any] | None =
     if not 0.0 < prior_fraction <= 1.0:
         raise UsageError(f"--prior-fraction must be in (0, 1], got {prior_fraction}")
     env_args = dict(env_args or {})
+    job.prepare_world()  # the source's imports, so the target may be a world of the same module
+    wrappers = job.wrappers  # the target is seen through the source's wrappers, as its agent was trained
     _, meta = load_state(source / "agent")  # the config the source was trained with (presets included)
     config = make_config(job.algo, {**meta.get("config", job.config), **dict(overrides or {})})
     num_envs = int(getattr(config, "num_envs", 1) or 1)
-    probe = make_env(env, env_args)
+    probe = make_env(env, env_args, wrappers=wrappers)
     eval_every = eval_every or max(steps // 20, 1)
     if threshold is None:
         threshold = getattr(getattr(probe, "spec", None), "reward_threshold", None)
@@ -64,8 +67,8 @@ def run_transfer(source: str | Path, env: str, env_args: dict[str, Any] | None =
         for seed in seeds:
             for arm in ("scratch", "transfer"):
                 seed_everything(seed)
-                train_env = make_env(env, env_args, num_envs=num_envs)
-                eval_env = make_env(env, env_args)
+                train_env = make_env(env, env_args, num_envs=num_envs, wrappers=wrappers)
+                eval_env = make_env(env, env_args, wrappers=wrappers)
                 agent = make_agent(job.algo, train_env, config=config, seed=seed)
                 if arm == "transfer":
                     source_agent = load_agent(source)
@@ -88,6 +91,7 @@ def run_transfer(source: str | Path, env: str, env_args: dict[str, Any] | None =
                            out_dir / "transfer.png", f"{job.env} → {env}", "environment steps", "greedy return")
     result.update({"source": str(source), "source_env": job.env, "env": env, "env_args": env_args, "algo": job.algo,
                    "mode": mode, "steps": steps, "seeds": list(seeds), "plot": str(plot)})
+    atomic_write_json(out_dir / "summary.json", result)  # beside the plot, for llmagentos ui and later reading
     return result
 
 

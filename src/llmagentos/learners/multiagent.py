@@ -284,6 +284,8 @@ class TabularMultiAgentLearner(MultiAgentLearner):
         self.n_actions = [int(action_spaces[a].n) for a in self.agents]
         self.q = [np.full((ns, na), config.initial_value, dtype=np.float64) for ns, na in zip(self.n_states, self.n_actions)]
         self.rng = make_rng(seed)
+        # greedy evaluation breaks its ties with its own generator, so evaluating never changes training
+        self.eval_rng = make_rng(derive_seed(seed, "evaluation"))
         self.t = 0
         self.alpha = config.alpha
         self.epsilon = make_schedule(config.schedule, config.epsilon, config.epsilon_final, config.decay_steps)
@@ -294,8 +296,9 @@ class TabularMultiAgentLearner(MultiAgentLearner):
         """Agent i's values of its own actions in its state s (what the behaviour and greedy policies rank)."""
         return self.q[i][s]
 
-    def greedy_action(self, i: int, s: int) -> int:
-        return greedy_argmax(self.values(i, s), self.rng)
+    def greedy_action(self, i: int, s: int, rng: np.random.Generator | None = None) -> int:
+        """Agent i's greedy action in s, ties broken by ``rng`` (default: the training generator)."""
+        return greedy_argmax(self.values(i, s), self.rng if rng is None else rng)
 
     def policy(self, i: int, s: int) -> np.ndarray:
         """Agent i's behaviour policy π_i(·|s) at the current step."""
@@ -315,7 +318,7 @@ class TabularMultiAgentLearner(MultiAgentLearner):
         for agent, obs in observation.items():
             i, s = self.index[agent], int(obs)
             if not explore:
-                actions[agent] = self.greedy_action(i, s)
+                actions[agent] = self.greedy_action(i, s, self.eval_rng)
             elif boltzmann:
                 v = self.values(i, s)
                 z = np.exp((v - v.max()) / tau)  # π(a) ∝ exp(Q(a)/τ), sampled by inverting its CDF
@@ -356,7 +359,7 @@ class TabularMultiAgentLearner(MultiAgentLearner):
 
     # -- state ------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"t": self.t, "rng": rng_state(self.rng)}
+        state: dict[str, Any] = {"t": self.t, "rng": rng_state(self.rng), "eval_rng": rng_state(self.eval_rng)}
         for name in self.tables:
             state[name] = [array.copy() for array in getattr(self, name)]
         return state
@@ -371,6 +374,8 @@ class TabularMultiAgentLearner(MultiAgentLearner):
             setattr(self, name, [a.astype(m.dtype, copy=True) for a, m in zip(arrays, mine)])
         self.t = int(state["t"])
         set_rng_state(self.rng, state["rng"])
+        if "eval_rng" in state:  # checkpoints written before evaluation had its own generator lack it
+            set_rng_state(self.eval_rng, state["eval_rng"])
 
 
 # -- joint action learners ------------------------------------------------------------------------
@@ -439,9 +444,9 @@ class DistributedQLearning(TabularMultiAgentLearner):
         super().__init__(observation_spaces, action_spaces, config, seed)
         self.pi = [np.full(ns, -1, dtype=np.int64) for ns in self.n_states]  # −1: no policy yet
 
-    def greedy_action(self, i: int, s: int) -> int:
+    def greedy_action(self, i: int, s: int, rng: np.random.Generator | None = None) -> int:
         chosen = int(self.pi[i][s])
-        return chosen if chosen >= 0 else super().greedy_action(i, s)
+        return chosen if chosen >= 0 else super().greedy_action(i, s, rng)
 
     def update(self, i: int, s: int, joint: list[int], r: float, s_next: int, terminated: bool) -> float:
         a = joint[i]

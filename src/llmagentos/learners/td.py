@@ -15,7 +15,7 @@ from llmagentos.core.agent import Agent, Transition, greedy_argmax
 from llmagentos.core.config import param
 from llmagentos.core.errors import UsageError
 from llmagentos.core.schedules import make_schedule
-from llmagentos.core.seeding import make_rng, rng_state, set_rng_state
+from llmagentos.core.seeding import derive_seed, make_rng, rng_state, set_rng_state
 
 
 @dataclass
@@ -61,6 +61,8 @@ class TabularTDAgent(Agent):
         self.n_states, self.n_actions = int(observation_space.n), int(action_space.n)
         self.q = np.full((self.n_states, self.n_actions), config.initial_value, dtype=np.float64)
         self.rng = make_rng(seed)
+        # greedy evaluation breaks its ties with its own generator, so evaluating never changes training
+        self.eval_rng = make_rng(derive_seed(seed, "evaluation"))
         self.t = 0
         self.alpha = make_schedule(config.schedule, config.alpha, config.alpha_final, config.decay_steps)
         self.epsilon = make_schedule(config.schedule, config.epsilon, config.epsilon_final, config.decay_steps)
@@ -93,7 +95,7 @@ class TabularTDAgent(Agent):
     def act(self, observation: Any, explore: bool = True) -> int:
         state = int(observation)
         if not explore:
-            return greedy_argmax(self.q[state], self.rng)
+            return greedy_argmax(self.q[state], self.eval_rng)
         if self._pending is not None and self._pending[0] == state:
             action = self._pending[1]
             self._pending = None
@@ -127,7 +129,7 @@ class TabularTDAgent(Agent):
         return {"epsilon": self.epsilon(self.t), "alpha": self.alpha(self.t)}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"q": self.q.copy(), "t": self.t, "rng": rng_state(self.rng),
+        return {"q": self.q.copy(), "t": self.t, "rng": rng_state(self.rng), "eval_rng": rng_state(self.eval_rng),
                 "pending": list(self._pending) if self._pending is not None else None}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -137,6 +139,8 @@ class TabularTDAgent(Agent):
         self.q = q.copy()
         self.t = int(state["t"])
         set_rng_state(self.rng, state["rng"])
+        if "eval_rng" in state:  # checkpoints written before evaluation had its own generator lack it
+            set_rng_state(self.eval_rng, state["eval_rng"])
         self._pending = tuple(state["pending"]) if state.get("pending") is not None else None  # type: ignore[assignment]
 
 
