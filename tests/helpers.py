@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
 from llmagentos.cli import main
 from llmagentos.kernel.run import VOLATILE_KEYS
 
@@ -31,3 +39,37 @@ def assert_spec_refused(tmp_path, capsys, spec_text: str, override: str, message
     code, _, err = cli(["run", str(spec), "--set", f"out={tmp_path / 'out'}", "--set", override], capsys)
     assert code == 2 and message in err
     assert not (tmp_path / "out").exists()
+
+
+#: the ``llmagentos`` command of this interpreter's environment
+CONSOLE_SCRIPT = str(Path(sys.executable).with_name("llmagentos"))
+
+
+def run(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    """``llmagentos ARGS`` in a new process whose working directory is ``cwd`` (not put on the path by Python)."""
+    return subprocess.run([CONSOLE_SCRIPT, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def one_json(proc: subprocess.CompletedProcess) -> dict:
+    """The JSON a successful command printed."""
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def interrupt(run_dir: Path, checkpoint: str) -> None:
+    """Make a finished run look killed after ``checkpoint``: its outputs gone, latest.json pointing there."""
+    for name in ("summary.json", "agent.safetensors", "agent.json"):
+        (run_dir / name).unlink()
+    step = int(checkpoint.split("-")[1])
+    (run_dir / "checkpoints" / "latest.json").write_text(json.dumps({"checkpoint": checkpoint, "step": step}))
+
+
+@contextlib.contextmanager
+def importable_module(folder: Path, name: str, source: str) -> Iterator[Path]:
+    """``folder/name.py`` holding ``source``, importable by this process while the context lasts."""
+    (folder / f"{name}.py").write_text(textwrap.dedent(source))
+    sys.path.insert(0, str(folder))
+    try:
+        yield folder
+    finally:
+        sys.path.remove(str(folder))

@@ -201,8 +201,10 @@ def test_state_dict_round_trip_gives_identical_actions(tmp_path, algo, env_id, o
 def test_bad_config_and_spaces_are_refused():
     with pytest.raises(UsageError, match="batch_size must divide"):
         make_config("ppo", {"batch_size": 100})
-    with pytest.raises(UsageError, match="Box observation space"):
-        PPO(gym.spaces.Discrete(3), gym.spaces.Discrete(2), make_config("ppo", {}))
+    with pytest.raises(UsageError, match=r"cannot serve the observation space Sequence\(Discrete\(3\).*ObservationWrapper"):
+        PPO(gym.spaces.Sequence(gym.spaces.Discrete(3)), gym.spaces.Discrete(2), make_config("ppo", {}))
+    with pytest.raises(UsageError, match="needs a Discrete, Box, MultiDiscrete or MultiBinary action space"):
+        PPO(gym.spaces.Discrete(3), gym.spaces.Tuple([gym.spaces.Discrete(2)] * 2), make_config("ppo", {}))
     with pytest.raises(SystemExit) as exit_:
         cli_main(["train", "--env", "CartPole-v1", "--algo", "a2c", "--steps", "100", "--set", "gae_lambda=2"])
     assert exit_.value.code == 2

@@ -10,11 +10,10 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import gymnasium as gym
 import pytest
-from helpers import cli, comparable
+from helpers import cli, comparable, importable_module, interrupt, one_json, run
 
 import llmagentos
 from llmagentos.core.errors import UsageError
@@ -123,35 +122,11 @@ DeclaredChain = chainworld:make_chain
 chainworld = chainworld:register_plugin
 """
 
-CONSOLE_SCRIPT = str(Path(sys.executable).with_name("llmagentos"))
-
-
 @pytest.fixture(scope="module")
 def world_dir(tmp_path_factory):
     """A folder holding the module chainworld (and, for the entry-point test, its distribution's metadata)."""
-    folder = tmp_path_factory.mktemp("world")
-    (folder / "chainworld.py").write_text(textwrap.dedent(WORLD))
-    sys.path.insert(0, str(folder))
-    yield folder
-    sys.path.remove(str(folder))
-
-
-def run(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    """``llmagentos ARGS`` in a new process whose working directory is ``cwd`` (not put on the path by Python)."""
-    return subprocess.run([CONSOLE_SCRIPT, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
-
-
-def one_json(proc: subprocess.CompletedProcess) -> dict:
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
-
-
-def interrupt(run_dir: Path, checkpoint: str) -> None:
-    """Make a finished run look killed after ``checkpoint``: its outputs gone, latest.json pointing there."""
-    for name in ("summary.json", "agent.safetensors", "agent.json"):
-        (run_dir / name).unlink()
-    step = int(checkpoint.split("-")[1])
-    (run_dir / "checkpoints" / "latest.json").write_text(json.dumps({"checkpoint": checkpoint, "step": step}))
+    with importable_module(tmp_path_factory.mktemp("world"), "chainworld", WORLD) as folder:
+        yield folder
 
 
 # -- the CLI ------------------------------------------------------------------------------------------

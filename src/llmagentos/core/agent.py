@@ -70,6 +70,14 @@ class Agent:
         return {}
 
 
+def space_text(space: Any) -> str:
+    """``str(space)`` without memory addresses (MiniGrid's MissionSpace prints its function's), so the same space
+    reads the same in every process: checkpoints and stored agents compare spaces by this text."""
+    import re
+
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", str(space))
+
+
 def is_discrete(space: Any) -> bool:
     from gymnasium import spaces
 

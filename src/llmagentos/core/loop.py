@@ -74,10 +74,13 @@ class Interaction:
         true_next = next_obs
         if done.any():
             # same-step autoreset: next_obs already holds the reset observation for finished envs
-            true_next = np.array(next_obs, copy=True)
             mask = info.get("_final_obs", done)
-            for i in np.flatnonzero(mask):
-                true_next[i] = info["final_obs"][i]
+            if isinstance(next_obs, np.ndarray):
+                true_next = np.array(next_obs, copy=True)
+                for i in np.flatnonzero(mask):
+                    true_next[i] = info["final_obs"][i]
+            else:
+                true_next = _with_final_observations(self.env, next_obs, info["final_obs"], mask)
         metrics = self.agent.observe(Transition(self.observation, action, np.asarray(reward, dtype=np.float64),
                                                 true_next, np.asarray(terminated), np.asarray(truncated), info))
         self.steps += self.num_envs
@@ -111,7 +114,8 @@ class Interaction:
             "episode_lengths": list(self.episode_lengths),
             "running_return": self._running_return.tolist() if self.vector else [self._return0],
             "running_length": self._running_length.tolist() if self.vector else [self._length0],
-            "observation": env_state._encode(np.asarray(self.observation))[1],
+            "observation": env_state._encode(self.observation if isinstance(self.observation, (dict, tuple))
+                                             else np.asarray(self.observation))[1],
             "env": env_state.snapshot(self.env),
         }
 
@@ -125,8 +129,19 @@ class Interaction:
         self._return0 = float(self._running_return[0])
         self._length0 = int(self._running_length[0])
         obs = env_state._decode(state["observation"])
-        self.observation = obs.item() if obs.ndim == 0 and not self.vector else obs
+        self.observation = obs.item() if isinstance(obs, np.ndarray) and obs.ndim == 0 and not self.vector else obs
         env_state.restore(self.env, state["env"])
+
+
+def _with_final_observations(env: Any, batch: Any, final: Any, mask: np.ndarray) -> Any:
+    """A Dict/Tuple observation batch with the final observations of finished sub-envs in their rows."""
+    from gymnasium.vector.utils import concatenate, create_empty_array, iterate
+
+    rows = list(iterate(env.observation_space, batch))
+    for i in np.flatnonzero(mask):
+        rows[i] = final[i]
+    space = env.single_observation_space
+    return concatenate(space, rows, create_empty_array(space, len(rows)))
 
 
 def evaluate(agent: Agent, env: Any, episodes: int, seed: int, step_cap: int | None = None) -> list[float]:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from llmagentos import __version__
-from llmagentos.core.agent import Agent
+from llmagentos.core.agent import Agent, space_text
 from llmagentos.core.config import apply_overrides, to_dict
 from llmagentos.core.errors import UsageError, arguments_refused_as_usage
 from llmagentos.core.limits import check_finite, check_name, check_seed
@@ -150,7 +150,7 @@ def make_agent(algo: str, env: Any, config: Any = None, seed: int = 0, **overrid
 def agent_meta(agent: Agent) -> dict[str, Any]:
     obs_space = agent.observation_space
     act_space = agent.action_space
-    return {"algo": agent.algo, "observation_space": str(obs_space), "action_space": str(act_space),
+    return {"algo": agent.algo, "observation_space": space_text(obs_space), "action_space": space_text(act_space),
             "llmagentos_version": __version__}
 
 

@@ -32,7 +32,9 @@ from llmagentos.core.errors import UsageError
 from llmagentos.core.schedules import linear, make_schedule
 from llmagentos.core.seeding import make_rng, rng_state, set_rng_state
 from llmagentos.learners.common.buffers import ReplayBatch, ReplayBuffer
-from llmagentos.learners.common.networks import encoder, is_image_space, orthogonal_init
+from llmagentos.learners.common.encoders import (EncoderName, ImageChannels, ObservationAdapter, encoder_param,
+                                                  image_channels_param, observation_trunk)
+from llmagentos.learners.common.networks import mlp, orthogonal_init
 
 
 @dataclass
@@ -60,6 +62,8 @@ class DQNConfig:
     max_grad_norm: float | None = param(10.0, "clip the gradient's global L2 norm to this (None: no clipping)")
     hidden: list[int] = param([128, 128], "widths of the Q-network's hidden layers (the trunk)")
     activation: Literal["relu", "tanh", "elu", "gelu"] = param("relu", "activation of the hidden layers")
+    encoder: EncoderName = encoder_param()
+    image_channels: ImageChannels = image_channels_param()
     num_envs: int = param(1, "parallel environments (a vector env when > 1)")
     torch_threads: int | None = param(1, "torch intra-op threads (1 is fastest for small networks; None: torch's default)")
 
@@ -122,25 +126,31 @@ class DuelingHead(nn.Module):
 class QNetwork(nn.Module):
     """Q(s, ·; θ) = head(trunk(s)).
 
-    ``trunk`` maps an observation to features (an MLP, or the Nature CNN for images): the part a
-    transfer learner copies between tasks. ``head`` maps features to one value per action (a
-    ``Linear``, or a :class:`DuelingHead`). Discrete observations are one-hot encoded first.
+    ``trunk`` maps an observation to features (an MLP, a CNN for images, or an
+    :class:`~llmagentos.learners.common.encoders.ObservationEncoder` for Dict, Tuple and multi-part
+    observations): the part a transfer learner copies between tasks. ``head`` maps features to one value
+    per action (a ``Linear``, or a :class:`DuelingHead`). Discrete observations are one-hot encoded first.
     """
 
     def __init__(self, observation_space: Any, n_actions: int, hidden: list[int], activation: str = "relu",
-                 dueling: bool = False) -> None:
+                 dueling: bool = False, encoder: str = "auto", image_channels: str = "auto") -> None:
         from gymnasium import spaces
 
         super().__init__()
         self.one_hot = int(observation_space.n) if isinstance(observation_space, spaces.Discrete) else 0
-        self.image = is_image_space(observation_space)
-        self.trunk, width = encoder(observation_space, hidden, activation)
+        adapter = ObservationAdapter(observation_space, encoder, image_channels, owner="dqn")
+        #: the trunk reads the stored observation itself (a CNN or an ObservationEncoder), not a flat float vector
+        self.direct = not adapter.plain and not self.one_hot
+        if self.one_hot:
+            self.trunk, width = mlp(self.one_hot, None, hidden, activation), (hidden[-1] if hidden else self.one_hot)
+        else:
+            self.trunk, width = observation_trunk(adapter, hidden, activation, encoder)
         self.head: nn.Module = DuelingHead(width, n_actions) if dueling else orthogonal_init(nn.Linear(width, n_actions), 1.0)
 
     def features(self, obs: torch.Tensor) -> torch.Tensor:
         if self.one_hot:
             x = F.one_hot(obs.long(), self.one_hot).float()
-        elif self.image:
+        elif self.direct:
             return self.trunk(obs)
         else:
             x = obs.reshape(obs.shape[0], -1).float()
@@ -207,7 +217,7 @@ def dqn_loss(q_net: nn.Module, target_net: nn.Module, batch: ReplayBatch, gamma:
 # -- the agent --------------------------------------------------------------------------------------
 
 class DQN(Agent):
-    """A DQN agent for Discrete actions and Box (or Discrete) observations; accepts vector-env batches.
+    """A DQN agent for Discrete actions and any observation an adapter serves; accepts vector-env batches.
 
     Attributes other learners build on: ``q_net`` (a :class:`QNetwork` with ``trunk`` and ``head``),
     ``target_net`` (θ⁻, same structure), ``optimizer`` (Adam over ``q_net``), ``buffer`` (the
@@ -225,9 +235,9 @@ class DQN(Agent):
 
         config = config or DQNConfig()
         if not isinstance(action_space, spaces.Discrete):
-            raise UsageError(f"dqn needs a Discrete action space, got {action_space}; use ppo or a2c for continuous actions")
-        if not isinstance(observation_space, (spaces.Box, spaces.Discrete)):
-            raise UsageError(f"dqn needs a Box or Discrete observation space, got {observation_space}")
+            raise UsageError(f"dqn needs a Discrete action space, got {action_space}; use ppo, a2c or reinforce, "
+                             "which serve Box, MultiDiscrete and MultiBinary actions")
+        self.adapter = ObservationAdapter(observation_space, config.encoder, config.image_channels, owner="dqn")
         super().__init__(observation_space, action_space, config, seed)
         if config.torch_threads is not None:
             torch.set_num_threads(config.torch_threads)
@@ -240,9 +250,9 @@ class DQN(Agent):
         self.target_net = copy.deepcopy(self.q_net).requires_grad_(False)
         # the fused CPU kernel is 3x faster than the per-tensor loop on networks this small
         self.optimizer = torch.optim.Adam(self.q_net.parameters(), lr=config.learning_rate, fused=True)
-        discrete_obs = isinstance(observation_space, spaces.Discrete)
-        self._obs_shape = () if discrete_obs else tuple(observation_space.shape)
-        obs_dtype = np.int64 if discrete_obs else (np.uint8 if is_image_space(observation_space) else np.float32)
+        self._obs_shape, obs_dtype = self.adapter.shape, self.adapter.dtype
+        # Dict, Tuple, MultiDiscrete and MultiBinary observations are stored as the adapter's flat rows
+        self._adapt = self.adapter.flat
         self.buffer = ReplayBuffer(config.buffer_size, self._obs_shape, obs_dtype, n_step=config.n_step,
                                    gamma=config.gamma, num_envs=config.num_envs)
         self.epsilon = linear(config.epsilon_start, config.epsilon_final, config.exploration_steps)
@@ -260,21 +270,23 @@ class DQN(Agent):
     def build_network(self) -> QNetwork:
         """The online network θ (the target network θ⁻ is a copy). Override to change the architecture."""
         c = self.config
-        return QNetwork(self.observation_space, self.n_actions, list(c.hidden), c.activation, c.dueling)
+        return QNetwork(self.observation_space, self.n_actions, list(c.hidden), c.activation, c.dueling, c.encoder,
+                        c.image_channels)
 
     # -- 1. acting ---------------------------------------------------------------------------------
     def q_values(self, observation: Any) -> np.ndarray:
         """Q(s, ·; θ) for one observation or a batch, as numpy."""
-        obs = np.asarray(observation)
+        obs = self.adapter(observation) if self._adapt else np.asarray(observation)
         batch = obs if obs.ndim > len(self._obs_shape) else obs[None]
         with torch.no_grad():
             q = self.q_net(torch.as_tensor(batch)).numpy()
         return q if obs.ndim > len(self._obs_shape) else q[0]
 
     def act(self, observation: Any, explore: bool = True) -> Any:
-        obs = np.asarray(observation)
+        obs = self.adapter(observation) if self._adapt else np.asarray(observation)
         if obs.ndim > len(self._obs_shape):  # a batch from a vector env: one action per row
-            greedy = self.q_values(obs).argmax(axis=1)
+            with torch.no_grad():
+                greedy = self.q_net(torch.as_tensor(obs)).numpy().argmax(axis=1)
             if not explore:
                 return greedy
             eps = self.epsilon(self.t)
@@ -306,7 +318,7 @@ class DQN(Agent):
         if self._numpy_key is not None and all(a is b for a, b in zip(key, self._numpy_key)):
             return self._numpy_cache
         self._numpy_key, self._numpy_cache = key, None
-        if type(net) is not QNetwork or net.one_hot or net.image or type(net.trunk) is not nn.Sequential \
+        if type(net) is not QNetwork or net.one_hot or net.direct or type(net.trunk) is not nn.Sequential \
                 or type(net.head) is not nn.Linear:
             return None
         modules = list(net.trunk) + [net.head]
@@ -320,9 +332,12 @@ class DQN(Agent):
     # -- 2. storing, and when to learn ------------------------------------------------------------------
     def observe(self, transition: Transition) -> dict[str, float]:
         tr = transition
-        self.buffer.add(tr.observation, tr.action, tr.reward, tr.next_observation, tr.terminated, tr.truncated)
+        obs, next_obs = tr.observation, tr.next_observation
+        if self._adapt:
+            obs, next_obs = self.adapter(obs), self.adapter(next_obs)
+        self.buffer.add(obs, tr.action, tr.reward, next_obs, tr.terminated, tr.truncated)
         before = self.t
-        self.t += len(tr.observation) if np.ndim(tr.observation) > len(self._obs_shape) else 1
+        self.t += len(obs) if np.ndim(obs) > len(self._obs_shape) else 1
         c = self.config
         if self.t < c.learning_starts:
             return {}

@@ -29,8 +29,10 @@ from llmagentos.core.config import param
 from llmagentos.core.errors import UsageError
 from llmagentos.core.schedules import make_schedule
 from llmagentos.core.seeding import make_rng, rng_state, set_rng_state
-from llmagentos.learners.common.distributions import Categorical, DiagGaussian
-from llmagentos.learners.common.networks import encoder, is_image_space, mlp
+from llmagentos.learners.common.distributions import Bernoulli, Categorical, DiagGaussian, MultiCategorical
+from llmagentos.learners.common.encoders import (EncoderName, ImageChannels, ObservationAdapter, ObservationEncoder,
+                                                  encoder_param, image_channels_param, observation_trunk)
+from llmagentos.learners.common.networks import mlp
 from llmagentos.learners.common.normalization import ObservationNormalizer, RewardScaler
 from llmagentos.learners.common.rollout import EpisodeBuffer, RolloutBuffer
 
@@ -147,6 +149,8 @@ class PolicyGradientConfig:
                                          "(set it to the training budget)")
     hidden: list[int] = param([64, 64], "hidden layer widths of the policy and value networks")
     activation: Literal["tanh", "relu", "elu", "gelu"] = param("tanh", "hidden activation")
+    encoder: EncoderName = encoder_param()
+    image_channels: ImageChannels = image_channels_param()
     share_trunk: bool = param(False, "one shared trunk with linear policy and value heads (else two separate MLPs)")
     vf_coef: float = param(0.5, "weight c₁ of the value loss")
     ent_coef: float = param(0.0, "weight c₂ of the entropy bonus")
@@ -295,37 +299,54 @@ class PPOConfig(A2CConfig):
 class ActorCritic(nn.Module):
     """π(·|s) and V(s): ``policy_head(trunk(s))`` and ``value_head(trunk(s))``.
 
-    With ``share_trunk`` the trunk is an MLP (or a CNN for images) and both heads are linear; without,
-    the trunk is the identity and each head is its own MLP. ``log_std`` (Box actions only) is a
+    With ``share_trunk`` or image observations the trunk is an MLP, a CNN or an
+    :class:`~llmagentos.learners.common.encoders.ObservationEncoder` and both heads are linear; without,
+    the trunk only flattens (and one-hot encodes Discrete parts) and each head is its own MLP. The policy is
+    a categorical over Discrete actions, a product of categoricals over MultiDiscrete ones, independent
+    Bernoullis over MultiBinary ones, or a diagonal Gaussian over Box ones, whose ``log_std`` is a
     state-independent parameter.
     """
 
     def __init__(self, observation_space: Any, action_space: Any, hidden: list[int], activation: str,
-                 share_trunk: bool, log_std_init: float = 0.0) -> None:
+                 share_trunk: bool, log_std_init: float = 0.0, encoder: str = "auto", image_channels: str = "auto") -> None:
         super().__init__()
         from gymnasium import spaces
 
         self.continuous = isinstance(action_space, spaces.Box)
-        n_out = int(np.prod(action_space.shape)) if self.continuous else int(action_space.n)
-        if share_trunk or is_image_space(observation_space):
-            self.trunk, features = encoder(observation_space, hidden, activation)
-            head_hidden: list[int] = []
+        self.nvec = tuple(int(n) for n in np.ravel(action_space.nvec)) \
+            if isinstance(action_space, spaces.MultiDiscrete) else None
+        self.binary = isinstance(action_space, spaces.MultiBinary)
+        if self.continuous or self.binary:
+            n_out = int(np.prod(action_space.shape))
         else:
+            n_out = sum(self.nvec) if self.nvec else int(action_space.n)
+        adapter = ObservationAdapter(observation_space, encoder, image_channels, owner="this policy-gradient learner")
+        if share_trunk or (adapter.images and encoder != "mlp"):
+            self.trunk, features = observation_trunk(adapter, hidden, activation, encoder)
+            head_hidden: list[int] = []
+        elif adapter.plain:
             self.trunk, features = nn.Flatten(), int(np.prod(observation_space.shape))
             head_hidden = list(hidden)
+        else:
+            self.trunk = ObservationEncoder(adapter, [], activation, "mlp")  # parameter-free: one-hot and flatten
+            features, head_hidden = self.trunk.out_dim, list(hidden)
         # small last-layer gains: an almost uniform initial policy, values near zero (Andrychowicz et al., 2021)
         self.policy_head = mlp(features, n_out, head_hidden, activation, out_gain=0.01)
         self.value_head = mlp(features, 1, head_hidden, activation, out_gain=1.0)
         self.log_std = nn.Parameter(torch.full((n_out,), float(log_std_init))) if self.continuous else None
 
-    def distribution(self, features: torch.Tensor) -> Categorical | DiagGaussian:
+    def distribution(self, features: torch.Tensor) -> Categorical | DiagGaussian | MultiCategorical | Bernoulli:
         out = self.policy_head(features)
-        return DiagGaussian(out, self.log_std) if self.continuous else Categorical(out)
+        if self.continuous:
+            return DiagGaussian(out, self.log_std)
+        if self.nvec:
+            return MultiCategorical(out, self.nvec)
+        return Bernoulli(out) if self.binary else Categorical(out)
 
     def value(self, features: torch.Tensor) -> torch.Tensor:
         return self.value_head(features).squeeze(-1)
 
-    def forward(self, observations: torch.Tensor) -> tuple[Categorical | DiagGaussian, torch.Tensor]:
+    def forward(self, observations: torch.Tensor) -> tuple[Any, torch.Tensor]:
         features = self.trunk(observations)
         return self.distribution(features), self.value(features)
 
@@ -384,10 +405,13 @@ class PolicyGradientAgent(Agent):
 
         config = config or self.Config()
         config.validate()
-        if not isinstance(observation_space, spaces.Box):
-            raise UsageError(f"{self.algo} needs a Box observation space, got {observation_space}")
-        if not isinstance(action_space, (spaces.Discrete, spaces.Box)):
-            raise UsageError(f"{self.algo} needs a Discrete or Box action space, got {action_space}")
+        if not isinstance(action_space, (spaces.Discrete, spaces.Box, spaces.MultiDiscrete, spaces.MultiBinary)):
+            raise UsageError(f"{self.algo} needs a Discrete, Box, MultiDiscrete or MultiBinary action space, got "
+                             f"{action_space}; wrap the env with a gymnasium ActionWrapper that maps it to one of those")
+        self.adapter = ObservationAdapter(observation_space, config.encoder, config.image_channels, owner=self.algo)
+        if config.normalize_observations and not self.adapter.plain:
+            raise UsageError(f"{self.algo} normalize_observations works on Box vector observations, not on "
+                             f"{observation_space}; set normalize_observations=false")
         super().__init__(observation_space, action_space, config, seed)
         if config.torch_threads is not None:
             # two threads on tiny tensors spend more time synchronising than computing (and stall on a busy machine)
@@ -395,17 +419,21 @@ class PolicyGradientAgent(Agent):
         with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the global generator
             torch.manual_seed(seed)
             self.net = ActorCritic(observation_space, action_space, config.hidden, config.activation,
-                                   config.share_trunk, config.log_std_init)
+                                   config.share_trunk, config.log_std_init, config.encoder, config.image_channels)
         # fused: one kernel for all parameters, the cheapest Adam step for many tiny tensors on a CPU
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.learning_rate, eps=1e-5, fused=True)
         self.generator = torch.Generator().manual_seed(seed)
         self.rng = make_rng(seed)
         self.continuous = self.net.continuous
-        self.obs_shape = tuple(observation_space.shape)
-        self.action_shape = tuple(action_space.shape) if self.continuous else ()
+        #: MultiDiscrete and MultiBinary actions: one integer per component, stored flat
+        self.multi_action = self.net.nvec is not None or self.net.binary
+        self.obs_shape, self.obs_dtype = self.adapter.shape, self.adapter.dtype
+        self.action_shape = (int(np.prod(action_space.shape)),) if self.continuous or self.multi_action else ()
         if self.continuous:
             self.action_low = action_space.low.astype(np.float32)
             self.action_high = action_space.high.astype(np.float32)
+        if self.multi_action:
+            self.action_start = np.ravel(getattr(action_space, "start", 0))
         self.num_envs = config.num_envs
         self.obs_norm = (ObservationNormalizer(self.obs_shape, config.clip_observations)
                          if config.normalize_observations else None)
@@ -427,17 +455,19 @@ class PolicyGradientAgent(Agent):
 
     # -- acting -------------------------------------------------------------------------------------
     def _prepare(self, observations: np.ndarray, update: bool) -> np.ndarray:
-        obs = np.asarray(observations, dtype=np.float32)
+        obs = np.asarray(observations, dtype=self.obs_dtype)
         if self.obs_norm is not None:
             obs = self.obs_norm(obs, update=update)
         return obs
 
     def _env_action(self, actions: np.ndarray) -> np.ndarray:
         # the Gaussian sample is stored unclipped (its log-prob is exact); only the env sees the clipped action
+        if self.multi_action:
+            return (actions + self.action_start).reshape((len(actions),) + self.action_space.shape)
         return np.clip(actions, self.action_low, self.action_high) if self.continuous else actions
 
     def act(self, observation: Any, explore: bool = True) -> Any:
-        raw = np.asarray(observation, dtype=np.float32)
+        raw = self.adapter(observation)
         single = raw.ndim == len(self.obs_shape)
         batch = raw[None] if single else raw
         obs = self._prepare(batch, update=explore)
@@ -448,7 +478,7 @@ class PolicyGradientAgent(Agent):
             actions = self._act_torch(obs, explore)
         env_actions = self._env_action(actions)
         if single:
-            return env_actions[0] if self.continuous else int(env_actions[0])
+            return env_actions[0] if self.continuous or self.multi_action else int(env_actions[0])
         return env_actions
 
     def _act_torch(self, obs: np.ndarray, explore: bool) -> np.ndarray:
@@ -463,8 +493,9 @@ class PolicyGradientAgent(Agent):
             return sample.numpy()
 
     # Acting calls the network once per env step on a handful of observations, where torch's per-op
-    # overhead is ~10x the arithmetic. For MLP networks the agent acts through numpy views of the
-    # parameters' own storage (always current, no copies); randomness still comes from self.generator.
+    # overhead is ~10x the arithmetic. For MLP networks on Box vectors with a categorical or Gaussian policy
+    # the agent acts through numpy views of the parameters' own storage (always current, no copies);
+    # randomness still comes from self.generator.
     def _numpy_net(self) -> tuple | None:
         net = self.net
         key = (id(net), id(net.trunk), id(net.policy_head), id(net.value_head), *(p.data_ptr() for p in self._np_params))
@@ -474,7 +505,7 @@ class PolicyGradientAgent(Agent):
                             *(p.data_ptr() for p in self._np_params))
             self._np_net = None
             layers = [_numpy_layers(m) for m in (self.net.trunk, self.net.policy_head, self.net.value_head)]
-            if all(layer is not None for layer in layers):
+            if all(layer is not None for layer in layers) and not self.multi_action:
                 log_std = self.net.log_std.detach().numpy() if self.continuous else None
                 self._np_net = (layers[0], layers[1], layers[2], log_std)
         return self._np_net
@@ -513,12 +544,14 @@ class PolicyGradientAgent(Agent):
         reward = np.asarray(transition.reward, dtype=np.float64).reshape(n)
         terminated = np.asarray(transition.terminated, dtype=bool).reshape(n)
         truncated = np.asarray(transition.truncated, dtype=bool).reshape(n)
-        next_obs = np.asarray(transition.next_observation, dtype=np.float32).reshape((n,) + self.obs_shape)
+        next_obs = self.adapter(transition.next_observation).reshape((n,) + self.obs_shape)
         pending, self._pending = self._pending, None
         if pending is None or len(pending[0]) != n:
             # a transition this agent did not act for: evaluate its action under the current policy
-            obs = self._prepare(np.asarray(transition.observation, dtype=np.float32).reshape((n,) + self.obs_shape), True)
+            obs = self._prepare(self.adapter(transition.observation).reshape((n,) + self.obs_shape), True)
             actions = np.asarray(transition.action).reshape((n,) + self.action_shape)
+            if self.multi_action:
+                actions = actions - self.action_start
             with torch.no_grad():
                 dist, values = self.net(torch.from_numpy(obs))
                 log_prob = dist.log_prob(torch.as_tensor(actions)).numpy()
@@ -589,7 +622,7 @@ class Reinforce(PolicyGradientAgent):
                  seed: int = 0) -> None:
         super().__init__(observation_space, action_space, config, seed)
         self.uses_value = self.config.baseline
-        self.episodes = EpisodeBuffer(self.num_envs)
+        self.episodes = EpisodeBuffer(self.num_envs, self.obs_dtype)
 
     def observe(self, transition: Transition) -> dict[str, float]:
         (obs, actions, _, _), reward, terminated, truncated, dones, next_obs = self._unpack(transition)
@@ -635,7 +668,7 @@ class RolloutAgent(PolicyGradientAgent):
     def __init__(self, observation_space: Any, action_space: Any, config: Any = None, seed: int = 0) -> None:
         super().__init__(observation_space, action_space, config, seed)
         self.buffer = RolloutBuffer(self.config.n_steps, self.num_envs, self.obs_shape, self.action_shape,
-                                    np.float32 if self.continuous else np.int64)
+                                    np.float32 if self.continuous else np.int64, self.obs_dtype)
 
     def observe(self, transition: Transition) -> dict[str, float]:
         (obs, actions, log_prob, values), reward, terminated, truncated, dones, next_obs = self._unpack(transition)

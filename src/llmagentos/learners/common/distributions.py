@@ -1,6 +1,6 @@
 """Action distributions for policy gradients, lean enough to call at every environment step.
 
-``torch.distributions`` validates its arguments and builds helper objects on every call; these two
+``torch.distributions`` validates its arguments and builds helper objects on every call; these
 classes do only the arithmetic, and sample with a ``torch.Generator`` the agent owns so that runs
 repeat exactly and resume exactly.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -60,3 +61,46 @@ class DiagGaussian:
     def entropy(self) -> torch.Tensor:
         # H = Σ_d (log σ_d + ½ log(2πe))
         return (self.log_std + 0.5 + _LOG_SQRT_2PI).sum(-1)
+
+
+class MultiCategorical:
+    """π(a|s) = Π_j softmax(logits_j)_{a_j} over a MultiDiscrete action space: one categorical per component."""
+
+    def __init__(self, logits: torch.Tensor, nvec: tuple[int, ...]) -> None:
+        self.parts = [Categorical(chunk) for chunk in torch.split(logits, list(nvec), dim=-1)]
+
+    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.stack([part.sample(generator) for part in self.parts], dim=-1)
+
+    def mode(self) -> torch.Tensor:
+        return torch.stack([part.mode() for part in self.parts], dim=-1)
+
+    def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
+        # log π(a|s) = Σ_j log π_j(a_j|s)
+        return sum(part.log_prob(actions[..., j]) for j, part in enumerate(self.parts))
+
+    def entropy(self) -> torch.Tensor:
+        return sum(part.entropy() for part in self.parts)
+
+
+class Bernoulli:
+    """π(a|s) = Π_j p_j^{a_j} (1 − p_j)^{1 − a_j}, p = sigmoid(logits), over a MultiBinary action space."""
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        self.logits = logits
+
+    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        u = torch.rand(self.logits.shape, generator=generator, dtype=self.logits.dtype)
+        return (u < torch.sigmoid(self.logits)).long()
+
+    def mode(self) -> torch.Tensor:
+        return (self.logits > 0).long()
+
+    def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
+        # log p = a log σ(l) + (1 − a) log σ(−l), summed over components
+        a = actions.to(self.logits.dtype)
+        return (a * F.logsigmoid(self.logits) + (1.0 - a) * F.logsigmoid(-self.logits)).sum(-1)
+
+    def entropy(self) -> torch.Tensor:
+        p = torch.sigmoid(self.logits)
+        return -(p * F.logsigmoid(self.logits) + (1.0 - p) * F.logsigmoid(-self.logits)).sum(-1)

@@ -1,11 +1,13 @@
-"""Network builders with sensible initialisation: an MLP for vector observations, a small CNN for images."""
+"""Network builders with sensible initialisation: an MLP for vectors, the Nature CNN and a small CNN for frames.
+
+Which of them a learner gets for its observation space is decided in :mod:`llmagentos.learners.common.encoders`.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -36,44 +38,62 @@ def mlp(in_dim: int, out_dim: int | None, hidden: Sequence[int] = (64, 64), acti
     return nn.Sequential(*layers)
 
 
-class NatureCNN(nn.Module):
-    """The three-convolution encoder of Mnih et al. (2015) for (C, H, W) images scaled to [0, 1]."""
+class _FrameCNN(nn.Module):
+    """Convolutions, then one dense ReLU layer, over stored frames of ``observation_shape``.
 
-    def __init__(self, observation_shape: Sequence[int], features: int = 512) -> None:
+    The network reads the frame as it was stored: uint8 values are scaled to [0, 1] here (``scale``), and a
+    height × width × channel frame (``channels_last``) is turned channel-first here, so buffers keep the
+    env's compact layout and a CHW and an HWC copy of the same frames give the same output.
+    """
+
+    def __init__(self, observation_shape: Sequence[int], convs: nn.Sequential, features: int, channels_last: bool,
+                 scale: bool) -> None:
         super().__init__()
-        channels = observation_shape[0]
-        self.convs = nn.Sequential(
-            orthogonal_init(nn.Conv2d(channels, 32, 8, stride=4)), nn.ReLU(),
-            orthogonal_init(nn.Conv2d(32, 64, 4, stride=2)), nn.ReLU(),
-            orthogonal_init(nn.Conv2d(64, 64, 3, stride=1)), nn.ReLU(), nn.Flatten())
+        self.observation_shape = tuple(int(d) for d in observation_shape)
+        self.channels_last = channels_last
+        self.scale = scale
+        self.convs = convs
         with torch.no_grad():
-            n_flat = self.convs(torch.zeros(1, *observation_shape)).shape[1]
+            n_flat = self.convs(torch.zeros(1, *self.channel_first_shape)).shape[1]
         self.head = nn.Sequential(orthogonal_init(nn.Linear(n_flat, features)), nn.ReLU())
         self.out_dim = features
 
+    @property
+    def channel_first_shape(self) -> tuple[int, ...]:
+        if not self.channels_last:
+            return self.observation_shape
+        height, width, channels = self.observation_shape
+        return (channels, height, width)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.convs(x.float() / 255.0))
+        x = x.reshape(x.shape[0], *self.observation_shape).float()
+        if self.scale:
+            x = x / 255.0
+        if self.channels_last:
+            x = x.permute(0, 3, 1, 2)
+        # one memory layout whatever the input's strides, so the convolutions sum in one order: HWC == CHW exactly
+        return self.head(self.convs(x.contiguous()))
 
 
-def flat_dim(space) -> int:
-    """Number of inputs a vector observation space gives a network."""
-    from gymnasium import spaces
+class NatureCNN(_FrameCNN):
+    """The three-convolution encoder of Mnih et al. (2015), for frames of at least 36 pixels a side."""
 
-    if isinstance(space, spaces.Discrete):
-        return int(space.n)
-    return int(np.prod(space.shape))
-
-
-def is_image_space(space) -> bool:
-    from gymnasium import spaces
-
-    return isinstance(space, spaces.Box) and len(space.shape) == 3 and space.dtype == np.uint8
+    def __init__(self, observation_shape: Sequence[int], features: int = 512, channels_last: bool = False,
+                 scale: bool = True) -> None:
+        channels = observation_shape[-1] if channels_last else observation_shape[0]
+        convs = nn.Sequential(
+            orthogonal_init(nn.Conv2d(channels, 32, 8, stride=4)), nn.ReLU(),
+            orthogonal_init(nn.Conv2d(32, 64, 4, stride=2)), nn.ReLU(),
+            orthogonal_init(nn.Conv2d(64, 64, 3, stride=1)), nn.ReLU(), nn.Flatten())
+        super().__init__(observation_shape, convs, features, channels_last, scale)
 
 
-def encoder(space, hidden: Sequence[int], activation: str) -> tuple[nn.Module, int]:
-    """A feature extractor for ``space`` and its output width: CNN for uint8 images, MLP otherwise."""
-    if is_image_space(space):
-        cnn = NatureCNN(space.shape)
-        return cnn, cnn.out_dim
-    body = mlp(flat_dim(space), None, hidden, activation)
-    return body, (hidden[-1] if hidden else flat_dim(space))
+class SmallCNN(_FrameCNN):
+    """One 3×3 convolution of 16 channels, stride 1, then a dense layer: the MinAtar network (Young & Tian, 2019)
+    for small grids such as MinAtar's 10×10 and MiniGrid's 7×7 views."""
+
+    def __init__(self, observation_shape: Sequence[int], features: int = 128, channels_last: bool = False,
+                 scale: bool = True) -> None:
+        channels = observation_shape[-1] if channels_last else observation_shape[0]
+        convs = nn.Sequential(orthogonal_init(nn.Conv2d(channels, 16, 3, stride=1)), nn.ReLU(), nn.Flatten())
+        super().__init__(observation_shape, convs, features, channels_last, scale)

@@ -21,10 +21,11 @@ class RolloutBuffer:
     FIELDS = ("observations", "actions", "log_probs", "values", "rewards", "terminated", "dones", "trunc_values")
 
     def __init__(self, n_steps: int, num_envs: int, obs_shape: tuple[int, ...], action_shape: tuple[int, ...],
-                 action_dtype: Any) -> None:
+                 action_dtype: Any, obs_dtype: Any = np.float32) -> None:
         self.n_steps, self.num_envs = n_steps, num_envs
         size = (n_steps, num_envs)
-        self.observations = np.zeros(size + tuple(obs_shape), dtype=np.float32)
+        # observations keep the adapter's dtype: uint8 frames stay uint8 until the network
+        self.observations = np.zeros(size + tuple(obs_shape), dtype=obs_dtype)
         self.actions = np.zeros(size + tuple(action_shape), dtype=action_dtype)
         self.log_probs = np.zeros(size, dtype=np.float32)
         self.values = np.zeros(size, dtype=np.float32)
@@ -85,8 +86,9 @@ class EpisodeBuffer:
     bootstrap from V(s_final) when a baseline exists.
     """
 
-    def __init__(self, num_envs: int) -> None:
+    def __init__(self, num_envs: int, obs_dtype: Any = np.float32) -> None:
         self.num_envs = num_envs
+        self.obs_dtype = np.dtype(obs_dtype)
         self.partial: list[dict[str, list]] = [self._empty() for _ in range(num_envs)]
         self.complete: list[dict[str, Any]] = []
 
@@ -97,14 +99,14 @@ class EpisodeBuffer:
     def add(self, observations, actions, rewards, terminated, truncated, final_observations) -> None:
         for i in range(self.num_envs):
             ep = self.partial[i]
-            ep["observations"].append(np.array(observations[i], dtype=np.float32))
+            ep["observations"].append(np.array(observations[i], dtype=self.obs_dtype))
             ep["actions"].append(np.array(actions[i]))
             ep["rewards"].append(float(rewards[i]))
             if terminated[i] or truncated[i]:
                 self.complete.append({"observations": np.stack(ep["observations"]), "actions": np.stack(ep["actions"]),
                                       "rewards": np.array(ep["rewards"], dtype=np.float32),
                                       "truncated": bool(truncated[i] and not terminated[i]),
-                                      "final_observation": np.array(final_observations[i], dtype=np.float32)})
+                                      "final_observation": np.array(final_observations[i], dtype=self.obs_dtype)})
                 self.partial[i] = self._empty()
 
     def take(self) -> list[dict[str, Any]]:
@@ -125,7 +127,7 @@ class EpisodeBuffer:
             if ep["observations"] is None:
                 self.partial.append(self._empty())
                 continue
-            self.partial.append({"observations": list(np.asarray(ep["observations"], dtype=np.float32)),
+            self.partial.append({"observations": list(np.asarray(ep["observations"], dtype=self.obs_dtype)),
                                  "actions": list(np.asarray(ep["actions"])),
                                  "rewards": [float(r) for r in np.asarray(ep["rewards"])]})
         self.complete = [{**ep, "truncated": bool(ep["truncated"])} for ep in state["complete"]]
