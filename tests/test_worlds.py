@@ -18,6 +18,7 @@ from helpers import cli, comparable, importable_module, interrupt, one_json, run
 import llmagentos
 from llmagentos.core.errors import UsageError
 from llmagentos.envs.resolve import resolve_world
+from llmagentos.kernel.run import job_checksum
 
 WORLD = '''
 """Walk right along a chain of cells to the reward at its end."""
@@ -373,8 +374,9 @@ def test_a_spec_naming_a_callable_is_refused_while_validating(tmp_path, capsys, 
 def test_a_run_directory_naming_a_callable_is_refused_by_eval_and_resume(tmp_path, command):
     run_dir = tmp_path / "forged"
     run_dir.mkdir()
-    (run_dir / "job.json").write_text(json.dumps({"env": "os:system", "algo": "hysteretic", "steps": 10,
-                                                  "env_args": {"command": "touch MARKER"}}))
+    # the checksum guards against torn or accidental edits, not an attacker (who can compute it): sign the forgery
+    job = {"env": "os:system", "algo": "hysteretic", "steps": 10, "env_args": {"command": "touch MARKER"}}
+    (run_dir / "job.json").write_text(json.dumps({**job, "sha256": job_checksum(job)}))
     proc = run(tmp_path, command, "forged")
     assert proc.returncode == 2 and "is not an environment" in proc.stderr
     assert not (tmp_path / "MARKER").exists() and os.listdir(run_dir) == ["job.json"]
@@ -385,7 +387,7 @@ def test_transfer_to_another_world_of_your_own_module_through_the_same_wrappers(
                               eval_episodes=1, wrappers=[{"name": "TimeLimit", "args": {"max_episode_steps": 12}}],
                               out=tmp_path / "source")
     code, out, err = cli(["transfer", "--source", source["run_dir"], "--env", "chainworld:Chain", "--env-arg",
-                          "length=6", "--steps", "300", "--seeds", "0", "--eval-every", "100", "--eval-episodes", "5",
+                          "length=6", "--steps", "300", "--seeds", "0:1", "--eval-every", "100", "--eval-episodes", "5",
                           "--out", str(tmp_path / "transfer"), "--json"], capsys)
     assert code == 0, err
     result = json.loads(out)
