@@ -277,13 +277,31 @@ class PolicyReuse(Agent):
         return self.probability * max(0.0, 1.0 - self.t / self.steps)
 
     def act(self, observation: Any, explore: bool = True) -> Any:
-        if explore and self.rng.random() < self.psi():
-            return self.source.act(observation, explore=False)
-        return self.learner.act(observation, explore)
+        if not explore:
+            return self.learner.act(observation, explore)
+        batch = np.ndim(observation) > len(getattr(self.observation_space, "shape", ()) or ())
+        if not batch:
+            if self.rng.random() < self.psi():
+                return self.source.act(observation, explore=False)
+            return self.learner.act(observation, explore)
+        # a vector env's batch: one coin per sub-env (the learner re-evaluates rows it did not choose)
+        own = self.learner.act(observation, explore)
+        reuse = self.rng.random(len(own)) < self.psi()
+        if not reuse.any():
+            return own
+        prior = np.asarray(self.source.act(observation, explore=False))
+        return np.where(reuse.reshape((-1,) + (1,) * (np.ndim(own) - 1)), prior, own)
 
     def observe(self, transition: Transition) -> dict[str, float]:
-        self.t += 1
+        self.t += int(np.size(transition.terminated))  # ψ decays per environment step, n per vector-env call
         return self.learner.observe(transition)
+
+    def begin_task(self, task: Any = None, budget: int | None = None, restart_schedules: bool = True,
+                   clear_memory: bool = False) -> None:
+        self.learner.begin_task(task, budget, restart_schedules, clear_memory)
+
+    def end_task(self) -> dict[str, float]:
+        return self.learner.end_task()
 
     def end_episode(self) -> None:
         self.learner.end_episode()
