@@ -94,8 +94,9 @@ class Agent:
         ``add_loss_term``, ``add_update_hook``, ``recent_transitions``, ``td_loss`` and ``weights_changed``."""
         return {}
 
-    def weights(self) -> dict[str, Any]:
-        """The knowledge a task leaves behind, as tensors or arrays: network weights or a value table."""
+    def weights(self, trunk_only: bool = False) -> dict[str, Any]:
+        """The knowledge a task leaves behind, as tensors or arrays: network weights or a value table
+        (``trunk_only``: all but the output layers)."""
         raise NotImplementedError(f"{self.algo} keeps no weights")
 
     def load_weights(self, weights: dict[str, Any], trunk_only: bool = False) -> None:

@@ -426,13 +426,16 @@ class DQN(UpdateHooks, Agent):
         """θ was changed from outside (pruned, loaded): θ⁻ ← θ, so targets come from the network now in use."""
         self.target_net.load_state_dict(self.q_net.state_dict())
 
-    def weights(self) -> dict[str, Any]:
-        return {k: v.detach().clone() for k, v in self.q_net.state_dict().items()}
+    def weights(self, trunk_only: bool = False) -> dict[str, Any]:
+        """θ as tensors (``trunk_only``: without the Q-value head)."""
+        return {k: v.detach().clone() for k, v in self.q_net.state_dict().items()
+                if not (trunk_only and k.startswith("head."))}
 
     def load_weights(self, weights: dict[str, Any], trunk_only: bool = False) -> None:
-        current = self.q_net.state_dict()
-        self.q_net.load_state_dict({k: (current[k] if trunk_only and k.startswith("head.") else v)
-                                    for k, v in weights.items()})
+        """Load :meth:`weights` (``trunk_only``: the current head stays), then θ⁻ ← θ."""
+        merged = self.q_net.state_dict()
+        merged.update({k: v for k, v in weights.items() if not (trunk_only and k.startswith("head."))})
+        self.q_net.load_state_dict(merged)
         self.weights_changed()
 
     # -- persistence -----------------------------------------------------------------------------------

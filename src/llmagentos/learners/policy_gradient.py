@@ -642,13 +642,29 @@ class PolicyGradientAgent(UpdateHooks, Agent):
     def weights_changed(self) -> None:
         """Nothing derives from the weights but the numpy acting path, which reads them in place."""
 
-    def weights(self) -> dict[str, Any]:
-        return {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+    def _is_head(self, key: str) -> bool:
+        """Whether a state-dict key belongs to the output layers: the last policy and value layers and log σ."""
+        heads = tuple(f"{h}.{len(getattr(self.net, h)) - 1}." for h in ("policy_head", "value_head")) + ("log_std",)
+        return key.startswith(heads)
+
+    def weights(self, trunk_only: bool = False) -> dict[str, Any]:
+        """The network's weights (``trunk_only``: without the output layers) and, with ``normalize_observations``,
+        the observation statistics they were trained with (``obs_norm.mean/var/count``)."""
+        out: dict[str, Any] = {k: v.detach().clone() for k, v in self.net.state_dict().items()
+                               if not (trunk_only and self._is_head(k))}
+        if self.obs_norm is not None:
+            stats = self.obs_norm.state_dict()
+            out.update({f"obs_norm.{k}": np.array(v, dtype=np.float64) for k, v in stats.items()})
+        return out
 
     def load_weights(self, weights: dict[str, Any], trunk_only: bool = False) -> None:
-        current = self.net.state_dict()
-        heads = tuple(f"{h}.{len(getattr(self.net, h)) - 1}." for h in ("policy_head", "value_head")) + ("log_std",)
-        self.net.load_state_dict({k: (current[k] if trunk_only and k.startswith(heads) else v) for k, v in weights.items()})
+        """Load :meth:`weights` (``trunk_only``: the current output layers stay); the observation statistics come too."""
+        merged = self.net.state_dict()
+        merged.update({k: v for k, v in weights.items() if not k.startswith("obs_norm.")
+                       and not (trunk_only and self._is_head(k))})
+        self.net.load_state_dict(merged)
+        if self.obs_norm is not None and "obs_norm.mean" in weights:
+            self.obs_norm.load_state_dict({k: np.asarray(weights[f"obs_norm.{k}"]) for k in ("mean", "var", "count")})
 
     # -- checkpoints ------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

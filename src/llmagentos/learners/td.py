@@ -137,7 +137,9 @@ class TabularTDAgent(Agent):
         self._pending = None
         return {}
 
-    def weights(self) -> dict[str, Any]:
+    def weights(self, trunk_only: bool = False) -> dict[str, Any]:
+        if trunk_only:
+            raise UsageError(f"a Q table has no trunk; {self.algo} gives whole tables only")
         return {"q": self.q.copy()}
 
     def load_weights(self, weights: dict[str, Any], trunk_only: bool = False) -> None:
