@@ -77,7 +77,7 @@ def demo_block(steps_per_task: int = 2500, strategies: list[str] | None = None) 
 
     return LifelongBlock(family="goal-grid", tasks=DEMO_TASKS, steps_per_task=steps_per_task, append_task=True,
                          learner="dqn", config=dict(DEMO_DQN), strategies=strategies or list(DEMO_STRATEGIES),
-                         lifelong={"ewc_lambda": 10_000.0}, eval_episodes=1, curve_points=5)
+                         lifelong={"ewc_lambda": 10_000.0, "si_c": 100.0}, eval_episodes=1, curve_points=5)
 
 
 def lifelong_demo(seeds: int = 3, steps_per_task: int = 2500, out: str = "runs/demo-lifelong", backend: str = "processes",

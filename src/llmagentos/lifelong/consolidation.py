@@ -17,7 +17,8 @@ evaluation on a given task.
   Δ_k the task's total change of θ_k; penalty c Σ_k Ω_k (θ_k − θ*_k)².
 - ``lwf``: learning without forgetting (Li & Hoiem, 2017): the network as it was when the last task ended
   is kept, and every update on the new task adds the distillation of its outputs on the new task's own
-  states, T² KL(softmax(q_old/T) ‖ softmax(q_θ/T)) (squared error for Gaussian means, plus ‖V − V_old‖²).
+  states, T² KL(softmax(q_old/T) ‖ softmax(q_θ/T)) (squared error for Gaussian means), plus ‖V − V_old‖² for
+  actor-critics and ‖q_θ − q_old‖² for DQN's Q-values.
 - ``replay``: experience replay of past tasks (CLEAR, Rolnick et al., 2019): states kept from each past task
   with the outputs the network gave when it acted there (behaviour time); every update adds, on a batch of
   them, behaviour and value cloning KL(π_old ‖ π_θ) + ‖q_θ − q_old‖², and for learners with a replay memory
@@ -328,6 +329,8 @@ class LearningWithoutForgetting(Consolidation):
             with torch.no_grad():
                 old_value = functional_call(view.value_module, self.old, (x,))
             loss = loss + (view.value_module(x) - old_value).pow(2).mean()  # ‖V_θ(s) − V_old(s)‖²
+        elif view.discrete:  # Q-values are values too: their gaps are too small for the softmax alone to keep
+            loss = loss + (new - old).pow(2).sum(-1).mean()  # ‖q_θ(s) − q_old(s)‖²
         return c.lwf_lambda * loss
 
     def end_task(self, task: int, states: np.ndarray, tasks_left: int | None = None, steps: int = 0,
