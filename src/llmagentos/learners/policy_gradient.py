@@ -335,26 +335,17 @@ class ActorCritic(nn.Module):
         return self.distribution(features), self.value(features)
 
 
-class PolicyOutputs(nn.Module):
-    """An actor-critic's π parameters, ``policy_head(trunk(x))``: logits (discrete) or the Gaussian mean."""
+class HeadOutputs(nn.Module):
+    """One output of an actor-critic as a module of its input: ``policy`` gives π's parameters (logits, or the
+    Gaussian mean), ``value`` gives V(s) of shape (B,). Its parameters are the whole network's, named ``net.*``."""
 
-    def __init__(self, net: ActorCritic) -> None:
+    def __init__(self, net: ActorCritic, output: Literal["policy", "value"]) -> None:
         super().__init__()
-        self.net = net
+        self.net, self.output = net, output
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.policy_head(self.net.trunk(x))
-
-
-class ValueOutputs(nn.Module):
-    """An actor-critic's V(s) = ``value_head(trunk(x))``, shape (B,)."""
-
-    def __init__(self, net: ActorCritic) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.value(self.net.trunk(x))
+        features = self.net.trunk(x)
+        return self.net.policy_head(features) if self.output == "policy" else self.net.value(features)
 
 
 _NUMPY_ACTIVATIONS = {nn.Tanh: np.tanh, nn.ReLU: lambda x: np.maximum(x, 0.0)}
@@ -625,11 +616,11 @@ class PolicyGradientAgent(UpdateHooks, Agent):
     def output_module(self) -> nn.Module:
         """π's parameters (logits, or the Gaussian mean) as a module of :meth:`prepare_observations`' tensors; its
         parameters are the whole network's, value head included."""
-        return PolicyOutputs(self.net)
+        return HeadOutputs(self.net, "policy")
 
     def value_module(self) -> nn.Module:
         """V(s) as a module of :meth:`prepare_observations`' tensors (parameter names as :meth:`output_module`'s)."""
-        return ValueOutputs(self.net)
+        return HeadOutputs(self.net, "value")
 
     @property
     def discrete_outputs(self) -> bool:
