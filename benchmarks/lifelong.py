@@ -4,7 +4,8 @@
     nice -n 10 python benchmarks/lifelong.py drift --seeds 5 --steps 300000
 
 ``cartpole``: DQN through 4 CartPole-family tasks (physics drawn with task seed 0, descriptor appended to the
-observation), once per strategy (fine-tuning, online EWC, replay with behaviour cloning, PackNet) plus a
+observation), once per strategy (fine-tuning, online EWC, synaptic intelligence, learning without forgetting,
+replay with behaviour cloning, PackNet) plus a
 single-task DQN per task (the normalisation's upper end and forward transfer's baseline), on every seed,
 through the scheduler. Prints the metrics with bootstrap 95 % intervals beside Continual World's CW20 figures
 (Wołczyk et al., 2021, SAC on Meta-World — different tasks, learner and budget; only the shape of the result
@@ -79,7 +80,7 @@ def run_blocks(block: LifelongBlock, seeds: int, workers: int, backend: str) -> 
 def cartpole(args: argparse.Namespace) -> dict:
     block = LifelongBlock(family="cartpole", tasks=CARTPOLE_STREAMS[args.stream], task_seed=0, steps_per_task=args.steps_per_task,
                           append_task=True, learner="dqn", config={**CARTPOLE_DQN, **_overrides(args.dqn)}, strategies=args.strategies,
-                          lifelong={"ewc_lambda": args.ewc_lambda, "fisher": "policy", **_overrides(args.lifelong)},
+                          lifelong={"ewc_lambda": args.ewc_lambda, "fisher": "policy", "si_c": args.si_c, **_overrides(args.lifelong)},
                           eval_episodes=args.eval_episodes, curve_points=5)
     per_seed = run_blocks(block, args.seeds, args.workers, args.backend)
     summary = aggregate(per_seed)["lifelong"]
@@ -88,12 +89,13 @@ def cartpole(args: argparse.Namespace) -> dict:
         s = summary[name]
         cw = CW20.get(name, (None, None))
         rows.append([name] + [f"{s[m]:+.2f} [{s[m + '_ci'][0]:+.2f}, {s[m + '_ci'][1]:+.2f}]"
-                              for m in ("average_performance", "forgetting", "forward_transfer", "backward_transfer")]
+                              for m in ("average_performance", "forgetting", "forward_transfer", "forward_transfer_gem",
+                                        "backward_transfer")]
                     + [cw[0], cw[1]])
     print(f"\nCartPole-family stream ({args.stream}): 4 tasks × {args.steps_per_task} steps, DQN, {args.seeds} seeds "
           f"(mean [bootstrap 95 % CI]); CW20 = Continual World's published SAC/Meta-World figures, different tasks")
-    print_table(["strategy", "avg performance", "forgetting", "forward transfer", "backward transfer",
-                 "CW20 perf", "CW20 forgetting"], rows)
+    print_table(["strategy", "avg performance", "forgetting", "forward transfer", "forward transfer (GEM)",
+                 "backward transfer", "CW20 perf", "CW20 forgetting"], rows)
     ft = summary.get("finetune")
     checks = {}
     if ft:
@@ -152,8 +154,9 @@ def main() -> None:
     parser.add_argument("--backend", default="processes")
     parser.add_argument("--steps-per-task", type=int, default=10_000)
     parser.add_argument("--stream", choices=sorted(CARTPOLE_STREAMS), default="interfering", help="cartpole: which stream of tasks")
-    parser.add_argument("--strategies", nargs="+", default=["finetune", "ewc", "replay", "packnet"])
+    parser.add_argument("--strategies", nargs="+", default=["finetune", "ewc", "si", "lwf", "replay", "packnet"])
     parser.add_argument("--ewc-lambda", type=float, default=1e5, help="cartpole: EWC's λ (with the policy Fisher)")
+    parser.add_argument("--si-c", type=float, default=1e3, help="cartpole: synaptic intelligence's c")
     parser.add_argument("--eval-episodes", type=int, default=5)
     parser.add_argument("--steps", type=int, default=300_000, help="drift: steps lived per seed")
     parser.add_argument("--segment", type=int, default=25_000, help="drift: steps between two unannounced switches")

@@ -63,6 +63,18 @@ def test_replay_keeps_the_first_task_that_finetuning_forgets():
     assert finals["replay"][-1][0] > 0.5 > finals["finetune"][-1][0]
 
 
+def test_ewc_keeps_the_first_goal_that_finetuning_forgets_and_still_learns_the_second():
+    # two goals of a 3×3 grid, the goal appended to the observation: the tasks interfere only through the
+    # weights they share, which EWC's Fisher marks as important for the first goal
+    block = small_block(steps_per_task=600, tasks=[{"goal": [2, 2]}, {"goal": [0, 2]}], lifelong={"ewc_lambda": 1e4})
+    stream = resolve_stream(block)
+    R = {s: run_stream(build_agent(block, stream, s, seed=0), stream, seed=0, run=StreamRunConfig(2, 2))["raw_matrix"]
+         for s in ("finetune", "ewc")}
+    assert R["finetune"][0][0] > 0.5 and R["ewc"][0][0] > 0.5  # both learned the first goal while it was current
+    assert R["finetune"][1][0] < 0 < 0.5 < R["ewc"][1][0]  # only EWC still reaches it after the second task
+    assert R["ewc"][1][1] > 0.5  # and EWC learned the second goal too
+
+
 def test_packnet_freezes_kept_weights_and_masks_later_ones():
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))

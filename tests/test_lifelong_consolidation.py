@@ -63,11 +63,18 @@ def test_clear_replay_adds_the_td_loss_to_behaviour_and_value_cloning_on_old_tra
                                  bc_value_weight=2.0, replay_td_weight=3.0)
     replay = Replay(view, config, seed=1)
     recent = 25
-    replay.end_task(0, np.zeros((0, 9), np.float32), steps=recent)
     rows = len(learner.buffer)
+    states = learner.buffer.obs[rows - 30:rows].copy()
+    with torch.no_grad():  # what the network gave on those states when it acted there (behaviour time) ...
+        behaviour = learner.q_net(torch.as_tensor(states)).numpy() + 0.25
+    replay.end_task(0, states, steps=recent, outputs=behaviour)
     last = {tuple(o) for o in learner.buffer.obs[rows - recent:rows]}
-    assert len(replay.states) == 10 and all(tuple(o) in last for o in replay.states)  # from the task's own rows
+    assert len(replay.states) == 10 and all(tuple(o) in {tuple(s) for s in states} for o in replay.states)
+    kept = [next(i for i, s in enumerate(states) if np.array_equal(s, o)) for o in replay.states]
+    # ... is what replay clones, not the outputs when the task ended (CLEAR stores behaviour-time outputs)
+    assert torch.equal(replay.targets, torch.as_tensor(behaviour[kept]))
     assert set(replay.transitions) == set(ReplayBatch.FIELDS)
+    assert all(tuple(o) in last for o in replay.transitions["obs"])  # TD rows from the task's own recent memory
     with torch.no_grad():  # the network moves on (a later task), so cloning and TD terms are non-zero
         for p in learner.q_net.parameters():
             p.add_(0.1 * torch.randn_like(p))
@@ -79,7 +86,8 @@ def test_clear_replay_adds_the_td_loss_to_behaviour_and_value_cloning_on_old_tra
     p_old = torch.softmax(old, -1)
     kl = (p_old * (torch.log(p_old) - log_policy(out, 1.0))).sum(-1).mean()
     value = ((out - old) ** 2).sum(-1).mean()
-    batch = ReplayBatch(*(torch.as_tensor(replay.transitions[f][idx]) for f in ReplayBatch.FIELDS))
+    rows_td = rng.integers(len(replay.transitions["obs"]), size=6)
+    batch = ReplayBatch(*(torch.as_tensor(replay.transitions[f][rows_td]) for f in ReplayBatch.FIELDS))
     td, _ = dqn_loss(learner.q_net, learner.target_net, batch, learner.config.gamma, True, True)
     assert td > 0 and kl > 0 and value > 0
     assert penalty.item() == pytest.approx((0.5 * kl + 2.0 * value + 3.0 * td).item(), rel=1e-5)

@@ -11,9 +11,10 @@ from llmagentos.kernel.demo import lifelong_demo
 
 def test_demo_reports_every_strategy_with_the_contract_keys(tmp_path):
     result = lifelong_demo(seeds=1, steps_per_task=300, out=str(tmp_path / "demo"), backend="inline", quiet=True)
-    assert set(result["strategies"]) == {"finetune", "ewc", "replay"}
+    assert set(result["strategies"]) == {"finetune", "ewc", "si", "lwf", "replay"}
     for metrics in result["strategies"].values():
-        for key in ("average_performance", "forgetting", "forward_transfer", "backward_transfer", "matrix"):
+        for key in ("average_performance", "forgetting", "forward_transfer", "forward_transfer_gem", "backward_transfer",
+                    "matrix"):
             assert key in metrics
         assert np.asarray(metrics["matrix"]).shape == (4, 4)
     assert result["run_dir"] == str(tmp_path / "demo")

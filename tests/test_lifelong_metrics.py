@@ -39,6 +39,38 @@ def test_normalise_maps_random_to_zero_and_single_task_to_one():
     assert norm == pytest.approx(np.array([[0.0, 1.0], [0.5, 0.0]]))
 
 
+def test_a_reference_below_random_is_reported_not_flipped():
+    # task 1's single-task learner (15) did worse than random (20): a return above random must stay positive
+    raw = np.array([[10.0, 26.0], [55.0, 14.0]])
+    norm = metrics.normalise(raw, random_returns=[10.0, 20.0], single_task_returns=[100.0, 15.0])
+    assert norm[:, 1] == pytest.approx([6.0, -6.0])  # in return units, with the sign of raw − random
+    assert metrics.references_below_random([10.0, 20.0], [100.0, 15.0]) == [1]
+    from llmagentos.kernel.lifelong_run import LifelongBlock, combine
+
+    block = LifelongBlock(family="goal-grid", tasks=2, steps_per_task=10, strategies=["finetune"])
+    arm = {"raw_matrix": raw.tolist(), "curves": [[10.0, 10.0], [20.0, 26.0]], "life": [], "boundaries": [0, 10],
+           "transfers": []}
+    out = combine(block, {"random": {"returns": [10.0, 20.0]}, "finetune": arm,
+                          "reference": {"scores": [100.0, 15.0], "curves": [[10.0, 100.0], [14.0, 15.0]]}})
+    assert out["references_below_random"] == [1]
+
+
+def test_gem_forward_transfer_is_the_zero_shot_gain_over_a_fresh_learner():
+    # FT_GEM = 1/(N−1) Σ_{i≥1} (R[i−1, i] − b_i) = ((0.1 − 0.05) + (0.2 − 0.3)) / 2
+    assert metrics.forward_transfer_gem(R, [0.0, 0.05, 0.3]) == pytest.approx(-0.025)
+    assert metrics.forward_transfer_gem(np.array([[0.7]]), [0.1]) == 0.0
+    curves = [[[0.0, 0.5, 1.0], [0.2, 0.2], [0.1, 0.9]]]
+    refs = [[[0.0, 0.25, 0.5], [0.05, 0.2], [0.3, 0.4]]]
+    summary = metrics.summarise([R], curves, refs)
+    assert summary["forward_transfer_gem"] == pytest.approx(-0.025)
+    assert summary["forward_transfer"] is not None  # Continual World's beside it
+    from llmagentos.kernel.lifelong_run import table
+
+    headers, rows = table({"lifelong": {"finetune": summary}})
+    assert "forward transfer" in headers and "forward transfer (GEM)" in headers
+    assert rows[0][headers.index("forward transfer (GEM)")].startswith("-0.02 ")
+
+
 def test_bootstrap_interval_brackets_the_mean_and_shrinks_with_agreement():
     lo, hi = metrics.bootstrap_ci([0.1, 0.2, 0.3, 0.4, 0.5])
     assert lo < 0.3 < hi and hi - lo < 0.4

@@ -149,3 +149,14 @@ def test_maml_rl_on_pointnav_reports_returns_before_and_after_adaptation():
     assert result["meta_iterations"] == 2
     again = pointnav_experiment(cfg, seed=0)
     assert again["return"] == result["return"]
+
+
+def test_maml_rl_on_pointnav_improves_after_one_adaptation_step():
+    from llmagentos.learners.maml import PointNavMAMLConfig, pointnav_experiment
+
+    cfg = PointNavMAMLConfig(meta_iterations=10, meta_batch_size=4, episodes=4, eval_tasks=4, eval_steps=1,
+                             pretrain_iterations=1, hidden=[16], log_every=10)
+    returns = pointnav_experiment(cfg, seed=0)["return"]
+    maml, pretrained, random = returns["maml"], returns["pretrained"], returns["random"]
+    assert maml[1] > maml[0] + 5  # one policy-gradient step on the new goal helps the meta-learned start
+    assert maml[1] > pretrained[1] + 10 and maml[1] > random[1] + 10  # and more than it helps the other starts

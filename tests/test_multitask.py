@@ -165,3 +165,17 @@ def test_policy_gradient_learners_train_under_every_sharing(learner, sharing):
         assert team.agents[0].net is team.agents[1].net
     else:
         assert team.soft_penalty().item() > 0
+
+
+@pytest.mark.parametrize("sharing", ["hard", "soft"])
+def test_ppo_under_hard_and_soft_sharing_learns_both_goals(sharing):
+    from llmagentos.kernel.multitask import MultiTaskBlock, train_multitask
+
+    config = {"num_envs": 1, "n_steps": 16, "batch_size": 16, "n_epochs": 4, "hidden": [32], "learning_rate": 3e-3,
+              "ent_coef": 0.01}
+    block = MultiTaskBlock(family="goal-grid", family_options={"size": 3}, tasks=2, learner="ppo", sharing=sharing,
+                           steps=2000, eval_episodes=1, env_args={"one_hot": True}, config=config, soft_lambda=0.1,
+                           baseline=False)
+    result, _ = train_multitask(block, seed=0)
+    assert result["curve"][0]["mean_return"] == pytest.approx(-1.0)  # untrained: neither goal within the limit
+    assert all(r > 0.9 for r in result["per_task_return"]), result["per_task_return"]

@@ -119,3 +119,20 @@ def test_fitness_over_a_family_is_the_mean_over_its_tasks():
     # task t's episodes reset with seed + 1000 t, so score the second task alone with its own seeds
     second = policy_fitness({**base, "tasks": [tasks[1]], "seed": 3 + 1000})["mean_return"]
     assert both["mean_return"] == pytest.approx((each[0] + second) / 2)
+
+
+def test_snes_solves_cartpole_with_a_linear_policy_within_its_budget():
+    from llmagentos.learners.nes import ES, NESConfig, evolve, num_weights, population_fitness
+
+    config = NESConfig(episodes=2, eval_episodes=5, generations=30)
+    es = ES(num_weights(4, 2, []), config, seed=0)
+    job = {"env_id": "CartPole-v1", "hidden": [], "episodes": config.episodes, "seed": 7}
+
+    def fitness(population, generation):
+        return population_fitness({**job, "thetas": population.tolist(), "seed": 7 + generation})["mean_returns"]
+
+    def centre(mu, generation):
+        return population_fitness({**job, "thetas": [mu.tolist()], "episodes": config.eval_episodes, "seed": 99})["mean_returns"][0]
+
+    result = evolve(es, fitness, centre, config.generations, threshold=475.0)
+    assert result["solved_at_generation"] is not None, [p["mean_return"] for p in result["curve"]]

@@ -232,3 +232,9 @@ def test_kernel_resume_from_an_earlier_checkpoint_repeats_the_run(tmp_path, algo
     (copy / "checkpoints" / "latest.json").write_text(json.dumps({"checkpoint": older, "step": int(older[5:])}))
     resumed = resume(copy)
     assert comparable(resumed) == comparable(straight)
+
+
+def test_a2c_defaults_balance_cartpole(tmp_path):
+    summary = train(env="CartPole-v1", algo="a2c", steps=11_000, seed=0, eval_every=11_000,
+                    out=str(tmp_path / "a2c"), tensorboard=False)
+    assert summary["eval"]["mean_return"] >= 195

@@ -41,6 +41,9 @@ class Agent:
     Config: ClassVar[type]
     #: whether the agent accepts batches from a Gymnasium vector env in act/observe
     supports_vector_env: ClassVar[bool] = False
+    #: whether the agent keeps a replay memory and a TD loss that learns from old transitions
+    #: (``recent_transitions`` / ``td_loss``), so that consolidation can replay them
+    learns_off_policy: ClassVar[bool] = False
 
     def __init__(self, observation_space: Any, action_space: Any, config: Any, seed: int = 0) -> None:
         self.observation_space = observation_space
@@ -68,6 +71,37 @@ class Agent:
     def train_metrics(self) -> dict[str, float]:
         """Scalars describing the agent's current state (ε, learning rate ...), logged at each evaluation."""
         return {}
+
+    # -- task boundaries (lifelong streams; a single-task run is a life of one task) --------------------
+    def begin_task(self, task: Any = None, budget: int | None = None, restart_schedules: bool = True,
+                   clear_memory: bool = False) -> None:
+        """A task starts: ``task`` its descriptor (or None), ``budget`` its environment steps when known.
+
+        With ``restart_schedules`` the agent's schedules (ε, step size, clip range ...) start again from
+        their first value and run over ``budget`` where the user gave them no horizon; without, they
+        continue on the clock of the agent's whole life. ``clear_memory`` empties the agent's own replay
+        memory. The default (tabular agents without schedules) does nothing.
+        """
+
+    def end_task(self) -> dict[str, float]:
+        """The current task ends: learn from or drop what would otherwise span the boundary (an unfinished
+        rollout, a partial episode, open n-step windows), so that nothing links two tasks. Returns metrics."""
+        return {}
+
+    def parameter_groups(self) -> dict[str, list[Any]]:
+        """A deep agent's trainable parameters by role (``trunk``, ``heads``, ``value``); empty for agents without
+        a network. Deep agents also document ``output_module``, ``value_module``, ``prepare_observations``,
+        ``add_loss_term``, ``add_update_hook``, ``recent_transitions``, ``td_loss`` and ``weights_changed``."""
+        return {}
+
+    def weights(self, trunk_only: bool = False) -> dict[str, Any]:
+        """The knowledge a task leaves behind, as tensors or arrays: network weights or a value table
+        (``trunk_only``: all but the output layers)."""
+        raise NotImplementedError(f"{self.algo} keeps no weights")
+
+    def load_weights(self, weights: dict[str, Any], trunk_only: bool = False) -> None:
+        """Load :meth:`weights` of this kind of agent (``trunk_only``: all but the output layers)."""
+        raise NotImplementedError(f"{self.algo} keeps no weights")
 
 
 def space_text(space: Any) -> str:

@@ -69,7 +69,7 @@ DEMO_TASKS = [{"goal": [4, 4]}, {"goal": [0, 4]}, {"goal": [4, 0]}, {"goal": [2,
 #: DQN settings that learn one goal in a few thousand steps (small memory, fast target sync)
 DEMO_DQN = {"learning_starts": 200, "exploration_steps": 1500, "buffer_size": 5000, "target_update_interval": 100,
             "train_freq": 4, "learning_rate": 2e-3}
-DEMO_STRATEGIES = ["finetune", "ewc", "replay"]
+DEMO_STRATEGIES = ["finetune", "ewc", "si", "lwf", "replay"]
 
 
 def demo_block(steps_per_task: int = 2500, strategies: list[str] | None = None) -> Any:
@@ -77,13 +77,13 @@ def demo_block(steps_per_task: int = 2500, strategies: list[str] | None = None) 
 
     return LifelongBlock(family="goal-grid", tasks=DEMO_TASKS, steps_per_task=steps_per_task, append_task=True,
                          learner="dqn", config=dict(DEMO_DQN), strategies=strategies or list(DEMO_STRATEGIES),
-                         lifelong={"ewc_lambda": 10_000.0}, eval_episodes=1, curve_points=5)
+                         lifelong={"ewc_lambda": 10_000.0, "si_c": 100.0}, eval_episodes=1, curve_points=5)
 
 
 def lifelong_demo(seeds: int = 3, steps_per_task: int = 2500, out: str = "runs/demo-lifelong", backend: str = "processes",
                   workers: int | None = 4, quiet: bool = False, strategies: list[str] | None = None,
                   table: bool = True) -> dict[str, Any]:
-    """Fine-tuning, EWC and replay side by side on a four-task stream; returns the metrics per strategy."""
+    """Fine-tuning, EWC, SI, LwF and replay side by side on a four-task stream; returns the metrics per strategy."""
     import shutil
 
     from llmagentos.core.errors import UsageError
@@ -123,29 +123,28 @@ def lifelong_demo(seeds: int = 3, steps_per_task: int = 2500, out: str = "runs/d
     for s in range(seeds):
         by_arm = {a: results[s * len(names) + k] for k, a in enumerate(names)}
         per_seed.append({"seed": s, **combine(block, by_arm)})
-    summary = aggregate(per_seed)["lifelong"]
+    aggregated = aggregate(per_seed)
+    summary = aggregated["lifelong"]
     plots = [str(matrix_heatmaps({n: np.asarray(summary[n]["matrix"]) for n in block.strategies},
                                  out_dir / "r_matrix.png", [f"g{t['goal'][0]}{t['goal'][1]}" for t in DEMO_TASKS])),
              str(life_plot(per_seed, block, out_dir / "life_return.png"))]
     strategies_out = {n: {k: summary[n][k] for k in ("average_performance", "forgetting", "forward_transfer", "backward_transfer",
-                                                     "matrix", "average_performance_ci", "forgetting_ci",
-                                                     "forward_transfer_ci", "backward_transfer_ci", "seeds")}
+                                                     "forward_transfer_gem", "matrix", "average_performance_ci",
+                                                     "forgetting_ci", "forward_transfer_ci", "backward_transfer_ci",
+                                                     "forward_transfer_gem_ci", "seeds")}
                       for n in block.strategies}
     result = {"strategies": strategies_out, "run_dir": str(out_dir), "plots": plots,
               "stream": {"family": "goal-grid", "tasks": DEMO_TASKS, "steps_per_task": steps_per_task, "learner": "dqn"}}
+    if "references_below_random" in aggregated:
+        result["references_below_random"] = aggregated["references_below_random"]
     from llmagentos.kernel.checkpoint import atomic_write_json
 
     atomic_write_json(out_dir / "summary.json", {**result, "per_seed": [{k: v for k, v in p.items()} for p in per_seed]})
     if table:
+        from llmagentos.kernel.lifelong_run import table as lifelong_table
         from llmagentos.kernel.progress import print_table
 
-        def cell(name: str, metric: str) -> str:
-            v, ci = summary[name][metric], summary[name][metric + "_ci"]
-            return f"{v:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]"
-
-        print_table(["strategy", "average performance", "forgetting", "forward transfer", "backward transfer"],
-                    [[n, cell(n, "average_performance"), cell(n, "forgetting"), cell(n, "forward_transfer"),
-                      cell(n, "backward_transfer")] for n in block.strategies])
+        print_table(*lifelong_table({"lifelong": {n: summary[n] for n in block.strategies}}))
         print(f"(mean over {seeds} seeds [bootstrap 95 % interval]; performance normalised per task: 0 = random policy, "
               "1 = single-task DQN)")
         for p in plots:

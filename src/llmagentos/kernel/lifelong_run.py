@@ -52,7 +52,7 @@ class LifelongBlock(FamilyTasksBlock):
     env_args: dict[str, Any] = Field(default_factory=dict, description="extra keyword arguments for every task's env")
     learner: str = Field(default="dqn", description="the learner wrapped by the lifelong agent")
     config: dict[str, Any] = Field(default_factory=dict, description="the learner's config fields")
-    strategies: list[Literal["finetune", "ewc", "replay", "packnet"]] = Field(default_factory=lambda: ["finetune", "ewc", "replay"],
+    strategies: list[Literal["finetune", "ewc", "si", "lwf", "replay", "packnet"]] = Field(default_factory=lambda: ["finetune", "ewc", "replay"],
                                                                              description="consolidation strategies run side by side")
     lifelong: dict[str, Any] = Field(default_factory=dict, description="LifelongConfig fields: consolidation, detection, transfer")
     eval_episodes: int = Field(default=5, description="greedy episodes per evaluation of one task")
@@ -229,6 +229,9 @@ def combine(block: LifelongBlock, results: dict[str, dict[str, Any]]) -> dict[st
     low = results["random"]["returns"]
     ref = results.get("reference")
     out: dict[str, Any] = {"random_returns": low, "reference_returns": ref["scores"] if ref else None, "strategies": {}}
+    if ref is not None:
+        # tasks normalised in return units because the reference did no better than random (see metrics.normalise)
+        out["references_below_random"] = metrics.references_below_random(low, ref["scores"])
     for a in block.strategies:
         r = results[a]
         raw = np.asarray(r["raw_matrix"], dtype=float)
@@ -244,7 +247,8 @@ def combine(block: LifelongBlock, results: dict[str, dict[str, Any]]) -> dict[st
                                 "life": r["life"], "boundaries": r["boundaries"], "transfers": r["transfers"],
                                 "average_performance": metrics.average_performance(norm), "forgetting": metrics.forgetting(norm),
                                 "backward_transfer": metrics.backward_transfer(norm),
-                                "forward_transfer": metrics.forward_transfer(curves, refs)}
+                                "forward_transfer": metrics.forward_transfer(curves, refs),
+                                "forward_transfer_gem": metrics.forward_transfer_gem(norm, [c[0] for c in refs])}
     return out
 
 
@@ -276,7 +280,8 @@ def aggregate(results: list[dict[str, Any]]) -> dict[str, Any]:
                          "median_delay_steps": float(np.median(found)) if found else None,
                          "max_delay_steps": max(found) if found else None,
                          "false_alarms_per_100k": float(np.mean([p["false_alarms_per_100k"] for p in per_seed]))}
-    return {"lifelong": out}
+    below = sorted({j for r in ok for j in r.get("references_below_random", [])})
+    return {"lifelong": out, **({"references_below_random": below} if below else {})}
 
 
 def table(result: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
@@ -293,6 +298,11 @@ def table(result: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
         return (["strategy", "switches", "detected", "median delay (steps)", "max delay", "false alarms / 100k steps"],
                 [[n, v["switches"], v["detected"], v["median_delay_steps"], v["max_delay_steps"], v["false_alarms_per_100k"]]
                  for n, v in per_strategy.items()])
-    return (["strategy", "average performance", "forgetting", "forward transfer", "backward transfer"],
-            [[n, cell(v, "average_performance"), cell(v, "forgetting"), cell(v, "forward_transfer"),
-              cell(v, "backward_transfer")] for n, v in per_strategy.items()])
+    return (["strategy"] + [label for _, label in TABLE_METRICS],
+            [[n] + [cell(v, metric) for metric, _ in TABLE_METRICS] for n, v in per_strategy.items()])
+
+
+#: the lifelong table's columns: (summary key, header)
+TABLE_METRICS = (("average_performance", "average performance"), ("forgetting", "forgetting"),
+                 ("forward_transfer", "forward transfer"), ("forward_transfer_gem", "forward transfer (GEM)"),
+                 ("backward_transfer", "backward transfer"))

@@ -297,6 +297,10 @@ def _check_kernel_state(kernel: Any) -> None:
         raise TypeError("kernel.curve holds something other than evaluation points")
 
 
+#: schedule values a learner reports with each update, logged at every update (``train/learning_rate`` ...)
+SCHEDULE_METRICS = ("learning_rate", "clip_range")
+
+
 class Trainer:
     """The kernel's training loop for one run: steps, periodic evaluation, logging, checkpoints, summary."""
 
@@ -322,6 +326,8 @@ class Trainer:
         self.agent = make_agent(spec.algo, self.env, config=self.config, seed=spec.seed)
         if stored is not None:
             _continue_agent(self.agent, *stored)
+        # a run is a task of the agent's life: schedules without a horizon of their own run over its budget
+        self.agent.begin_task(None, budget=spec.steps, restart_schedules=False)
         self.threshold = spec.threshold
         if self.threshold is None:
             self.threshold = getattr(getattr(self.eval_env, "spec", None), "reward_threshold", None)
@@ -472,6 +478,8 @@ class Trainer:
                     for key, value in metrics.items():
                         sums[key] = sums.get(key, 0.0) + float(value)
                         counts[key] = counts.get(key, 0) + 1
+                    if "learning_rate" in metrics:  # an update that reports its step size: log the schedules in use
+                        log.write("train", interaction.steps, {k: metrics[k] for k in SCHEDULE_METRICS if k in metrics})
                 while seen_episodes < interaction.episodes:
                     log.write("episode", interaction.steps, {"episode": seen_episodes,
                                                              "return": interaction.episode_returns[seen_episodes],

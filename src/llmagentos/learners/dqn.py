@@ -34,6 +34,7 @@ from llmagentos.core.seeding import make_rng, rng_state, set_rng_state
 from llmagentos.learners.common.buffers import ReplayBatch, ReplayBuffer
 from llmagentos.learners.common.encoders import (EncoderName, ImageChannels, ObservationAdapter, encoder_param,
                                                   image_channels_param, observation_trunk)
+from llmagentos.learners.common.hooks import UpdateHooks
 from llmagentos.learners.common.networks import mlp, orthogonal_init
 
 
@@ -216,19 +217,21 @@ def dqn_loss(q_net: nn.Module, target_net: nn.Module, batch: ReplayBatch, gamma:
 
 # -- the agent --------------------------------------------------------------------------------------
 
-class DQN(Agent):
+class DQN(UpdateHooks, Agent):
     """A DQN agent for Discrete actions and any observation an adapter serves; accepts vector-env batches.
 
     Attributes other learners build on: ``q_net`` (a :class:`QNetwork` with ``trunk`` and ``head``),
     ``target_net`` (θ⁻, same structure), ``optimizer`` (Adam over ``q_net``), ``buffer`` (the
     :class:`ReplayBuffer` D), ``rng`` (numpy Generator: exploration and minibatches), ``torch_rng``
     (torch Generator for any torch randomness), ``t`` (environment steps observed) and ``updates``
-    (gradient steps taken). Override :meth:`extra_loss` to add a penalty to every update.
+    (gradient steps taken). Other layers add a penalty to every update with :meth:`add_loss_term` and see
+    each step with :meth:`add_update_hook`; the task-boundary and consolidation accessors are at the end.
     """
 
     algo = "dqn"
     Config = DQNConfig
     supports_vector_env = True
+    learns_off_policy = True
 
     def __init__(self, observation_space: Any, action_space: Any, config: DQNConfig | None = None, seed: int = 0) -> None:
         from gymnasium import spaces
@@ -266,6 +269,7 @@ class DQN(Agent):
         self._act_t = torch.from_numpy(self._act_np)
         self._numpy_key: tuple | None = None
         self._numpy_cache: list[tuple[np.ndarray, np.ndarray]] | None = None
+        self._init_hooks()
 
     def build_network(self) -> QNetwork:
         """The online network θ (the target network θ⁻ is a copy). Override to change the architecture."""
@@ -363,14 +367,15 @@ class DQN(Agent):
         if c.max_grad_norm is not None:
             nn.utils.clip_grad_norm_(self.q_net.parameters(), c.max_grad_norm)
         self.optimizer.step()
+        self._after_update()
         self.updates += 1
         if self.updates % c.target_update_interval == 0:
             self.sync_target()
         return loss.detach(), q_sa.mean()
 
     def extra_loss(self) -> torch.Tensor | float:
-        """A term added to every update's loss (default 0): the hook for EWC-style consolidation penalties."""
-        return 0.0
+        """The terms added to every update's loss (0 when none is registered; see :meth:`add_loss_term`)."""
+        return self._extra_terms(0.0)
 
     def sync_target(self) -> None:
         """θ⁻ ← θ when τ = 1, else θ⁻ ← τθ + (1 − τ)θ⁻."""
@@ -384,6 +389,69 @@ class DQN(Agent):
     def train_metrics(self) -> dict[str, float]:
         return {"epsilon": self.epsilon(self.t), "learning_rate": float(self.optimizer.param_groups[0]["lr"]),
                 "updates": float(self.updates), "replay_size": float(len(self.buffer))}
+
+    # -- task boundaries --------------------------------------------------------------------------------
+    def begin_task(self, task: Any = None, budget: int | None = None, restart_schedules: bool = True,
+                   clear_memory: bool = False) -> None:
+        """Restarting puts the step counter t back to 0: ε, the step size and ``learning_starts`` start over
+        (their horizons are the config's own, which the user set); ``clear_memory`` empties D."""
+        if restart_schedules:
+            self.t = 0
+        if clear_memory:
+            b = self.buffer
+            self.buffer = ReplayBuffer(b.capacity, b.obs_shape, b.obs.dtype, b.action_shape, b.action.dtype,
+                                       b.n_step, b.gamma, b.num_envs)
+
+    def end_task(self) -> dict[str, float]:
+        """Open n-step windows close at the task's last state, as at a time limit, so no row spans two tasks."""
+        self.buffer.close_windows()
+        return {}
+
+    # -- what consolidation and diagnostics use ----------------------------------------------------------
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """θ by role: ``trunk`` (features), ``heads`` (Q-values per action), ``value`` (none: Q is the value)."""
+        return {"trunk": list(self.q_net.trunk.parameters()), "heads": list(self.q_net.head.parameters()), "value": []}
+
+    def output_module(self) -> nn.Module:
+        """Q(·, ·; θ) as a module of :meth:`prepare_observations`' tensors; its parameters are all of θ."""
+        return self.q_net
+
+    def value_module(self) -> nn.Module | None:
+        return None
+
+    @property
+    def discrete_outputs(self) -> bool:
+        return True
+
+    def prepare_observations(self, observations: Any) -> torch.Tensor:
+        """The network's input tensor for a batch of raw observations (no gradient)."""
+        return torch.as_tensor(np.asarray(observations, dtype=self.buffer.obs.dtype))
+
+    def recent_transitions(self, n: int, rng: np.random.Generator, recent: int) -> dict[str, np.ndarray] | None:
+        """Up to ``n`` distinct rows of D drawn uniformly by ``rng`` from the ``recent`` it stored last."""
+        return self.buffer.recent(n, rng, recent)
+
+    def td_loss(self, batch: dict[str, np.ndarray]) -> torch.Tensor:
+        """The learner's own loss (:func:`dqn_loss`) on transitions shaped as :meth:`recent_transitions` returns."""
+        c = self.config
+        rows = ReplayBatch(*(torch.as_tensor(batch[f]) for f in ReplayBatch.FIELDS))
+        return dqn_loss(self.q_net, self.target_net, rows, c.gamma, c.double, c.loss == "huber")[0]
+
+    def weights_changed(self) -> None:
+        """θ was changed from outside (pruned, loaded): θ⁻ ← θ, so targets come from the network now in use."""
+        self.target_net.load_state_dict(self.q_net.state_dict())
+
+    def weights(self, trunk_only: bool = False) -> dict[str, Any]:
+        """θ as tensors (``trunk_only``: without the Q-value head)."""
+        return {k: v.detach().clone() for k, v in self.q_net.state_dict().items()
+                if not (trunk_only and k.startswith("head."))}
+
+    def load_weights(self, weights: dict[str, Any], trunk_only: bool = False) -> None:
+        """Load :meth:`weights` (``trunk_only``: the current head stays), then θ⁻ ← θ."""
+        merged = self.q_net.state_dict()
+        merged.update({k: v for k, v in weights.items() if not (trunk_only and k.startswith("head."))})
+        self.q_net.load_state_dict(merged)
+        self.weights_changed()
 
     # -- persistence -----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -177,6 +177,18 @@ class IndependentLearners(MultiAgentLearner):
         for learner in self._unique():
             learner.end_episode()
 
+    def begin_task(self, task: Any = None, budget: int | None = None, restart_schedules: bool = True,
+                   clear_memory: bool = False) -> None:
+        """Every learner begins the task (each sees the whole budget: the agents step together)."""
+        for learner in self._unique():
+            learner.begin_task(task, budget, restart_schedules, clear_memory)
+
+    def end_task(self) -> dict[str, float]:
+        """Every learner closes what would span the boundary; their metrics are averaged."""
+        outs = [learner.end_task() for learner in self._unique()]
+        keys = {k for out in outs for k in out}
+        return {k: sum(out.get(k, 0.0) for out in outs) / len(outs) for k in keys}
+
     def _unique(self) -> list[Agent]:
         return [self.learners[self.agents[0]]] if self.shared else [self.learners[a] for a in self.agents]
 
@@ -356,6 +368,12 @@ class TabularMultiAgentLearner(MultiAgentLearner):
         if self.config.exploration == "boltzmann":
             return {"temperature": self.temperature(self.t)}
         return {"epsilon": self.epsilon(self.t)}
+
+    def begin_task(self, task: Any = None, budget: int | None = None, restart_schedules: bool = True,
+                   clear_memory: bool = False) -> None:
+        """Restarting puts the step counter t back to 0: exploration (ε or τ) starts its schedule over."""
+        if restart_schedules:
+            self.t = 0
 
     # -- state ------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -10,7 +10,7 @@ with it, in any interleaving. What differs is which weights the agents have in c
   Adam optimiser holds all weights; a task's update produces gradients only for the trunk and its own
   head, so no other task's head moves.
 - ``soft`` (soft parameter sharing, Duong et al. 2015): one network per task, each update adding the
-  coupling penalty Ω = λ Σ_i ‖θ_i − θ̄‖² (θ̄ the tasks' mean) through the learner's ``extra_loss`` hook.
+  coupling penalty Ω = λ Σ_i ‖θ_i − θ̄‖² (θ̄ the tasks' mean) through the learner's ``add_loss_term`` hook.
   ∂Ω/∂θ_i = 2λ(θ_i − θ̄), because Σ_j (θ_j − θ̄) = 0; the other tasks' weights enter the task-i
   update as constants, which gives exactly that gradient without touching their ``.grad``.
 - ``conditioned``: a single network for all tasks whose input is the observation followed by the
@@ -121,7 +121,7 @@ class MultiTaskAgents:
             self._share(whole=True)
         elif sharing == "soft":
             for i, agent in enumerate(self.agents):
-                agent.extra_loss = functools.partial(self._soft_penalty_for, i)  # the learner's penalty hook
+                agent.add_loss_term(functools.partial(self._soft_penalty_for, i))
 
     # -- sharing ------------------------------------------------------------------------------------
     def _share(self, whole: bool) -> None:

@@ -7,8 +7,12 @@ only collect data, call them, and step the optimiser.
 
 Networks live in :class:`ActorCritic`: ``trunk`` (shared features; ``nn.Identity`` unless
 ``share_trunk``), ``policy_head`` (logits, or the Gaussian mean), ``value_head`` (V(s)) and, for Box
-actions, ``log_std``. Agents add :meth:`PolicyGradientAgent.extra_loss` (zero by default) to every loss,
-the hook a consolidation penalty such as EWC overrides.
+actions, ``log_std``. Other layers add terms to every loss (:meth:`~UpdateHooks.add_loss_term`, how EWC,
+SI and LwF add their penalties) and watch every optimiser step (:meth:`~UpdateHooks.add_update_hook`).
+
+Schedules (``lr_final``, PPO's ``clip_range_final``) move linearly over ``schedule_steps`` when the user
+sets it, else over the budget the kernel announces with :meth:`~PolicyGradientAgent.begin_task` (the run's,
+or the task's in a lifelong stream); without a final value or a horizon they hold their start value.
 
 Vector envs: ``act`` takes a batch, ``observe`` a batch transition whose ``next_observation`` holds the
 true final observation of finished envs. Advantages bootstrap from V(s_final) after a time-limit
@@ -32,6 +36,7 @@ from llmagentos.core.seeding import make_rng, rng_state, set_rng_state
 from llmagentos.learners.common.distributions import Bernoulli, Categorical, DiagGaussian, MultiCategorical
 from llmagentos.learners.common.encoders import (EncoderName, ImageChannels, ObservationAdapter, ObservationEncoder,
                                                   encoder_param, image_channels_param, observation_trunk)
+from llmagentos.learners.common.hooks import UpdateHooks
 from llmagentos.learners.common.networks import mlp
 from llmagentos.learners.common.normalization import ObservationNormalizer, RewardScaler
 from llmagentos.learners.common.rollout import EpisodeBuffer, RolloutBuffer
@@ -145,8 +150,8 @@ class PolicyGradientConfig:
     gamma: float = param(0.99, "discount γ")
     learning_rate: float = param(3e-4, "Adam step size (the start value when lr_final is set)")
     lr_final: float | None = param(None, "step size reached linearly after schedule_steps (None keeps it constant)")
-    schedule_steps: int = param(100_000, "environment steps over which linear schedules move to their final value "
-                                         "(set it to the training budget)")
+    schedule_steps: int | None = param(None, "environment steps over which linear schedules move to their final value "
+                                             "(None: the run's budget, or the task's in a lifelong stream)")
     hidden: list[int] = param([64, 64], "hidden layer widths of the policy and value networks")
     activation: Literal["tanh", "relu", "elu", "gelu"] = param("tanh", "hidden activation")
     encoder: EncoderName = encoder_param()
@@ -170,8 +175,8 @@ class PolicyGradientConfig:
             raise UsageError(f"learning_rate must be > 0, got {self.learning_rate}")
         if self.lr_final is not None and self.lr_final < 0:
             raise UsageError(f"lr_final must be >= 0 or None, got {self.lr_final}")
-        if self.schedule_steps <= 0:
-            raise UsageError(f"schedule_steps must be > 0, got {self.schedule_steps}")
+        if self.schedule_steps is not None and self.schedule_steps <= 0:
+            raise UsageError(f"schedule_steps must be > 0 or None, got {self.schedule_steps}")
         if not self.hidden or any(w <= 0 for w in self.hidden):
             raise UsageError(f"hidden must be a non-empty list of positive widths, got {self.hidden}")
         if self.max_grad_norm is not None and self.max_grad_norm <= 0:
@@ -255,19 +260,19 @@ class PPOConfig(A2CConfig):
     gamma: float = param(0.98, "discount γ")
     gae_lambda: float = param(0.8, "λ of GAE")
     learning_rate: float = param(1e-3, "Adam step size (the start value when lr_final is set)")
-    lr_final: float | None = param(0.0, "step size reached linearly after schedule_steps (None keeps it constant)")
     clip_range: float = param(0.2, "ε of the clipped surrogate (the start value when clip_range_final is set)")
-    clip_range_final: float | None = param(0.0, "ε reached linearly after schedule_steps (None keeps it constant)")
+    clip_range_final: float | None = param(None, "ε reached linearly after schedule_steps (None keeps it constant)")
     clip_range_vf: float | None = param(None, "clip the value change to ±this around the old value (None: no clipping)")
     target_kl: float | None = param(None, "stop an update's epochs once the approximate KL to the old policy exceeds "
                                           "1.5 × this (None: always run n_epochs)")
     normalize_advantages: bool = param(True, "standardise advantages per minibatch")
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "CartPole-v1": {},
+        # both anneal to 0 over a horizon of their own (rl-baselines3-zoo's lin_ schedules), set here explicitly
+        "CartPole-v1": {"lr_final": 0.0, "clip_range_final": 0.0, "schedule_steps": 100_000},
         "Acrobot-v1": {"normalize_observations": True, "n_steps": 256, "batch_size": 512, "n_epochs": 4,
                        "gamma": 0.99, "gae_lambda": 0.94, "ent_coef": 0.0, "learning_rate": 1e-3,
-                       "schedule_steps": 200_000},
+                       "lr_final": 0.0, "clip_range_final": 0.0, "schedule_steps": 200_000},
         "MountainCar-v0": {"normalize_observations": True, "n_steps": 16, "batch_size": 128, "n_epochs": 4,
                            "gamma": 0.99, "gae_lambda": 0.98, "ent_coef": 0.0, "lr_final": None,
                            "clip_range_final": None, "schedule_steps": 1_000_000},
@@ -351,6 +356,19 @@ class ActorCritic(nn.Module):
         return self.distribution(features), self.value(features)
 
 
+class HeadOutputs(nn.Module):
+    """One output of an actor-critic as a module of its input: ``policy`` gives π's parameters (logits, or the
+    Gaussian mean), ``value`` gives V(s) of shape (B,). Its parameters are the whole network's, named ``net.*``."""
+
+    def __init__(self, net: ActorCritic, output: Literal["policy", "value"]) -> None:
+        super().__init__()
+        self.net, self.output = net, output
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.net.trunk(x)
+        return self.net.policy_head(features) if self.output == "policy" else self.net.value(features)
+
+
 _NUMPY_ACTIVATIONS = {nn.Tanh: np.tanh, nn.ReLU: lambda x: np.maximum(x, 0.0)}
 _LOG_SQRT_2PI = 0.5 * float(np.log(2.0 * np.pi))
 
@@ -387,7 +405,7 @@ def clip_grad_norm(parameters: list[torch.Tensor], max_norm: float) -> torch.Ten
 # -- agents ---------------------------------------------------------------------------------------------
 
 
-class PolicyGradientAgent(Agent):
+class PolicyGradientAgent(UpdateHooks, Agent):
     """What REINFORCE, A2C and PPO share: the network, acting, normalisation, optimiser and checkpoints.
 
     Attributes: ``net`` (:class:`ActorCritic`), ``optimizer`` (Adam), ``obs_norm`` / ``reward_scaler``
@@ -438,7 +456,9 @@ class PolicyGradientAgent(Agent):
         self.obs_norm = (ObservationNormalizer(self.obs_shape, config.clip_observations)
                          if config.normalize_observations else None)
         self.reward_scaler = RewardScaler(self.num_envs, config.gamma) if config.normalize_rewards else None
-        self.lr = make_schedule("linear", config.learning_rate, config.lr_final, config.schedule_steps)
+        # schedules run from step _schedule_origin over _schedule_horizon steps (None: no horizon known yet)
+        self._schedule_origin = 0
+        self._schedule_horizon: int | None = config.schedule_steps
         self.steps = 0
         self.updates = 0
         self.gradient_steps = 0
@@ -447,11 +467,12 @@ class PolicyGradientAgent(Agent):
         self._np_key: tuple | None = None
         self._np_params: list[torch.Tensor] = []
         self._np_net: tuple | None = None
+        self._init_hooks()
 
     # -- hooks for other learners ------------------------------------------------------------------
     def extra_loss(self) -> torch.Tensor:
-        """A term added to every loss before backpropagation (zero here; EWC-style consolidation overrides it)."""
-        return self._zero
+        """The terms added to every loss before backpropagation (``_zero`` itself when none is registered)."""
+        return self._extra_terms(self._zero)
 
     # -- acting -------------------------------------------------------------------------------------
     def _prepare(self, observations: np.ndarray, update: bool) -> np.ndarray:
@@ -549,17 +570,29 @@ class PolicyGradientAgent(Agent):
         if pending is None or len(pending[0]) != n:
             # a transition this agent did not act for: evaluate its action under the current policy
             obs = self._prepare(self.adapter(transition.observation).reshape((n,) + self.obs_shape), True)
-            actions = np.asarray(transition.action).reshape((n,) + self.action_shape)
-            if self.multi_action:
-                actions = actions - self.action_start
-            with torch.no_grad():
-                dist, values = self.net(torch.from_numpy(obs))
-                log_prob = dist.log_prob(torch.as_tensor(actions)).numpy()
-            pending = (obs, actions, log_prob, values.numpy())
+            pending = self._evaluate_actions(obs, self._stored_actions(transition.action, n))
+        else:
+            mine = self._env_action(pending[1]).reshape(n, -1) == np.asarray(transition.action).reshape(n, -1)
+            if not mine.all():  # some rows acted for by another policy (π-reuse): their log π is re-evaluated
+                own = mine.all(axis=1).reshape((n,) + (1,) * len(self.action_shape))
+                taken = self._stored_actions(transition.action, n)
+                pending = self._evaluate_actions(pending[0], np.where(own, pending[1], taken).astype(pending[1].dtype))
         dones = terminated | truncated
         if self.reward_scaler is not None:
             reward = self.reward_scaler(reward, dones)
         return pending, reward.astype(np.float32), terminated, truncated, dones, next_obs
+
+    def _stored_actions(self, env_actions: Any, n: int) -> np.ndarray:
+        """Actions as the env took them, in the form the buffers store (multi-discrete counted from 0)."""
+        actions = np.asarray(env_actions).reshape((n,) + self.action_shape)
+        return actions - self.action_start if self.multi_action else actions
+
+    def _evaluate_actions(self, obs: np.ndarray, actions: np.ndarray) -> tuple:
+        """(obs, actions, log π(a|s), V(s)) of prepared observations and given actions under the current policy."""
+        with torch.no_grad():
+            dist, values = self.net(torch.from_numpy(obs))
+            log_prob = dist.log_prob(torch.as_tensor(actions)).numpy()
+        return obs, actions, log_prob, values.numpy()
 
     # -- optimisation ---------------------------------------------------------------------------------
     def _step(self, loss: torch.Tensor) -> None:
@@ -572,20 +605,93 @@ class PolicyGradientAgent(Agent):
             clip_grad_norm([p for group in self.optimizer.param_groups for p in group["params"]],
                            self.config.max_grad_norm)
         self.optimizer.step()
+        self._after_update()
         self.gradient_steps += 1
 
+    def _scheduled(self, start: float, final: float | None) -> float:
+        """A linear schedule's value now: ``start`` moving to ``final`` over the horizon (held without one)."""
+        if final is None or self._schedule_horizon is None:
+            return start
+        return make_schedule("linear", start, final, self._schedule_horizon)(self.steps - self._schedule_origin)
+
+    def current_learning_rate(self) -> float:
+        return self._scheduled(self.config.learning_rate, self.config.lr_final)
+
     def _set_lr(self) -> float:
-        lr = self.lr(self.steps)
+        lr = self.current_learning_rate()
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         return lr
 
     def train_metrics(self) -> dict[str, float]:
-        metrics = {"learning_rate": self.lr(self.steps), "updates": float(self.updates),
+        metrics = {"learning_rate": self.current_learning_rate(), "updates": float(self.updates),
                    "gradient_steps": float(self.gradient_steps)}
         if self.continuous:
             metrics["std"] = float(self.net.log_std.detach().exp().mean())
         return metrics
+
+    # -- task boundaries ----------------------------------------------------------------------------------
+    def begin_task(self, task: Any = None, budget: int | None = None, restart_schedules: bool = True,
+                   clear_memory: bool = False) -> None:
+        """Restarting starts the step-size and clip schedules again here, over ``schedule_steps`` or else ``budget``;
+        continuing keeps their origin and stretches a budget-derived horizon to the end of this task."""
+        fixed = self.config.schedule_steps
+        if restart_schedules:
+            self._schedule_origin = self.steps
+            self._schedule_horizon = fixed if fixed is not None else budget
+        elif fixed is None and budget is not None:
+            self._schedule_horizon = self.steps - self._schedule_origin + int(budget)
+
+    # -- what consolidation and diagnostics use ----------------------------------------------------------
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """θ by role: ``trunk`` (shared features; empty without ``share_trunk``), ``heads`` (the policy head and
+        log σ), ``value`` (the value head)."""
+        heads = list(self.net.policy_head.parameters()) + ([self.net.log_std] if self.continuous else [])
+        return {"trunk": list(self.net.trunk.parameters()), "heads": heads, "value": list(self.net.value_head.parameters())}
+
+    def output_module(self) -> nn.Module:
+        """π's parameters (logits, or the Gaussian mean) as a module of :meth:`prepare_observations`' tensors; its
+        parameters are the whole network's, value head included."""
+        return HeadOutputs(self.net, "policy")
+
+    def value_module(self) -> nn.Module:
+        """V(s) as a module of :meth:`prepare_observations`' tensors (parameter names as :meth:`output_module`'s)."""
+        return HeadOutputs(self.net, "value")
+
+    @property
+    def discrete_outputs(self) -> bool:
+        return not self.continuous
+
+    def prepare_observations(self, observations: Any) -> torch.Tensor:
+        """The network's input for a batch of raw observations: normalised, without updating the statistics."""
+        return torch.from_numpy(self._prepare(np.asarray(observations, dtype=np.float32), update=False))
+
+    def weights_changed(self) -> None:
+        """Nothing derives from the weights but the numpy acting path, which reads them in place."""
+
+    def _is_head(self, key: str) -> bool:
+        """Whether a state-dict key belongs to the output layers: the last policy and value layers and log σ."""
+        heads = tuple(f"{h}.{len(getattr(self.net, h)) - 1}." for h in ("policy_head", "value_head")) + ("log_std",)
+        return key.startswith(heads)
+
+    def weights(self, trunk_only: bool = False) -> dict[str, Any]:
+        """The network's weights (``trunk_only``: without the output layers) and, with ``normalize_observations``,
+        the observation statistics they were trained with (``obs_norm.mean/var/count``)."""
+        out: dict[str, Any] = {k: v.detach().clone() for k, v in self.net.state_dict().items()
+                               if not (trunk_only and self._is_head(k))}
+        if self.obs_norm is not None:
+            stats = self.obs_norm.state_dict()
+            out.update({f"obs_norm.{k}": np.array(v, dtype=np.float64) for k, v in stats.items()})
+        return out
+
+    def load_weights(self, weights: dict[str, Any], trunk_only: bool = False) -> None:
+        """Load :meth:`weights` (``trunk_only``: the current output layers stay); the observation statistics come too."""
+        merged = self.net.state_dict()
+        merged.update({k: v for k, v in weights.items() if not k.startswith("obs_norm.")
+                       and not (trunk_only and self._is_head(k))})
+        self.net.load_state_dict(merged)
+        if self.obs_norm is not None and "obs_norm.mean" in weights:
+            self.obs_norm.load_state_dict({k: np.asarray(weights[f"obs_norm.{k}"]) for k in ("mean", "var", "count")})
 
     # -- checkpoints ------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -593,6 +699,7 @@ class PolicyGradientAgent(Agent):
                 "obs_norm": self.obs_norm.state_dict() if self.obs_norm is not None else None,
                 "reward_scaler": self.reward_scaler.state_dict() if self.reward_scaler is not None else None,
                 "steps": self.steps, "updates": self.updates, "gradient_steps": self.gradient_steps,
+                "schedule": {"origin": self._schedule_origin, "horizon": self._schedule_horizon},
                 "rng": rng_state(self.rng), "torch_rng": self.generator.get_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -607,6 +714,9 @@ class PolicyGradientAgent(Agent):
             self.reward_scaler.load_state_dict(state["reward_scaler"])
         self.steps, self.updates = int(state["steps"]), int(state["updates"])
         self.gradient_steps = int(state["gradient_steps"])
+        schedule = state.get("schedule") or {"origin": 0, "horizon": self.config.schedule_steps}
+        self._schedule_origin = int(schedule["origin"])
+        self._schedule_horizon = None if schedule["horizon"] is None else int(schedule["horizon"])
         set_rng_state(self.rng, state["rng"])
         self.generator.set_state(torch.as_tensor(state["torch_rng"], dtype=torch.uint8))
         self._pending = None
@@ -623,14 +733,33 @@ class Reinforce(PolicyGradientAgent):
         super().__init__(observation_space, action_space, config, seed)
         self.uses_value = self.config.baseline
         self.episodes = EpisodeBuffer(self.num_envs, self.obs_dtype)
+        # (mean, scale) of the returns the last update standardised: the baseline learns G in those units
+        self._return_stats = (0.0, 1.0)
+        self._last_next_obs: np.ndarray | None = None
 
     def observe(self, transition: Transition) -> dict[str, float]:
         (obs, actions, _, _), reward, terminated, truncated, dones, next_obs = self._unpack(transition)
         self.episodes.add(obs, actions, reward, terminated, truncated, next_obs)
+        self._last_next_obs = next_obs
         self.steps += len(reward)
         if len(self.episodes.complete) < self.config.episodes_per_update:
             return {}
         return self.update(self.episodes.take())
+
+    def end_task(self) -> dict[str, float]:
+        """Unfinished episodes end here as if cut by a time limit (bootstrapped from V of their last state) and
+        are learned from with any finished ones, so that no episode joins two tasks."""
+        if self._last_next_obs is not None:
+            self.episodes.cut(self._last_next_obs)
+        self._last_next_obs = None
+        episodes = self.episodes.take()
+        return self.update(episodes) if episodes else {}
+
+    def truncation_value(self, final_observation: np.ndarray) -> float:
+        """G_T after a time limit: V(s_final) on the normalised observation, in the units of the raw returns."""
+        value = float(self._values(np.asarray(final_observation, dtype=np.float32)[None])[0])
+        mean, scale = self._return_stats if self.config.normalize_returns else (0.0, 1.0)
+        return value * scale + mean  # V learned (G − μ)/σ of the last update's returns: G ≈ σ V + μ
 
     def update(self, episodes: list[dict[str, Any]]) -> dict[str, float]:
         cfg = self.config
@@ -638,28 +767,35 @@ class Reinforce(PolicyGradientAgent):
         for ep in episodes:
             bootstrap = 0.0
             if ep["truncated"] and cfg.baseline:  # a time limit is not the end of the task: G_T = V(s_final)
-                with torch.no_grad():
-                    bootstrap = float(self.net.value(self.net.trunk(torch.from_numpy(ep["final_observation"][None])))[0])
+                bootstrap = self.truncation_value(ep["final_observation"])
             returns.append(discounted_returns(ep["rewards"], cfg.gamma, bootstrap))
         obs = torch.from_numpy(np.concatenate([ep["observations"] for ep in episodes]))
         actions = torch.from_numpy(np.concatenate([ep["actions"] for ep in episodes]))
         g = torch.from_numpy(np.concatenate(returns))
         if cfg.normalize_returns:
+            self._return_stats = (float(g.mean()), float(g.std()) + 1e-8 if g.numel() > 1 else 1.0)
             g = normalize(g)
-        self._set_lr()
+        lr = self._set_lr()
         dist, values = self.net(obs)
         loss, info = reinforce_loss(dist.log_prob(actions), g, values if cfg.baseline else None,
                                     dist.entropy(), cfg.vf_coef, cfg.ent_coef)
         self._step(loss)
         self.updates += 1
-        return {k: float(v) for k, v in info.items()}
+        errors = (g - values.detach()) if cfg.baseline else g
+        return {**{k: float(v) for k, v in info.items()}, "loss": float(loss), "td_error": float(errors.abs().mean()),
+                "learning_rate": lr}
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "episodes": self.episodes.state_dict()}
+        return {**super().state_dict(), "episodes": self.episodes.state_dict(), "return_stats": list(self._return_stats),
+                **({"last_next_obs": self._last_next_obs} if self._last_next_obs is not None else {})}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.episodes.load_state_dict(state["episodes"])
+        mean, scale = state.get("return_stats", (0.0, 1.0))
+        self._return_stats = (float(mean), float(scale))
+        last = state.get("last_next_obs")
+        self._last_next_obs = None if last is None else np.array(last, dtype=np.float32)
 
 
 class RolloutAgent(PolicyGradientAgent):
@@ -669,6 +805,7 @@ class RolloutAgent(PolicyGradientAgent):
         super().__init__(observation_space, action_space, config, seed)
         self.buffer = RolloutBuffer(self.config.n_steps, self.num_envs, self.obs_shape, self.action_shape,
                                     np.float32 if self.continuous else np.int64, self.obs_dtype)
+        self._last_next_obs: np.ndarray | None = None
 
     def observe(self, transition: Transition) -> dict[str, float]:
         (obs, actions, log_prob, values), reward, terminated, truncated, dones, next_obs = self._unpack(transition)
@@ -679,37 +816,53 @@ class RolloutAgent(PolicyGradientAgent):
         if cut.any():
             trunc_values[cut] = self._values(next_obs[cut])  # V(s_final): bootstrap past the time limit
         self.buffer.add(obs, actions, log_prob, values, reward, terminated, dones, trunc_values)
+        self._last_next_obs = next_obs
         self.steps += self.num_envs
         if not self.buffer.full:
             return {}
-        buf = self.buffer
+        return self._learn(next_obs)
+
+    def end_task(self) -> dict[str, float]:
+        """An unfinished rollout is learned from now, its last step bootstrapped from V of the task's last
+        state, so that no advantage links two tasks."""
+        last, self._last_next_obs = self._last_next_obs, None
+        return self._learn(last) if self.buffer.pos > 0 and last is not None else {}
+
+    def _learn(self, next_obs: np.ndarray) -> dict[str, float]:
+        """GAE over the rows collected so far (V(``next_obs``) after the last), one update, an empty buffer."""
+        buf, rows = self.buffer, self.buffer.pos
+        values, rewards, terminated, dones = buf.values[:rows], buf.rewards[:rows], buf.terminated[:rows], buf.dones[:rows]
         next_values = buf.next_values(self._values(next_obs))
-        advantages, returns = gae(buf.rewards, buf.values, next_values, buf.terminated, buf.dones,
-                                  self.config.gamma, self.config.gae_lambda)
+        advantages, returns = gae(rewards, values, next_values, terminated, dones, self.config.gamma, self.config.gae_lambda)
+        td_error = rewards + self.config.gamma * next_values * (1.0 - terminated) - values  # δ_t
         metrics = self.update(advantages, returns)
         buf.reset()
         self.updates += 1
-        return metrics
+        return {**metrics, "td_error": float(np.abs(td_error).mean())}
 
     def update(self, advantages: np.ndarray, returns: np.ndarray) -> dict[str, float]:
         raise NotImplementedError("subclasses define their update")
 
     def _flat(self, advantages: np.ndarray, returns: np.ndarray) -> dict[str, torch.Tensor]:
-        """The rollout as flat (n_steps·num_envs, ...) tensors sharing the buffer's memory."""
-        buf, size = self.buffer, self.buffer.n_steps * self.num_envs
-        return {"obs": torch.from_numpy(buf.observations.reshape((size,) + self.obs_shape)),
-                "actions": torch.from_numpy(buf.actions.reshape((size,) + self.action_shape)),
-                "log_probs": torch.from_numpy(buf.log_probs.reshape(size)),
-                "values": torch.from_numpy(buf.values.reshape(size)),
+        """The rollout's filled rows as flat (rows·num_envs, ...) tensors sharing the buffer's memory."""
+        buf = self.buffer
+        size = buf.pos * self.num_envs
+        return {"obs": torch.from_numpy(buf.observations[:buf.pos].reshape((size,) + self.obs_shape)),
+                "actions": torch.from_numpy(buf.actions[:buf.pos].reshape((size,) + self.action_shape)),
+                "log_probs": torch.from_numpy(buf.log_probs[:buf.pos].reshape(size)),
+                "values": torch.from_numpy(buf.values[:buf.pos].reshape(size)),
                 "advantages": torch.from_numpy(np.ascontiguousarray(advantages, dtype=np.float32).reshape(size)),
                 "returns": torch.from_numpy(np.ascontiguousarray(returns, dtype=np.float32).reshape(size))}
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "buffer": self.buffer.state_dict()}
+        return {**super().state_dict(), "buffer": self.buffer.state_dict(),
+                **({"last_next_obs": self._last_next_obs} if self._last_next_obs is not None else {})}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.buffer.load_state_dict(state["buffer"])
+        last = state.get("last_next_obs")
+        self._last_next_obs = None if last is None else np.array(last, dtype=np.float32)
 
 
 class A2C(RolloutAgent):
@@ -726,7 +879,7 @@ class A2C(RolloutAgent):
         loss, info = a2c_loss(dist.log_prob(b["actions"]), values, adv, b["returns"], dist.entropy(),
                               self.config.vf_coef, self.config.ent_coef)
         self._step(loss)
-        return {**{k: float(v) for k, v in info.items()}, "learning_rate": lr}
+        return {**{k: float(v) for k, v in info.items()}, "loss": float(loss.detach()), "learning_rate": lr}
 
 
 class PPO(RolloutAgent):
@@ -737,15 +890,19 @@ class PPO(RolloutAgent):
 
     def __init__(self, observation_space: Any, action_space: Any, config: PPOConfig | None = None, seed: int = 0) -> None:
         super().__init__(observation_space, action_space, config, seed)
-        cfg = self.config
-        self.clip_range = make_schedule("linear", cfg.clip_range, cfg.clip_range_final, cfg.schedule_steps)
+
+    def current_clip_range(self) -> float:
+        return self._scheduled(self.config.clip_range, self.config.clip_range_final)
+
+    def train_metrics(self) -> dict[str, float]:
+        return {**super().train_metrics(), "clip_range": self.current_clip_range()}
 
     def update(self, advantages: np.ndarray, returns: np.ndarray) -> dict[str, float]:
         cfg = self.config
         b = self._flat(advantages, returns)
         size = len(b["returns"])
         lr = self._set_lr()
-        clip = max(self.clip_range(self.steps), 1e-8)  # ε > 0 even at the schedule's end keeps the ratio finite
+        clip = max(self.current_clip_range(), 1e-8)  # ε > 0 even at the schedule's end keeps the ratio finite
         full_batch = cfg.batch_size == size
         if full_batch and cfg.normalize_advantages:  # the same batch every epoch: normalise once
             b["advantages"] = normalize(b["advantages"])
@@ -772,4 +929,4 @@ class PPO(RolloutAgent):
         if "entropy" not in info:
             with torch.no_grad():
                 info["entropy"] = self.net(b["obs"])[0].entropy().mean()
-        return {**{k: float(v) for k, v in info.items()}, "learning_rate": lr, "clip_range": clip}
+        return {**{k: float(v) for k, v in info.items()}, "loss": float(loss.detach()), "learning_rate": lr, "clip_range": clip}

@@ -128,6 +128,27 @@ class TabularTDAgent(Agent):
             return {"temperature": self.temperature(self.t), "alpha": self.alpha(self.t)}
         return {"epsilon": self.epsilon(self.t), "alpha": self.alpha(self.t)}
 
+    def begin_task(self, task: Any = None, budget: int | None = None, restart_schedules: bool = True,
+                   clear_memory: bool = False) -> None:
+        """Restarting puts the step counter t back to 0, so ε (or τ) and α start their schedules over."""
+        if restart_schedules:
+            self.t = 0
+
+    def end_task(self) -> dict[str, float]:
+        """The Sarsa action chosen for the next state belongs to the old task: forget it."""
+        self._pending = None
+        return {}
+
+    def weights(self, trunk_only: bool = False) -> dict[str, Any]:
+        if trunk_only:
+            raise UsageError(f"a Q table has no trunk; {self.algo} gives whole tables only")
+        return {"q": self.q.copy()}
+
+    def load_weights(self, weights: dict[str, Any], trunk_only: bool = False) -> None:
+        if trunk_only:
+            raise UsageError(f"a Q table has no trunk; {self.algo} loads whole tables only")
+        self.q = np.array(weights["q"], dtype=np.float64, copy=True)
+
     def state_dict(self) -> dict[str, Any]:
         return {"q": self.q.copy(), "t": self.t, "rng": rng_state(self.rng), "eval_rng": rng_state(self.eval_rng),
                 "pending": list(self._pending) if self._pending is not None else None}

@@ -8,7 +8,7 @@ its life:
   weights, the stored task whose descriptor is closest, or the stored task whose weights earn the most
   when probed on the new task;
 - consolidates what it learned (:mod:`~llmagentos.lifelong.consolidation`): fine-tuning, online EWC,
-  replay with behaviour cloning, or PackNet;
+  synaptic intelligence, learning without forgetting, replay with behaviour cloning, or PackNet;
 - keeps everything in :meth:`state_dict` (learner, consolidation, detector, knowledge entries), so the
   kernel can store it and continue it later or on another machine.
 
@@ -16,6 +16,11 @@ its life:
 and fills the evaluation matrix; :func:`run_drifting` lives in a :class:`DriftingWorld` without
 boundaries. Both are pure functions of their seeds; the kernel (``kernel/lifelong_run.py``) builds the
 learners, schedules the seeds and stores the results.
+
+The learner is reached only through the agent contract: ``begin_task`` / ``end_task`` at the boundaries,
+``weights`` / ``load_weights`` for the knowledge store, and, for deep learners, the documented accessors
+(``output_module``, ``value_module``, ``prepare_observations``, ``add_loss_term``, ``add_update_hook``,
+``recent_transitions``, ``td_loss``, ``weights_changed``) from which :func:`network_view` is built.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ class LifelongConfig(ConsolidationConfig, DetectionConfig):
     transfer: Literal["continue", "closest", "probe"] = param("continue", "what a new task starts from: the current weights, the stored task with the closest descriptor, or the stored weights that earn most when probed on it")
     transfer_part: Literal["full", "trunk"] = param("full", "what is copied from the chosen stored task (transfer modes of lifelong/transfer.py): the whole network or Q table, or all but the output layers")
     probe_episodes: int = param(3, "greedy episodes per stored task when transfer is 'probe'")
-    reset_exploration: bool = param(True, "restart the learner's exploration schedule (ε) on each new task")
+    reset_exploration: bool = param(True, "restart the learner's schedules (ε, step size, clip range) on each new task, over the task's budget; False continues them on the life's clock")
     reset_buffer: bool = param(True, "empty the learner's own replay memory on each new task (old tasks are then kept only by consolidation)")
     state_memory: int = param(2_000, "states kept (reservoir sample) from the current task for the Fisher and for replay")
 
@@ -52,9 +57,10 @@ class LifelongConfig(ConsolidationConfig, DetectionConfig):
                      "detect_warmup", "probe_episodes"):
             if getattr(self, name) < 0 or (name != "ewc_lambda" and getattr(self, name) == 0):
                 raise UsageError(f"lifelong {name} must be positive, got {getattr(self, name)}")
-        if not 0.0 < self.temperature:
-            raise UsageError(f"lifelong temperature must be > 0, got {self.temperature}")
-        for name in ("replay_td_weight", "packnet_retrain_steps"):
+        for name in ("temperature", "si_xi", "lwf_temperature"):
+            if not getattr(self, name) > 0.0:
+                raise UsageError(f"lifelong {name} must be > 0, got {getattr(self, name)}")
+        for name in ("replay_td_weight", "packnet_retrain_steps", "si_c", "lwf_lambda"):
             if getattr(self, name) < 0:
                 raise UsageError(f"lifelong {name} must be >= 0, got {getattr(self, name)}")
         if not (self.packnet_retrain_lr > 0 and self.packnet_retrain_batch > 0):
@@ -64,73 +70,16 @@ class LifelongConfig(ConsolidationConfig, DetectionConfig):
             raise UsageError(f"lifelong packnet_keep must be in (0, 1), got {self.packnet_keep}")
 
 
-class _PolicyOutputs(torch.nn.Module):
-    """A policy-gradient learner's π(·|s) parameters: logits (discrete) or the Gaussian mean (continuous)."""
-
-    def __init__(self, net: torch.nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.policy_head(self.net.trunk(x))
-
-
-def recent_transitions(buffer: Any, n: int, rng: np.random.Generator, recent: int) -> dict[str, np.ndarray] | None:
-    """Up to ``n`` distinct rows drawn uniformly from the ``recent`` rows a ReplayBuffer stored last (None if empty)."""
-    from llmagentos.learners.common.buffers import ReplayBatch
-
-    k = min(int(recent), len(buffer))
-    if k <= 0:
-        return None
-    rows = (buffer.pos - 1 - rng.choice(k, size=min(n, k), replace=False)) % buffer.capacity
-    return {f: getattr(buffer, f)[rows].copy() for f in ReplayBatch.FIELDS}
-
-
 def network_view(learner: Agent) -> NetworkView | None:
-    """What consolidation protects in ``learner``: DQN's Q-network, a policy-gradient learner's policy; None for tables."""
-    if hasattr(learner, "q_net"):
-        dtype = learner.buffer.obs.dtype if hasattr(learner, "buffer") else np.float32
-        view = NetworkView(learner.q_net, lambda obs: torch.as_tensor(np.asarray(obs, dtype=dtype)))
-        if hasattr(learner, "target_net") and hasattr(getattr(learner, "buffer", None), "n_steps"):
-            from llmagentos.learners.common.buffers import ReplayBatch
-            from llmagentos.learners.dqn import dqn_loss
-
-            c = learner.config
-            # learner.buffer is read at call time: the lifelong agent replaces it at every new task
-            view.transitions = lambda n, rng, recent: recent_transitions(learner.buffer, n, rng, recent)
-            view.td_loss = lambda batch: dqn_loss(learner.q_net, learner.target_net,
-                                                  ReplayBatch(*(torch.as_tensor(batch[f]) for f in ReplayBatch.FIELDS)),
-                                                  c.gamma, getattr(c, "double", False),
-                                                  getattr(c, "loss", "huber") == "huber")[0]
-        return view
-    if hasattr(learner, "net") and hasattr(learner.net, "policy_head"):
-        return NetworkView(_PolicyOutputs(learner.net),
-                           lambda obs: torch.as_tensor(learner._prepare(np.asarray(obs, dtype=np.float32), update=False)),
-                           discrete=not getattr(learner.net, "continuous", False))
-    return None
-
-
-def _weights(learner: Agent, view: NetworkView | None) -> dict[str, Any]:
-    """The learner's knowledge worth storing per task: network weights, or the Q table."""
-    if view is not None:
-        return {k: v.detach().clone() for k, v in view.module.state_dict().items()}
-    if hasattr(learner, "net"):
-        return {k: v.detach().clone() for k, v in learner.net.state_dict().items()}
-    if hasattr(learner, "q"):
-        return {"q": np.array(learner.q, copy=True)}
-    raise UsageError(f"{learner.algo} keeps no weights a lifelong agent can store")
-
-
-def _load_weights(learner: Agent, view: NetworkView | None, weights: dict[str, Any]) -> None:
-    if view is not None:
-        view.module.load_state_dict(weights)
-        target = getattr(learner, "target_net", None)
-        if target is not None:
-            target.load_state_dict(learner.q_net.state_dict())
-    elif hasattr(learner, "net"):
-        learner.net.load_state_dict(weights)
-    else:
-        learner.q = np.array(weights["q"], copy=True)
+    """What consolidation protects in ``learner``, from its documented accessors; None for agents without a network."""
+    if not learner.parameter_groups():
+        return None
+    off_policy = learner.learns_off_policy
+    return NetworkView(learner.output_module(), learner.prepare_observations, discrete=learner.discrete_outputs,
+                       value_module=learner.value_module(),
+                       transitions=learner.recent_transitions if off_policy else None,
+                       td_loss=learner.td_loss if off_policy else None,
+                       weights_changed=learner.weights_changed)
 
 
 class LifelongAgent(Agent):
@@ -154,23 +103,19 @@ class LifelongAgent(Agent):
         self.consolidation = (make_consolidation(self.view, config, derive_seed(seed, "consolidation"))
                               if self.view is not None else None)
         if self.consolidation is not None:
-            base_extra = learner.extra_loss
-            consolidation = self.consolidation
-
-            def extra_loss() -> Any:
-                penalty = consolidation.penalty()
-                return base_extra() if penalty is None else base_extra() + penalty
-
-            learner.extra_loss = extra_loss  # type: ignore[method-assign]  (the learner's consolidation hook)
-            optimizer = getattr(learner, "optimizer", None)
-            if optimizer is not None:
-                optimizer.register_step_post_hook(lambda *_: consolidation.after_update())
+            learner.add_loss_term(self.consolidation.penalty)
+            learner.add_update_hook(self.consolidation.after_update)
+            self.view.current_states = self._current_states
         self.detector = ChangeDetector(config)
         self.rng = make_rng(derive_seed(seed, "lifelong"))
         self.task = -1
+        self._tasks_left: int | None = None
         self.knowledge: list[dict[str, Any]] = []
         self.steps = 0
         self._memory: list[np.ndarray] = []
+        # the network's outputs on each kept state when it acted there (CLEAR's behaviour-time targets)
+        self._memory_outputs: list[np.ndarray] = []
+        self._record_outputs = self.consolidation is not None and self.consolidation.wants_outputs
         self._seen = 0
         self.changes: list[dict[str, Any]] = []
         #: greedy return of the current weights in the current world (set by the loop; used by transfer "probe")
@@ -181,9 +126,9 @@ class LifelongAgent(Agent):
         return self.learner.act(observation, explore)
 
     def observe(self, transition: Transition) -> dict[str, float]:
+        self._remember(transition.observation)  # before the learner's update: the outputs it acted with
         metrics = self.learner.observe(transition)
         self.steps += 1
-        self._remember(transition.observation)
         signal = metrics.get("td_error", metrics.get("loss"))
         self.detector.observe_step(signal)
         return metrics
@@ -198,17 +143,32 @@ class LifelongAgent(Agent):
         """Reservoir sampling: every state of the current task is kept with equal probability."""
         obs = np.array(observation, copy=True)
         single = getattr(self.observation_space, "shape", None)
-        if single is not None and obs.ndim > len(single):  # a vector env's batch: one state per row
-            for row in obs:
-                self._remember(row)
-            return
-        self._seen += 1
-        if len(self._memory) < self.config.state_memory:
-            self._memory.append(obs)
-            return
-        j = int(self.rng.integers(self._seen))
-        if j < self.config.state_memory:
-            self._memory[j] = obs
+        rows = obs if single is not None and obs.ndim > len(single) else obs[None]  # a vector env's batch: a state per row
+        slots = []
+        for row in rows:
+            self._seen += 1
+            if len(self._memory) < self.config.state_memory:
+                self._memory.append(row)
+                slots.append(len(self._memory) - 1)
+                continue
+            j = int(self.rng.integers(self._seen))
+            if j < self.config.state_memory:
+                self._memory[j] = row
+                slots.append(j)
+        if self._record_outputs and slots:
+            with torch.no_grad():
+                outputs = self.view.outputs(np.stack([self._memory[j] for j in slots])).numpy()
+            for j, out in zip(slots, outputs):
+                if j == len(self._memory_outputs):
+                    self._memory_outputs.append(out)
+                else:
+                    self._memory_outputs[j] = out
+
+    def _current_states(self, n: int, rng: np.random.Generator) -> np.ndarray | None:
+        """Up to ``n`` states of the task being learned (drawn from the reservoir), for LwF's distillation."""
+        if not self._memory:
+            return None
+        return np.stack([self._memory[j] for j in rng.integers(len(self._memory), size=n)])
 
     # -- tasks ----------------------------------------------------------------------------------------------
     def episode_finished(self, episode_return: float) -> bool:
@@ -222,31 +182,48 @@ class LifelongAgent(Agent):
         return False
 
     def begin_task(self, descriptor: dict[str, Any] | None = None, vector: np.ndarray | None = None,
-                   tasks_left: int | None = None, probe: Callable[[], float] | None = None) -> dict[str, Any]:
-        """End the current task (consolidate, store its knowledge) and start the next; returns the transfer choice."""
-        if self.task >= 0:
-            self._end_task(tasks_left=None if tasks_left is None else tasks_left + 1)
+                   tasks_left: int | None = None, probe: Callable[[], float] | None = None,
+                   budget: int | None = None) -> dict[str, Any]:
+        """End the current task if still open, then start the next; returns the transfer choice.
+
+        ``tasks_left`` counts this task and the ones after it (PackNet shares its free weights by it);
+        ``budget`` is the task's environment steps, the horizon of the learner's schedules.
+        """
+        self.end_task()
         choice = self._transfer(vector, probe)
-        self._reset_learner()
+        c = self.config
+        self.learner.begin_task(descriptor, budget=budget, restart_schedules=c.reset_exploration, clear_memory=c.reset_buffer)
+        if self.consolidation is not None:
+            self.consolidation.begin_task()
         self.task += 1
-        self._memory, self._seen = [], 0
+        self._tasks_left = tasks_left
+        self._memory, self._memory_outputs, self._seen = [], [], 0
         self.knowledge.append({"task": self.task, "descriptor": descriptor,
                                "vector": None if vector is None else [float(v) for v in vector],
                                "started_at": self.steps, "start_from": choice, "score": None, "weights": None})
         return choice
 
-    def _end_task(self, tasks_left: int | None) -> None:
+    def task_open(self) -> bool:
+        return self.task >= 0 and self.knowledge[self.task].get("weights") is None
+
+    def end_task(self) -> dict[str, float]:
+        """End the current task: the learner closes what would span the boundary, consolidation keeps what it
+        learned, and its weights are stored. Nothing happens when no task is open."""
+        if not self.task_open():
+            return {}
+        metrics = self.learner.end_task()
         states = np.asarray(self._memory) if self._memory else np.zeros((0,))
+        outputs = np.asarray(self._memory_outputs) if self._record_outputs and self._memory_outputs else None
         if self.consolidation is not None and len(states):
-            self.consolidation.end_task(self.task, states, tasks_left, steps=self._seen)
+            self.consolidation.end_task(self.task, states, self._tasks_left, steps=self._seen, outputs=outputs)
         entry = self.knowledge[self.task]
-        entry["weights"] = _weights(self.learner, self.view)
+        entry["weights"] = self.learner.weights()
         entry["ended_at"] = self.steps
+        return metrics
 
     def finish(self) -> None:
         """End the last task (its knowledge is stored; no new task starts)."""
-        if self.task >= 0 and self.knowledge[self.task].get("weights") is None:
-            self._end_task(tasks_left=1)
+        self.end_task()
 
     def record_score(self, score: float) -> None:
         """The greedy return reached on the current task (what 'probe' and the store compare)."""
@@ -266,13 +243,13 @@ class LifelongAgent(Agent):
                 return {"mode": "closest", "source": best["task"], "distance": min(distances)}
         if probe is not None:
             # probed return of every stored task's weights and of the current weights; start from the best
-            current = _weights(self.learner, self.view)
+            current = self.learner.weights()
             scores = {"current": probe()}
             for e in stored:
-                _load_weights(self.learner, self.view, e["weights"])
+                self.learner.load_weights(e["weights"])
                 scores[e["task"]] = probe()
             best = max(scores, key=lambda k: scores[k])
-            _load_weights(self.learner, self.view, current)
+            self.learner.load_weights(current)
             if best != "current":
                 self._start_from(stored[[e["task"] for e in stored].index(best)]["weights"])
             return {"mode": "probe", "source": None if best == "current" else best, "probed": {str(k): v for k, v in scores.items()}}
@@ -280,27 +257,7 @@ class LifelongAgent(Agent):
 
     def _start_from(self, weights: dict[str, Any]) -> None:
         """Load a stored task's weights: all of them, or (``transfer_part: trunk``) all but the output layers."""
-        if self.config.transfer_part == "trunk":
-            from llmagentos.lifelong.transfer import _head_prefixes
-
-            prefix = "net." if isinstance(self.view.module, _PolicyOutputs) else ""
-            heads = tuple(prefix + h for h in _head_prefixes(self.learner))
-            current = _weights(self.learner, self.view)
-            weights = {k: (current[k] if k.startswith(heads) else v) for k, v in weights.items()}
-        _load_weights(self.learner, self.view, weights)
-
-    def _reset_learner(self) -> None:
-        """A new task: restart exploration and empty the learner's own memory (when configured)."""
-        learner = self.learner
-        if self.config.reset_exploration:
-            for counter in ("t",):  # DQN and the TD learners schedule ε on their step counter t
-                if hasattr(learner, counter) and isinstance(getattr(learner, counter), int):
-                    setattr(learner, counter, 0)
-        if self.config.reset_buffer and hasattr(learner, "buffer") and hasattr(learner.buffer, "capacity") \
-                and hasattr(learner.buffer, "n_step"):
-            b = learner.buffer
-            learner.buffer = type(b)(b.capacity, b.obs_shape, b.obs.dtype, b.action_shape, b.action.dtype,
-                                     b.n_step, b.gamma, b.num_envs)
+        self.learner.load_weights(weights, trunk_only=self.config.transfer_part == "trunk")
 
     @contextlib.contextmanager
     def evaluating(self, task: int) -> Iterator[None]:
@@ -318,7 +275,8 @@ class LifelongAgent(Agent):
                 "detector": self.detector.state_dict(), "rng": rng_state(self.rng), "task": self.task,
                 "knowledge": [dict(e) for e in self.knowledge], "steps": self.steps,
                 "memory": np.asarray(self._memory) if self._memory else None, "seen": self._seen,
-                "changes": list(self.changes)}
+                "memory_outputs": np.asarray(self._memory_outputs) if self._memory_outputs else None,
+                "tasks_left": self._tasks_left, "changes": list(self.changes)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.learner.load_state_dict(state["learner"])
@@ -332,6 +290,9 @@ class LifelongAgent(Agent):
         memory = state.get("memory")
         self._memory = [np.array(m, copy=True) for m in memory] if memory is not None else []
         self._seen = int(state["seen"])
+        outputs = state.get("memory_outputs")
+        self._memory_outputs = [np.array(m, copy=True) for m in outputs] if outputs is not None else []
+        self._tasks_left = None if state.get("tasks_left") is None else int(state["tasks_left"])
         self.changes = [dict(c) for c in state["changes"]]
 
 
@@ -401,7 +362,8 @@ def run_stream(agent: LifelongAgent, stream: Any, seed: int, run: StreamRunConfi
         env = stream.make_env(j, num_envs)
         probe_fn = (lambda: float(np.mean(evaluate(agent, eval_envs[j], agent.config.probe_episodes,
                                                    seed=derive_seed(seed, "probe", j)))))
-        choice = agent.begin_task(stream.tasks[j], stream.vector(j), tasks_left=len(order) - position, probe=probe_fn)
+        choice = agent.begin_task(stream.tasks[j], stream.vector(j), tasks_left=len(order) - position, probe=probe_fn,
+                                  budget=stream.steps_per_task)
         result["transfers"].append(choice)
         result["boundaries"].append(position * stream.steps_per_task)
         interaction = Interaction(agent, env, seed=derive_seed(seed, "env", j))
@@ -422,13 +384,14 @@ def run_stream(agent: LifelongAgent, stream: Any, seed: int, run: StreamRunConfi
                 on_progress(done_steps + interaction.steps)
         done_steps += interaction.steps
         env.close()
+        # the task ends before its last measurements, so that the diagonal R[j, j], the final curve point and
+        # the row R[j, ·] all see the agent as consolidation left it (PackNet pruned and retrained, for one)
+        agent.end_task()
         final = greedy(j, run.eval_episodes)
         curve.append(final)
         agent.record_score(final)
         result["curves"].append(curve)
         result["scores"].append(final)
-        if position == len(order) - 1:
-            agent.finish()
         result["raw_matrix"].append([greedy(k, run.eval_episodes) for k in order])
         if on_progress is not None:
             on_progress(done_steps)
@@ -448,7 +411,7 @@ def run_drifting(agent: LifelongAgent, world: Any, total_steps: int, seed: int,
     """Live ``total_steps`` in a :class:`DriftingWorld` without being told of changes; report detections."""
     if int(getattr(agent.learner.config, "num_envs", 1) or 1) > 1:
         raise UsageError("a drifting world is one env: set the learner's num_envs to 1")
-    agent.begin_task(None)
+    agent.begin_task(None, budget=total_steps)
     interaction = Interaction(agent, world, seed=derive_seed(seed, "env"))
 
     def probe() -> float:

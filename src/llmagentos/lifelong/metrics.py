@@ -9,7 +9,9 @@ and GEM (Lopez-Paz & Ranzato, 2017):
 - forgetting           F = 1/N Σ_j (R[j, j] − R[N−1, j])        (CW averages over all N tasks; the last adds 0)
 - backward transfer    BWT = 1/(N−1) Σ_{j<N−1} (R[N−1, j] − R[j, j])
 - forward transfer     FT = 1/N Σ_j (AUC_j − AUC_j^b) / (1 − AUC_j^b), AUC the mean normalised
-  performance on task j while it is being learned, ``b`` the single-task reference learner.
+  performance on task j while it is being learned, ``b`` the single-task reference learner (Continual World).
+- forward transfer     FT_GEM = 1/(N−1) Σ_{i≥1} (R[i−1, i] − b_i), the zero-shot performance on task i just
+  (GEM)                before it is learned, against b_i, a freshly initialised learner's (GEM's definition).
 """
 
 from __future__ import annotations
@@ -26,14 +28,22 @@ def normalise(raw: np.ndarray, random_returns: Sequence[float], single_task_retu
     """(raw − random_j) / (single_j − random_j), column by column (the last axis indexes tasks).
 
     A task on which the single-task learner does no better than random gets a denominator of 1
-    (return units), so that the matrix stays finite.
+    (return units), so that the matrix stays finite and a return above random stays positive instead of
+    changing sign; :func:`references_below_random` names those tasks, so that a summary reports them.
     """
     raw = np.asarray(raw, dtype=float)
     lo = np.asarray(random_returns, dtype=float)
     hi = np.asarray(single_task_returns, dtype=float)
     span = hi - lo
-    span = np.where(np.abs(span) < 1e-9, 1.0, span)
+    span = np.where(span < 1e-9, 1.0, span)
     return (raw - lo) / span
+
+
+def references_below_random(random_returns: Sequence[float], single_task_returns: Sequence[float]) -> list[int]:
+    """The tasks whose single-task reference did no better than a random policy (normalised in return units)."""
+    lo = np.asarray(random_returns, dtype=float)
+    hi = np.asarray(single_task_returns, dtype=float)
+    return [int(j) for j in np.flatnonzero(hi - lo < 1e-9)]
 
 
 def _check_square(R: np.ndarray) -> np.ndarray:
@@ -90,6 +100,22 @@ def forward_transfer(curves: Sequence[Sequence[float]], reference_curves: Sequen
     return float(np.mean(terms))
 
 
+def forward_transfer_gem(R: np.ndarray, initial: Sequence[float]) -> float:
+    """FT_GEM = 1/(N−1) Σ_{i=1}^{N−1} (R[i−1, i] − b_i) (Lopez-Paz & Ranzato, 2017).
+
+    ``initial[i]`` is b_i, the (normalised) performance on task i of a freshly initialised learner, such as
+    the first point of the single-task reference's learning curve. One task has no transfer: 0.
+    """
+    R = _check_square(R)
+    n = R.shape[0]
+    if len(initial) != n:
+        raise ValueError(f"one initial performance per task is needed, got {len(initial)} for {n} tasks")
+    if n < 2:
+        return 0.0
+    b = np.asarray(initial, dtype=float)
+    return float(np.mean([R[i - 1, i] - b[i] for i in range(1, n)]))
+
+
 def bootstrap_ci(values: Sequence[float], level: float = 0.95, resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean over seeds (one value per seed)."""
     values = np.asarray(values, dtype=float)
@@ -103,7 +129,7 @@ def bootstrap_ci(values: Sequence[float], level: float = 0.95, resamples: int = 
     return float(np.quantile(means, alpha)), float(np.quantile(means, 1.0 - alpha))
 
 
-METRICS = ("average_performance", "forgetting", "forward_transfer", "backward_transfer")
+METRICS = ("average_performance", "forgetting", "forward_transfer", "forward_transfer_gem", "backward_transfer")
 
 
 def summarise(matrices: Sequence[np.ndarray], curves: Sequence[Sequence[Sequence[float]]] | None = None,
@@ -120,6 +146,7 @@ def summarise(matrices: Sequence[np.ndarray], curves: Sequence[Sequence[Sequence
         per_seed["backward_transfer"].append(backward_transfer(R))
         if curves is not None and reference_curves is not None:
             per_seed["forward_transfer"].append(forward_transfer(curves[s], reference_curves[s]))
+            per_seed["forward_transfer_gem"].append(forward_transfer_gem(R, [c[0] for c in reference_curves[s]]))
     out: dict[str, Any] = {}
     for name, values in per_seed.items():
         if not values:

@@ -158,62 +158,25 @@ def summarise(steps: Sequence[float], transfer_curves: Sequence[Sequence[float]]
 
 # -- carrying knowledge from a source agent -----------------------------------------------------------
 
-def _network_name(agent: Agent) -> str | None:
-    import sys
-
-    torch = sys.modules.get("torch")
-    if torch is None:
-        return None
-    for name in ("q_net", "net"):
-        if isinstance(getattr(agent, name, None), torch.nn.Module):
-            return name
-    return None
-
-
-def _head_prefixes(agent: Agent) -> tuple[str, ...]:
-    """State-dict key prefixes of the output layers: DQN's ``head``; A2C/PPO's last policy/value layers and log σ."""
-    name = _network_name(agent)
-    net = getattr(agent, name)
-    if name == "q_net":
-        return ("head.",)
-    prefixes = []
-    for head in ("policy_head", "value_head"):
-        module = getattr(net, head)
-        prefixes.append(f"{head}.{len(module) - 1}.")
-    prefixes.append("log_std")
-    return tuple(prefixes)
-
-
 def _copy_network(source: Agent, target: Agent, trunk_only: bool) -> list[str]:
     """Copy the source network's weights into the target's (all, or all but the heads); returns the copied keys."""
-    import torch
-
-    name = _network_name(target)
-    if name is None or _network_name(source) != name:
+    if not source.parameter_groups():
         raise UsageError(f"cannot transfer network weights from a {source.algo} agent to a {target.algo} agent")
-    src, dst = getattr(source, name).state_dict(), getattr(target, name).state_dict()
-    skip = _head_prefixes(target) if trunk_only else ()
-    copied = []
+    src, dst = source.weights(trunk_only), target.weights(trunk_only)
+    if {k for k in src if not k.startswith("obs_norm.")} - set(dst) or \
+            {k for k in dst if not k.startswith("obs_norm.")} - set(src):
+        raise UsageError(f"cannot transfer network weights from a {source.algo} agent to a {target.algo} agent")
     for key, value in dst.items():
-        if any(key.startswith(p) for p in skip):
-            continue
-        if key not in src or tuple(src[key].shape) != tuple(value.shape):
-            got = tuple(src[key].shape) if key in src else "nothing"
-            raise UsageError(f"the source network's {key} has shape {got}, the target needs {tuple(value.shape)}: "
-                             "transfer needs the same observation and action spaces and network sizes")
-        dst[key] = src[key].clone()
-        copied.append(key)
-    with torch.no_grad():
-        getattr(target, name).load_state_dict(dst)
-    if name == "q_net":  # the target network θ⁻ starts equal to θ
-        target.target_net.load_state_dict(target.q_net.state_dict())
-    if getattr(source, "obs_norm", None) is not None and getattr(target, "obs_norm", None) is not None:
-        target.obs_norm.load_state_dict(source.obs_norm.state_dict())  # the copied weights expect the source's scaling
-    return copied
+        if key in src and tuple(src[key].shape) != tuple(value.shape):
+            raise UsageError(f"the source network's {key} has shape {tuple(src[key].shape)}, the target needs "
+                             f"{tuple(value.shape)}: transfer needs the same observation and action spaces and network sizes")
+    # the copied weights expect the source's observation scaling: its statistics travel with them
+    target.load_weights(src, trunk_only=trunk_only)
+    return [k for k in src if not k.startswith("obs_norm.")]
 
 
 def _copy_table(source: Agent, target: Agent, state_map: Sequence[int] | None) -> None:
-    q_src, q_dst = np.asarray(source.q), np.asarray(target.q)
+    q_src, q_dst = np.asarray(source.weights()["q"]), np.asarray(target.weights()["q"])
     if q_src.shape[1] != q_dst.shape[1]:
         raise UsageError(f"the source has {q_src.shape[1]} actions and the target {q_dst.shape[1]}; tabular transfer needs the same actions")
     if state_map is None:
@@ -225,7 +188,14 @@ def _copy_table(source: Agent, target: Agent, state_map: Sequence[int] | None) -
     if mapping.shape != (q_dst.shape[0],) or mapping.min() < 0 or mapping.max() >= q_src.shape[0]:
         raise UsageError(f"the state map must list one source state in [0, {q_src.shape[0]}) for each of the "
                          f"{q_dst.shape[0]} target states")
-    target.q = q_src[mapping].copy()  # Q_target(s, a) = Q_source(map(s), a)
+    target.load_weights({"q": q_src[mapping]})  # Q_target(s, a) = Q_source(map(s), a)
+
+
+def _table_weights(agent: Agent) -> dict[str, Any]:
+    try:
+        return agent.weights()
+    except NotImplementedError:
+        return {}
 
 
 def transfer_agent(source: Agent, target: Agent, mode: str, state_map: Sequence[int] | None = None,
@@ -244,10 +214,10 @@ def transfer_agent(source: Agent, target: Agent, mode: str, state_map: Sequence[
             raise UsageError(f"the source acts in {source.action_space}, the target in {target.action_space}: "
                              "a policy prior needs the same actions")
         return PolicyReuse(target, source, prior_steps, prior_probability, seed=seed)
-    if hasattr(target, "q") and isinstance(getattr(target, "q"), np.ndarray):
+    if not target.parameter_groups():  # a table
         if mode == "trunk":
             raise UsageError("a Q table has no trunk; use --mode full (with a state map) or prior for tabular learners")
-        if not isinstance(getattr(source, "q", None), np.ndarray):
+        if source.parameter_groups() or "q" not in _table_weights(source):
             raise UsageError(f"cannot transfer a {source.algo} agent into a tabular {target.algo} agent")
         _copy_table(source, target, state_map)
         return target
@@ -277,13 +247,31 @@ class PolicyReuse(Agent):
         return self.probability * max(0.0, 1.0 - self.t / self.steps)
 
     def act(self, observation: Any, explore: bool = True) -> Any:
-        if explore and self.rng.random() < self.psi():
-            return self.source.act(observation, explore=False)
-        return self.learner.act(observation, explore)
+        if not explore:
+            return self.learner.act(observation, explore)
+        batch = np.ndim(observation) > len(getattr(self.observation_space, "shape", ()) or ())
+        if not batch:
+            if self.rng.random() < self.psi():
+                return self.source.act(observation, explore=False)
+            return self.learner.act(observation, explore)
+        # a vector env's batch: one coin per sub-env (the learner re-evaluates rows it did not choose)
+        own = self.learner.act(observation, explore)
+        reuse = self.rng.random(len(own)) < self.psi()
+        if not reuse.any():
+            return own
+        prior = np.asarray(self.source.act(observation, explore=False))
+        return np.where(reuse.reshape((-1,) + (1,) * (np.ndim(own) - 1)), prior, own)
 
     def observe(self, transition: Transition) -> dict[str, float]:
-        self.t += 1
+        self.t += int(np.size(transition.terminated))  # ψ decays per environment step, n per vector-env call
         return self.learner.observe(transition)
+
+    def begin_task(self, task: Any = None, budget: int | None = None, restart_schedules: bool = True,
+                   clear_memory: bool = False) -> None:
+        self.learner.begin_task(task, budget, restart_schedules, clear_memory)
+
+    def end_task(self) -> dict[str, float]:
+        return self.learner.end_task()
 
     def end_episode(self) -> None:
         self.learner.end_episode()

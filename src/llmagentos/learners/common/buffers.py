@@ -65,8 +65,9 @@ class ReplayBuffer:
         self.n_steps = np.ones(self.capacity, dtype=np.float32)
         self.pos = 0
         self.size = 0
-        # n-step windows still open, per sub-env: lists of (s, a, r)
+        # n-step windows still open, per sub-env: lists of (s, a, r), and the s' of each sub-env's last step
         self._pending: list[list[tuple[np.ndarray, Any, float]]] = [[] for _ in range(self.num_envs)]
+        self._last_next: list[np.ndarray | None] = [None] * self.num_envs
 
     def __len__(self) -> int:
         return self.size
@@ -96,14 +97,28 @@ class ReplayBuffer:
     def _add_n_step(self, env: int, obs, action, reward: float, next_obs, terminated: bool, truncated: bool) -> None:
         window = self._pending[env]
         window.append((np.array(obs, copy=True), action, reward))
+        self._last_next[env] = None
         if terminated or truncated:
             # the episode ended: every open window closes at s', with fewer than n rewards
             while window:
                 self._emit(window, next_obs, terminated)
                 window.pop(0)
-        elif len(window) == self.n_step:
-            self._emit(window, next_obs, False)
-            window.pop(0)
+        else:
+            self._last_next[env] = np.array(next_obs, copy=True)
+            if len(window) == self.n_step:
+                self._emit(window, next_obs, False)
+                window.pop(0)
+
+    def close_windows(self) -> None:
+        """Close every open n-step window at its sub-env's last s', as a time limit would (the rows bootstrap
+        from s' with fewer than n rewards): the end of a task, after which no window may continue."""
+        for env, window in enumerate(self._pending):
+            last = self._last_next[env]
+            while window and last is not None:
+                self._emit(window, last, False)
+                window.pop(0)
+            window.clear()
+            self._last_next[env] = None
 
     def _emit(self, window: list, next_obs, terminated: bool) -> None:
         ret = 0.0
@@ -142,6 +157,14 @@ class ReplayBuffer:
             np.take(getattr(self, name), idx, axis=0, out=getattr(out, name))
         return out
 
+    def recent(self, n: int, rng: np.random.Generator, recent: int) -> dict[str, np.ndarray] | None:
+        """Up to ``n`` distinct rows drawn uniformly by ``rng`` from the ``recent`` rows stored last (None if empty)."""
+        k = min(int(recent), self.size)
+        if k <= 0:
+            return None
+        rows = (self.pos - 1 - rng.choice(k, size=min(n, k), replace=False)) % self.capacity
+        return {f: getattr(self, f)[rows].copy() for f in ReplayBatch.FIELDS}
+
     # -- persistence ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """The filled part of the memory, the write position and the open n-step windows, as arrays and JSON."""
@@ -149,8 +172,9 @@ class ReplayBuffer:
         state.update(pos=self.pos, size=self.size, capacity=self.capacity)
         state["pending"] = [{"obs": np.array([w[0] for w in window], dtype=self.obs.dtype).reshape(-1, *self.obs_shape),
                              "action": np.array([w[1] for w in window], dtype=self.action.dtype).reshape(-1, *self.action_shape),
-                             "reward": np.array([w[2] for w in window], dtype=np.float64)}
-                            for window in self._pending]
+                             "reward": np.array([w[2] for w in window], dtype=np.float64),
+                             **({"last_next": last} if last is not None else {})}
+                            for window, last in zip(self._pending, self._last_next)]
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -169,3 +193,5 @@ class ReplayBuffer:
             raise UsageError(f"checkpoint replay buffer was made for {len(state['pending'])} env(s), this one for {self.num_envs}")
         self._pending = [[(np.asarray(o), a.item() if np.ndim(a) == 0 else np.asarray(a), float(r))
                           for o, a, r in zip(p["obs"], p["action"], p["reward"])] for p in state["pending"]]
+        self._last_next = [np.array(p["last_next"], copy=True) if p.get("last_next") is not None else None
+                           for p in state["pending"]]

@@ -53,12 +53,13 @@ class RolloutBuffer:
 
     def next_values(self, last_values: np.ndarray) -> np.ndarray:
         """V(s_{t+1}) for every stored step: the next row's value, V(s_final) after a truncation,
-        and ``last_values`` (V of the observation after the rollout) for the last row."""
-        out = np.empty_like(self.values)
-        out[:-1] = self.values[1:]
+        and ``last_values`` (V of the observation after the rollout) for the last stored row."""
+        rows = self.pos
+        out = np.empty_like(self.values[:rows])
+        out[:-1] = self.values[1:rows]
         out[-1] = last_values
-        truncated = (self.dones > 0) & (self.terminated == 0)
-        return np.where(truncated, self.trunc_values, out)
+        truncated = (self.dones[:rows] > 0) & (self.terminated[:rows] == 0)
+        return np.where(truncated, self.trunc_values[:rows], out)
 
     def reset(self) -> None:
         self.pos = 0
@@ -103,11 +104,20 @@ class EpisodeBuffer:
             ep["actions"].append(np.array(actions[i]))
             ep["rewards"].append(float(rewards[i]))
             if terminated[i] or truncated[i]:
-                self.complete.append({"observations": np.stack(ep["observations"]), "actions": np.stack(ep["actions"]),
-                                      "rewards": np.array(ep["rewards"], dtype=np.float32),
-                                      "truncated": bool(truncated[i] and not terminated[i]),
-                                      "final_observation": np.array(final_observations[i], dtype=self.obs_dtype)})
-                self.partial[i] = self._empty()
+                self._close(i, bool(truncated[i] and not terminated[i]), final_observations[i])
+
+    def _close(self, i: int, truncated: bool, final_observation) -> None:
+        ep = self.partial[i]
+        self.complete.append({"observations": np.stack(ep["observations"]), "actions": np.stack(ep["actions"]),
+                              "rewards": np.array(ep["rewards"], dtype=np.float32), "truncated": truncated,
+                              "final_observation": np.array(final_observation, dtype=self.obs_dtype)})
+        self.partial[i] = self._empty()
+
+    def cut(self, final_observations) -> None:
+        """End every unfinished episode here as if a time limit cut it, ``final_observations[i]`` its last s'."""
+        for i in range(self.num_envs):
+            if self.partial[i]["observations"]:
+                self._close(i, True, final_observations[i])
 
     def take(self) -> list[dict[str, Any]]:
         episodes, self.complete = self.complete, []
