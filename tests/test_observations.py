@@ -363,3 +363,15 @@ def test_independent_deep_learners_read_frame_observations():
     assert isinstance(team.learners["a"].q_net.trunk, SmallCNN)
     actions = team.act({"a": np.zeros((6, 6, 2), np.uint8), "b": np.full((6, 6, 2), 255, np.uint8)}, explore=False)
     assert set(actions) == {"a", "b"} and all(a in range(3) for a in actions.values())
+
+
+def test_minatar_breakout_trains_from_the_cli_through_its_entry_point(tmp_path):
+    """MinAtar declares its ids through Gymnasium's plugin group; its 10×10×4 bool frames go through the small CNN,
+    stored as uint8, and the run evaluates in a new process."""
+    from helpers import one_json, run
+
+    trained = one_json(run(tmp_path, "train", "--env", "MinAtar/Breakout-v1", "--algo", "dqn", "--steps", "400",
+                           "--set", "learning_starts=100", "--eval-episodes", "1", "--out", "breakout", "--json"))
+    assert trained["steps"] == 400 and trained["config"]["encoder"] == "auto"
+    evaluated = one_json(run(tmp_path, "eval", "breakout", "--episodes", "1", "--json"))
+    assert evaluated["env"] == "MinAtar/Breakout-v1" and len(evaluated["returns"]) == 1
