@@ -41,8 +41,8 @@ def first_reaching(summary: dict, threshold: float) -> int | None:
     return next((p["step"] for p in summary["curve"] if p["mean_return"] >= threshold), None)
 
 
-def kilo(steps: int | None) -> str:
-    return "never" if steps is None else f"{steps // 1000}k"
+def kilo(steps: float | None) -> str:
+    return "never" if steps is None else f"{steps / 1000:g}k"
 
 
 @dataclass
@@ -61,7 +61,7 @@ def ppo_cartpole() -> str:
     solved = sorted(s for s in firsts if s is not None)
     if len(solved) < 5:
         return f"first greedy mean ≥ 475 within 30k steps on {len(solved)}/5 seeds ({[kilo(s) for s in firsts]})"
-    return f"first greedy mean ≥ 475 after {kilo(solved[0])}–{kilo(solved[-1])} steps (median {kilo(int(statistics.median(solved)))}"
+    return f"first greedy mean ≥ 475 after {kilo(solved[0])}–{kilo(solved[-1])} steps (median {kilo(statistics.median(solved))}"
 
 
 def windy_grid_episodes() -> str:
@@ -83,7 +83,7 @@ def dqn_cartpole() -> str:
     if min(finals) < 475 or None in firsts:
         return f"seeds 0–4 end at greedy means {finals} (first ≥ 475 at {[kilo(s) for s in firsts]})"
     return (f"seeds 0–4 all end at a greedy mean ≥ 475 ({min(finals):g}–{max(finals):g}), first reaching it after a "
-            f"median {kilo(int(statistics.median(firsts)))} steps")
+            f"median {kilo(statistics.median(firsts))} steps")
 
 
 def frozenlake_value_iteration() -> str:
