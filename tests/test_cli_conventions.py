@@ -65,3 +65,14 @@ def test_algos_takes_the_names_to_show(capsys):
     assert code == 0 and [a["name"] for a in json.loads(out)["algorithms"]] == ["ppo"]
     code, _, err = cli(["algos", "ppx"], capsys)
     assert code == 2 and "unknown algorithm 'ppx'" in err
+
+
+def test_independent_ppo_learners_run_on_a_matrix_game_and_a_bad_config_is_refused_before_any_folder(tmp_path, capsys):
+    base = ["train", "--env", "llmagentos/ClimbingGame-v0", "--algo", "il", "--set", "learner=ppo", "--steps", "512",
+            "--eval-episodes", "1", "--seeds", "0:2"]
+    code, out, err = cli(base + ["--out", str(tmp_path / "good"), "--json"], capsys)
+    assert code == 0, err
+    assert [r["seed"] for r in json.loads(out)["runs"]] == [0, 1] and not json.loads(out)["failed"]
+    code, _, err = cli(base + ["--set", 'learner_config={"batch_size": 999}', "--out", str(tmp_path / "bad")], capsys)
+    assert code == 2 and "batch_size must divide" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "bad").exists()

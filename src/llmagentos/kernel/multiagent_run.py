@@ -65,16 +65,23 @@ def make_multiagent_config(spec: Any) -> tuple[str, Any]:
 
     entry = registry.get(spec.algo)
     if entry.kind == "multiagent":
-        return spec.algo, make_config(spec.algo, spec.config, spec.env)
+        config = make_config(spec.algo, spec.config, spec.env)
+        if spec.algo == "il" and "learner_config" not in spec.config and not _tabular(config.learner):
+            config = dataclasses.replace(config, learner_config={})  # `--set learner=ppo`: the preset is for tables
+        return spec.algo, config
     # `--algo q-learning` on a multi-agent world: independent learners running that algorithm, `--set` for it
     config = make_config("il", {"learner": spec.algo}, spec.env)
     if spec.config:
         given = make_config(spec.algo, spec.config)  # coerced and checked by the learner's own config class
         learner_config = {k: getattr(given, k) for k in spec.config}
     else:  # the il preset's exploration fits the tabular TD learners only
-        tabular = registry.get(spec.algo).config == registry.get("q-learning").config
-        learner_config = config.learner_config if tabular else {}
+        learner_config = config.learner_config if _tabular(spec.algo) else {}
     return "il", dataclasses.replace(config, learner_config=learner_config)
+
+
+def _tabular(algo: str) -> bool:
+    """Whether ``algo`` is a tabular TD learner, the kind the il presets' exploration schedules are for."""
+    return registry.get(algo).config == registry.get("q-learning").config
 
 
 def make_learner(name: str, env: Any, config: Any, seed: int) -> Any:
@@ -366,7 +373,12 @@ def validate_multiagent_block(raw: Any) -> Any:
         is_multiagent_job(spec.prepare_world(), spec.algo)
         refuse_wrappers(spec)
         make_config(spec.algo, spec.config, spec.env)
-        make_parallel_env(spec.prepare_world(), **spec.env_args).close()
+        env = make_parallel_env(spec.prepare_world(), **spec.env_args)
+        try:  # the learners check their configs against the world's agents and spaces (il's batch sizes, say)
+            name, config = make_multiagent_config(spec)
+            make_learner(name, env, config, seed=0)
+        finally:
+            env.close()
     except UsageError as err:
         raise UsageError(f"invalid spec: multiagent: {err}") from None
     return block
