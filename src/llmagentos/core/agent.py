@@ -11,6 +11,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from llmagentos.core.errors import UsageError
+
 
 @dataclass
 class Transition:
@@ -96,12 +98,13 @@ class Agent:
 
     def weights(self, trunk_only: bool = False) -> dict[str, Any]:
         """The knowledge a task leaves behind, as tensors or arrays: network weights or a value table
-        (``trunk_only``: all but the output layers)."""
-        raise NotImplementedError(f"{self.algo} keeps no weights")
+        (``trunk_only``: all but the output layers); empty for an agent that keeps none."""
+        return {}
 
     def load_weights(self, weights: dict[str, Any], trunk_only: bool = False) -> None:
         """Load :meth:`weights` of this kind of agent (``trunk_only``: all but the output layers)."""
-        raise NotImplementedError(f"{self.algo} keeps no weights")
+        if weights:
+            raise UsageError(f"{self.algo} keeps no weights to load (got {', '.join(sorted(weights))})")
 
 
 def space_text(space: Any) -> str:

@@ -191,13 +191,6 @@ def _copy_table(source: Agent, target: Agent, state_map: Sequence[int] | None) -
     target.load_weights({"q": q_src[mapping]})  # Q_target(s, a) = Q_source(map(s), a)
 
 
-def _table_weights(agent: Agent) -> dict[str, Any]:
-    try:
-        return agent.weights()
-    except NotImplementedError:
-        return {}
-
-
 def transfer_agent(source: Agent, target: Agent, mode: str, state_map: Sequence[int] | None = None,
                    prior_steps: int = 10_000, prior_probability: float = 1.0, seed: int = 0) -> Agent:
     """Start ``target`` (a fresh agent for the target task) from ``source``; returns the agent to train.
@@ -217,7 +210,7 @@ def transfer_agent(source: Agent, target: Agent, mode: str, state_map: Sequence[
     if not target.parameter_groups():  # a table
         if mode == "trunk":
             raise UsageError("a Q table has no trunk; use --mode full (with a state map) or prior for tabular learners")
-        if source.parameter_groups() or "q" not in _table_weights(source):
+        if source.parameter_groups() or "q" not in source.weights():
             raise UsageError(f"cannot transfer a {source.algo} agent into a tabular {target.algo} agent")
         _copy_table(source, target, state_map)
         return target
