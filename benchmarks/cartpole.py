@@ -95,7 +95,8 @@ def run_ours(algo: str, seed: int, every: int, episodes: int) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from llmagentos.kernel.run import TrainSpec, train
+    from llmagentos.jobs.train import train
+    from llmagentos.kernel.run import TrainSpec
     from llmagentos.learners.registry import config_class
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -28,7 +28,7 @@ import numpy as np
 
 from llmagentos.cli import print_table
 from llmagentos.kernel.backends import is_failure, run_jobs
-from llmagentos.kernel.lifelong_run import LifelongBlock, aggregate, arms, combine, run_arm
+from llmagentos.jobs.lifelong import LifelongBlock, aggregate, arms, combine, run_arm
 
 #: Continual World CW20 (SAC, Meta-World; Wołczyk et al. 2021, Table 2): average performance / forgetting
 CW20 = {"finetune": (0.05, 0.73), "ewc": (0.60, 0.02), "replay": (0.12, 0.07), "packnet": (0.80, 0.00)}

@@ -34,7 +34,8 @@ ALGOS = ["il", "jal", "distributed-q", "hysteretic", "fmq", "lenient"]
 
 def run_one(job: dict) -> dict:
     """One seed of one cell through the kernel (run directory in a scratch folder, thrown away afterwards)."""
-    from llmagentos.kernel.run import TrainSpec, train
+    from llmagentos.jobs.train import train
+    from llmagentos.kernel.run import TrainSpec
 
     scratch = Path(tempfile.mkdtemp(prefix="llmagentos-bench-"))
     try:

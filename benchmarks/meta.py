@@ -157,7 +157,7 @@ def ours_nes(seed: int, generations: int, config_overrides: dict) -> dict:
     import tempfile
 
     from llmagentos.kernel.logging import MetricsLog
-    from llmagentos.kernel.meta import MetaBlock, _run_nes
+    from llmagentos.jobs.meta import MetaBlock, _run_nes
     from llmagentos.learners.nes import NESConfig
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -193,7 +193,7 @@ def backend_speedup(generations: int, population: int, workers: int) -> dict:
     import numpy as np
 
     from llmagentos.kernel.backends import JobPool
-    from llmagentos.kernel.meta import population_evaluator
+    from llmagentos.jobs.meta import population_evaluator
     from llmagentos.learners.nes import ES, NESConfig, num_weights
 
     hidden = [64, 64]

@@ -29,9 +29,9 @@ import torch
 
 torch.set_num_threads(1)
 
-from llmagentos.kernel.multitask import MultiTaskBlock, first_step_reaching, train_multitask  # noqa: E402
-from llmagentos.kernel.run import train  # noqa: E402
-from llmagentos.kernel.transfer import run_transfer  # noqa: E402
+from llmagentos.jobs.multitask import MultiTaskBlock, first_step_reaching, train_multitask  # noqa: E402
+from llmagentos.jobs.train import train  # noqa: E402
+from llmagentos.jobs.transfer import run_transfer  # noqa: E402
 from llmagentos.lifelong.transfer import mean_ci  # noqa: E402
 
 #: DQN settings, pinned (not the learner's defaults, which are tuned for single-task CartPole and may change):

@@ -27,7 +27,8 @@ import numpy as np
 
 import llmagentos.envs  # noqa: F401
 from llmagentos.core.loop import Interaction
-from llmagentos.kernel.run import Trainer, TrainSpec, make_agent, make_env
+from llmagentos.jobs.trainer import Trainer
+from llmagentos.kernel.run import TrainSpec, make_agent, make_env
 
 clock = time.process_time
 

@@ -9,7 +9,8 @@ from torch import nn
 
 from llmagentos.cli import main
 from llmagentos.kernel.checkpoint import load_state, save_state
-from llmagentos.kernel.run import TrainSpec, train
+from llmagentos.jobs.train import train
+from llmagentos.kernel.run import TrainSpec
 from llmagentos.learners.common.buffers import ReplayBatch, ReplayBuffer
 from llmagentos.learners.dqn import DQN, DQNConfig, dqn_loss, dqn_target
 

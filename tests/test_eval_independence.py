@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from llmagentos.kernel.run import train
+from llmagentos.jobs.train import train
 
 
 def _trajectory(tmp_path, name, **kwargs):

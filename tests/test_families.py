@@ -112,7 +112,7 @@ def test_bad_family_and_env_arg_exit_2(tmp_path):
 
 
 def test_env_arg_selects_a_grid_task(tmp_path):
-    from llmagentos.kernel.run import train
+    from llmagentos.jobs.train import train
 
     summary = train(env="llmagentos/GoalGrid-v0", algo="q-learning", steps=3000, seed=0, out=str(tmp_path / "r"),
                     env_args={"goal": [2, 3], "size": 4}, tensorboard=False)

@@ -74,7 +74,7 @@ def test_job_pool_keeps_its_workers_across_runs_and_recovers_from_a_dead_one():
 
 
 def test_nes_generation_identical_inline_in_processes_and_on_ray(ray_instance):
-    from llmagentos.kernel.meta import population_evaluator
+    from llmagentos.jobs.meta import population_evaluator
     from llmagentos.learners.nes import ES, NESConfig
 
     population = ES(10, NESConfig(population=7), seed=1).ask()

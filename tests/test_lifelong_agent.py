@@ -6,7 +6,7 @@ import torch
 
 from llmagentos.core.errors import UsageError
 from llmagentos.kernel.checkpoint import load_state, save_state
-from llmagentos.kernel.lifelong_run import LifelongBlock, build_agent, resolve_stream, run_arm, validate_block
+from llmagentos.jobs.lifelong import LifelongBlock, build_agent, resolve_stream, run_arm, validate_block
 from llmagentos.lifelong.agent import StreamRunConfig, run_stream
 from llmagentos.lifelong.consolidation import ConsolidationConfig, NetworkView, PackNet
 from llmagentos.lifelong.stream import DriftingWorld, TaskStream

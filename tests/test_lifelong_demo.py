@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from llmagentos.kernel.demo import lifelong_demo
+from llmagentos.jobs.demo import lifelong_demo
 
 
 def test_demo_reports_every_strategy_with_the_contract_keys(tmp_path):

@@ -45,7 +45,7 @@ def test_a_reference_below_random_is_reported_not_flipped():
     norm = metrics.normalise(raw, random_returns=[10.0, 20.0], single_task_returns=[100.0, 15.0])
     assert norm[:, 1] == pytest.approx([6.0, -6.0])  # in return units, with the sign of raw − random
     assert metrics.references_below_random([10.0, 20.0], [100.0, 15.0]) == [1]
-    from llmagentos.kernel.lifelong_run import LifelongBlock, combine
+    from llmagentos.jobs.lifelong import LifelongBlock, combine
 
     block = LifelongBlock(family="goal-grid", tasks=2, steps_per_task=10, strategies=["finetune"])
     arm = {"raw_matrix": raw.tolist(), "curves": [[10.0, 10.0], [20.0, 26.0]], "life": [], "boundaries": [0, 10],
@@ -64,7 +64,7 @@ def test_gem_forward_transfer_is_the_zero_shot_gain_over_a_fresh_learner():
     summary = metrics.summarise([R], curves, refs)
     assert summary["forward_transfer_gem"] == pytest.approx(-0.025)
     assert summary["forward_transfer"] is not None  # Continual World's beside it
-    from llmagentos.kernel.lifelong_run import table
+    from llmagentos.jobs.lifelong import table
 
     headers, rows = table({"lifelong": {"finetune": summary}})
     assert "forward transfer" in headers and "forward transfer (GEM)" in headers

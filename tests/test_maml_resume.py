@@ -8,7 +8,7 @@ import json
 import pytest
 
 from llmagentos.kernel import checkpoint
-from llmagentos.kernel.meta import MetaBlock, run_meta_job
+from llmagentos.jobs.meta import MetaBlock, run_job
 from llmagentos.learners.maml import MAML
 
 SINUSOID = {"meta_iterations": 40, "checkpoint_every": 10, "log_every": 5, "eval_tasks": 10, "eval_steps": 2,
@@ -44,18 +44,18 @@ def metric_lines(run_dir):
 @pytest.mark.parametrize("family,config,key", [("sinusoid", SINUSOID, "mse"), ("goal-grid", GOAL_GRID, "return")])
 def test_a_killed_maml_job_resumes_from_its_checkpoint_exactly(tmp_path, monkeypatch, family, config, key):
     block = MetaBlock(algo="maml", family=family, config=config)
-    whole = run_meta_job(block, 3, tmp_path / "whole")
+    whole = run_job(block, 3, tmp_path / "whole")
 
     saved = kill_after_checkpoints(monkeypatch, 2)
     with pytest.raises(Killed):
-        run_meta_job(block, 3, tmp_path / "killed")
+        run_job(block, 3, tmp_path / "killed")
     monkeypatch.undo()
     assert saved[-1] > 0 and (tmp_path / "killed" / "checkpoint.json").exists()
     assert not (tmp_path / "killed" / "maml.json").exists()
     updates = []
     real_update = MAML.outer_update
     monkeypatch.setattr(MAML, "outer_update", lambda self, loss: updates.append(1) or real_update(self, loss))
-    resumed = run_meta_job(block, 3, tmp_path / "killed")
+    resumed = run_job(block, 3, tmp_path / "killed")
 
     # only the meta-updates after the second checkpoint ran again, and they gave the uninterrupted job's result
     assert len(updates) == config["meta_iterations"] - 2 * config["checkpoint_every"]
@@ -69,11 +69,11 @@ def test_a_checkpoint_of_another_config_is_not_resumed(tmp_path, monkeypatch):
     block = MetaBlock(algo="maml", family="sinusoid", config=SINUSOID)
     kill_after_checkpoints(monkeypatch, 1)
     with pytest.raises(Killed):
-        run_meta_job(block, 0, tmp_path / "run")
+        run_job(block, 0, tmp_path / "run")
     monkeypatch.undo()
     other = MetaBlock(algo="maml", family="sinusoid", config={**SINUSOID, "meta_lr": 0.002})
-    fresh = run_meta_job(other, 0, tmp_path / "fresh")
-    restarted = run_meta_job(other, 0, tmp_path / "run")  # starts over instead of loading θ trained with meta_lr 0.001
+    fresh = run_job(other, 0, tmp_path / "fresh")
+    restarted = run_job(other, 0, tmp_path / "run")  # starts over instead of loading θ trained with meta_lr 0.001
     assert restarted["mse"] == fresh["mse"]
 
 

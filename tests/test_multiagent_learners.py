@@ -6,7 +6,7 @@ import pytest
 from llmagentos import make_parallel_env
 from llmagentos.core.agent import Transition
 from llmagentos.core.errors import UsageError
-from llmagentos.kernel.multiagent_run import ParallelInteraction, greedy_outcome, make_learner
+from llmagentos.jobs.multiagent import ParallelInteraction, greedy_outcome, make_learner
 from llmagentos.kernel.run import make_config
 
 

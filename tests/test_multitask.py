@@ -95,7 +95,7 @@ def test_hard_sharing_state_dict_round_trip():
 
 
 def test_tiny_multitask_run_learns_all_goals():
-    from llmagentos.kernel.multitask import MultiTaskBlock, train_multitask
+    from llmagentos.jobs.multitask import MultiTaskBlock, train_multitask
 
     block = MultiTaskBlock(family="goal-grid", family_options={"size": 4}, tasks=3, learner="dqn", sharing="conditioned",
                            steps=2400, eval_episodes=1, config={"learning_starts": 200, "exploration_steps": 1200,
@@ -153,7 +153,7 @@ multitask:
 @pytest.mark.parametrize("learner", ["a2c", "ppo"])
 @pytest.mark.parametrize("sharing", ["soft", "conditioned"])
 def test_policy_gradient_learners_train_under_every_sharing(learner, sharing):
-    from llmagentos.kernel.multitask import MultiTaskBlock, train_multitask
+    from llmagentos.jobs.multitask import MultiTaskBlock, train_multitask
 
     config = {"num_envs": 1, "n_steps": 16, "hidden": [16]} | ({"batch_size": 16, "n_epochs": 2} if learner == "ppo" else {})
     block = MultiTaskBlock(family="goal-grid", family_options={"size": 3}, tasks=2, learner=learner, sharing=sharing,
@@ -169,7 +169,7 @@ def test_policy_gradient_learners_train_under_every_sharing(learner, sharing):
 
 @pytest.mark.parametrize("sharing", ["hard", "soft"])
 def test_ppo_under_hard_and_soft_sharing_learns_both_goals(sharing):
-    from llmagentos.kernel.multitask import MultiTaskBlock, train_multitask
+    from llmagentos.jobs.multitask import MultiTaskBlock, train_multitask
 
     config = {"num_envs": 1, "n_steps": 16, "batch_size": 16, "n_epochs": 4, "hidden": [32], "learning_rate": 3e-3,
               "ent_coef": 0.01}

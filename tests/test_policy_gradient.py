@@ -15,7 +15,8 @@ from llmagentos.core.errors import UsageError
 from llmagentos.core.loop import Interaction, evaluate
 from llmagentos.core.seeding import derive_seed
 from llmagentos.kernel.checkpoint import load_state, save_state
-from llmagentos.kernel.run import make_agent, make_config, make_env, train
+from llmagentos.jobs.train import train
+from llmagentos.kernel.run import make_agent, make_config, make_env
 from llmagentos.learners.common.distributions import Categorical, DiagGaussian
 from llmagentos.learners.common.rollout import RolloutBuffer
 from llmagentos.learners.policy_gradient import PPO, discounted_returns, gae, ppo_loss, reinforce_loss
@@ -220,7 +221,7 @@ def test_kernel_resume_from_an_earlier_checkpoint_repeats_the_run(tmp_path, algo
     import json
     import shutil
 
-    from llmagentos.kernel.run import resume
+    from llmagentos.jobs.train import resume
 
     straight = train(env=env_id, algo=algo, steps=2000, seed=4, config=config, eval_every=1000, eval_episodes=2,
                      checkpoint_every=300, out=str(tmp_path / "run"), tensorboard=False)

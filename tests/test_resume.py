@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from llmagentos.cli import main
-from llmagentos.kernel.run import TrainSpec, resume, train
+from llmagentos.jobs.train import resume, train
+from llmagentos.kernel.run import TrainSpec
 from helpers import comparable
 
 # small, but with everything a resume must carry: updates, target syncs, a replay memory that wraps

@@ -253,7 +253,7 @@ def dead_pid() -> int:
 def test_an_unexpected_exception_is_one_line_and_a_crash_report(tmp_path, capsys, monkeypatch):
     import tempfile
 
-    import llmagentos.kernel.run as run_module
+    import llmagentos.jobs.train as run_module
 
     def broken(*args, **kwargs):
         raise RuntimeError("a bug nobody foresaw")

@@ -11,8 +11,10 @@ import torch
 
 from llmagentos.core.agent import Transition
 from llmagentos.envs.families import get_family
-from llmagentos.kernel.lifelong_run import LifelongBlock, build_agent, resolve_stream
-from llmagentos.kernel.run import TrainSpec, Trainer, make_config, train
+from llmagentos.jobs.lifelong import LifelongBlock, build_agent, resolve_stream
+from llmagentos.jobs.train import train
+from llmagentos.jobs.trainer import Trainer
+from llmagentos.kernel.run import TrainSpec, make_config
 from llmagentos.learners.dqn import DQN, DQNConfig
 from llmagentos.learners.policy_gradient import A2C, PPO, A2CConfig, PPOConfig, Reinforce, ReinforceConfig, gae
 from llmagentos.lifelong.agent import LifelongAgent, LifelongConfig, StreamRunConfig, network_view, run_stream

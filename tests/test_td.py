@@ -12,7 +12,8 @@ import llmagentos.envs  # noqa: F401
 from llmagentos.core.agent import Transition
 from llmagentos.core.errors import UsageError
 from llmagentos.core.loop import Interaction, evaluate
-from llmagentos.kernel.run import TrainSpec, make_agent, make_env, train
+from llmagentos.jobs.train import train
+from llmagentos.kernel.run import TrainSpec, make_agent, make_env
 from llmagentos.learners.td import ExpectedSarsa, QLearning, Sarsa, TDConfig
 
 CLIFF = {"alpha": 0.5, "epsilon": 0.1, "gamma": 1.0}

@@ -97,7 +97,7 @@ def test_policy_prior_explores_with_the_source_policy_then_fades():
 
 
 def test_transfer_command_related_task_jumpstarts(tmp_path):
-    from llmagentos.kernel.run import train
+    from llmagentos.jobs.train import train
 
     train(env="llmagentos/GoalGrid-v0", algo="q-learning", steps=4000, seed=0, out=str(tmp_path / "src"),
           env_args={"size": 6, "goal": [5, 5]}, tensorboard=False)

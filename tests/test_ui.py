@@ -113,7 +113,7 @@ def filled(tmp_path_factory):
 
 
 def fill(store: Path, runs: Path) -> None:
-    from llmagentos.kernel.demo import lifelong_demo
+    from llmagentos.jobs.demo import lifelong_demo
 
     for name in ("walk1", "walk2"):
         llmagentos("--store", str(store), "train", "--env", "CliffWalking-v1", "--algo", "q-learning", "--episodes", "60",

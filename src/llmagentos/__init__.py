@@ -44,7 +44,7 @@ def evaluate(run: Any, episodes: int = 10, seed: int | None = None, env: Any = N
 
 def resume(run_dir: str, quiet: bool = True, env: Any = None) -> dict[str, Any]:
     """Continue a stopped run from its last checkpoint (``env`` for a run trained on a Python object)."""
-    from llmagentos.kernel.run import resume as _resume
+    from llmagentos.jobs.train import resume as _resume
 
     return _resume(run_dir, quiet=quiet, world=env)
 

@@ -63,7 +63,8 @@ def train(env: Any, algo: str, steps: int | None = None, *, out: str | Path | No
     When ``out`` already holds something, the run goes to a fresh ``out-2``, ``out-3``, ... beside it, or replaces
     it with ``overwrite=True`` (only a run directory is ever replaced), so a script can run twice and lose nothing.
     """
-    from llmagentos.kernel.run import TrainSpec, fresh_run_dir, train as run_train
+    from llmagentos.jobs.train import train as run_train
+    from llmagentos.kernel.run import TrainSpec, fresh_run_dir
 
     spec = TrainSpec(env=env, algo=algo, steps=steps, out=fresh_run_dir(out, overwrite), **fields)
     return run_train(spec, quiet=quiet, store=store)
@@ -72,20 +73,20 @@ def train(env: Any, algo: str, steps: int | None = None, *, out: str | Path | No
 def load(run_dir: str | Path, env: Any = None) -> TrainedAgent:
     """The trained agent of a finished run. ``env`` replaces the recorded world (needed when the run was trained on
     a Python object that another process cannot make again, recorded as ``python:Class``)."""
-    from llmagentos.kernel import multiagent_run
+    from llmagentos.jobs import multiagent
     from llmagentos.kernel.run import load_agent, read_job
 
     run_dir = Path(run_dir)
     job = read_job(run_dir, world=env)
-    if multiagent_run.is_multiagent_job(job.prepare_world(), job.algo):
-        return TrainedAgent(run_dir, multiagent_run.load_learner(run_dir, world=env), job, True)
+    if multiagent.is_multiagent_job(job.prepare_world(), job.algo):
+        return TrainedAgent(run_dir, multiagent.load_learner(run_dir, world=env), job, True)
     return TrainedAgent(run_dir, load_agent(run_dir, world=env), job, False)
 
 
 def evaluate(run: str | Path | TrainedAgent, episodes: int = 10, seed: int | None = None, env: Any = None) -> dict[str, Any]:
     """Greedy returns of a run's agent (a run directory or a :class:`TrainedAgent`) on its world, or on ``env``;
     the JSON of ``llmagentos eval``."""
-    from llmagentos.kernel.run import evaluate_run
+    from llmagentos.jobs.train import evaluate_run
 
     if isinstance(run, TrainedAgent):
         env = run.job.world if env is None else env

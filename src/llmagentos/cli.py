@@ -149,7 +149,8 @@ def train(env, algo, steps, episodes, seed, overrides, env_args, wrappers, eval_
           checkpoint_every, out, quiet, as_json, seeds, backend, workers, ray_address, agent, wait) -> None:
     """Train an agent on an environment and write a run directory (--seeds A:B: one job per seed)."""
     from llmagentos.envs.make import parse_wrapper
-    from llmagentos.kernel.run import TrainSpec, train as run_train
+    from llmagentos.jobs.train import train as run_train
+    from llmagentos.kernel.run import TrainSpec
 
     wrappers = [parse_wrapper(w) for w in wrappers]
     if seeds is not None:
@@ -183,7 +184,7 @@ def resume(run_dir: str, quiet: bool, as_json: bool) -> None:
     """Continue a stopped or killed run (its directory, or its id in llmagentos runs ls) from its last checkpoint, or a sweep."""
     from pathlib import Path
 
-    from llmagentos.kernel.run import resume as run_resume
+    from llmagentos.jobs.train import resume as run_resume
 
     store = open_store()
     if not Path(run_dir).is_dir() and run_dir.isdigit():
@@ -214,24 +215,9 @@ def emit_sweep(result: dict[str, Any], as_json: bool) -> None:
         print_table(["seed", "params", "status", "steps", "eval return", "run directory / error"], rows)
         click.echo(f"sweep directory: {result['out']} ({len(result['skipped'])} skipped as already finished, "
                    f"{len(result['failed'])} failed)")
-        if result.get("outcomes"):  # multi-agent normal-form games: where the seeds' greedy joint actions landed
-            from llmagentos.kernel.multiagent_run import outcome_rows, sweep_game
+        from llmagentos.jobs import job_kind
 
-            click.echo("")
-            print_table(["greedy joint action", "runs", "share", "payoff", "Nash", "optimal"],
-                        outcome_rows(result, sweep_game(result)))
-            if result.get("optimal_share") is not None:
-                click.echo(f"optimal share: {result['optimal_share']:.3f}")
-        if result.get("kind") == "meta":  # MAML's errors after k adaptation steps, NES's generations to solve
-            from llmagentos.kernel.meta import table
-
-            click.echo("")
-            print_table(*table(result))
-        if result.get("kind") == "lifelong" and result.get("lifelong"):  # metrics per strategy (mean [95 % CI])
-            from llmagentos.kernel.lifelong_run import table as lifelong_table
-
-            click.echo("")
-            print_table(*lifelong_table(result))
+        job_kind(result["kind"]).show(result)  # the kind's own tables: outcomes, adaptation errors, lifelong metrics
     if result["failed"]:
         for failed in result["failed"]:
             click.echo(f"llmagentos: job {failed['job']} (seed {failed['seed']}) failed: {failed['error']}", err=True)
@@ -265,7 +251,7 @@ def schema() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 def eval_command(run_dir: str, episodes: int, as_json: bool) -> None:
     """Evaluate a trained run's agent greedily."""
-    from llmagentos.kernel.run import evaluate_run
+    from llmagentos.jobs.train import evaluate_run
 
     result = evaluate_run(run_dir, episodes)
     if as_json:
@@ -355,12 +341,12 @@ def demo(cliff: bool, seeds: int | None, steps_per_task: int, episodes: int, bac
          out: str | None, quiet: bool, as_json: bool) -> None:
     """The main job: a lifelong agent through a stream of tasks — fine-tuning, EWC and replay side by side."""
     if cliff:
-        from llmagentos.kernel.demo import cliff_walking_demo
+        from llmagentos.jobs.demo import cliff_walking_demo
 
         result = cliff_walking_demo(seeds=seeds or 5, episodes=episodes, out=out or "runs/demo", quiet=quiet or as_json,
                                     table=not as_json)
     else:
-        from llmagentos.kernel.demo import lifelong_demo
+        from llmagentos.jobs.demo import lifelong_demo
 
         result = lifelong_demo(seeds=3 if seeds is None else seeds, steps_per_task=steps_per_task,
                                out=out or "runs/demo-lifelong", backend=backend, workers=workers, quiet=quiet or as_json,
@@ -389,7 +375,7 @@ def transfer(source, env, env_args, mode, steps, seeds, overrides, eval_every, e
              out, quiet, as_json) -> None:
     """Transfer a trained agent to a target task and compare with learning from scratch (Taylor & Stone, 2009)."""
     from llmagentos.config import parse_seeds
-    from llmagentos.kernel.transfer import print_transfer, run_transfer
+    from llmagentos.jobs.transfer import print_transfer, run_transfer
 
     try:
         mapping = json.loads(state_map) if state_map else None

@@ -20,26 +20,8 @@ Validation happens before any work starts; a wrong type, an unknown key or an un
 raises :class:`UsageError` naming the field path (``train.config.alpha: ...``), and the command line
 exits 2. ``llmagentos schema`` prints the JSON Schema of every kind's spec.
 
-Adding a job kind (multi-task, meta, multi-agent, lifelong ...)
-------------------------------------------------------------------
-1. In your own module, write a pydantic model for your block (``model_config = ConfigDict(extra="forbid", allow_inf_nan=False)``;
-   embed algorithm configs with :func:`algo_config_model` / :func:`config_model`, never by copying fields)
-   and a runner ``run(block, seed: int, out_dir: pathlib.Path) -> dict`` (a JSON-able summary; it
-   should contain ``"seed"``). The runner writes what it likes under ``out_dir``; the kernel writes
-   ``out_dir/summary.json`` from the returned dict if the runner did not, and a sweep re-run skips
-   every job whose ``summary.json`` exists. ``out_dir`` may hold a previous interrupted attempt.
-2. Add one line to :data:`JOB_KINDS` below::
-
-       JobKind("meta", "llmagentos.learners.meta_jobs:MetaBlock", "llmagentos.learners.meta_jobs:run_meta_job",
-               "Meta-learning (MAML, NES) on a task family."),
-
-   Targets are ``"module:attribute"`` strings, imported only when a spec uses the kind, so listing kinds
-   imports no torch. The runner must be a top-level function (processes and Ray import it by name).
-   Optional: ``validate`` (``"module:function(raw_dict) -> block"``, for checks beyond the model's
-   types; raise UsageError with the field path), ``aggregate`` (``"module:function(results) -> dict"``,
-   extra keys merged into the sweep's JSON, e.g. ``outcomes``/``optimal_share``), and
-   ``from_train_flags`` (``"module:function(flags) -> raw block"``) with ``algo_kinds`` so that
-   ``llmagentos train --algo X --seeds A:B`` routes algorithms of those registry kinds to your kind.
+Job kinds are registered in :mod:`llmagentos.jobs` (one module per kind, one line each in ``JOB_KINDS``);
+this module knows none of them by name.
 """
 
 from __future__ import annotations
@@ -51,7 +33,7 @@ import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
 
@@ -62,127 +44,8 @@ from llmagentos.core.limits import MAX_JOBS, SEED_LIMIT, check_finite, check_nam
 # importable from here, where the spec format is documented
 from llmagentos.kernel.validation import (  # noqa: F401
     algo_config_model, config_model, format_validation_error, model_name, train_block_model, validate_model)
+from llmagentos.jobs import JOB_KINDS, JobKind, job_kind  # noqa: F401  (the registry, re-exported where specs are read)
 from llmagentos.learners import registry
-
-
-# -- job kinds --------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class JobKind:
-    """A kind of job a spec can hold. Targets are ``"module:attribute"``, imported on use."""
-
-    #: the spec key of the kind's block (an identifier: train, multitask, meta, multiagent, lifelong)
-    name: str
-    #: the block's pydantic model class, or a zero-argument function returning a type pydantic validates
-    model: str
-    #: ``run(block, seed, out_dir) -> summary dict``; top-level, so processes and Ray can import it
-    runner: str
-    summary: str
-    #: optional ``validate(raw_dict) -> block`` replacing plain model validation (extra checks, better paths)
-    validate: str | None = None
-    #: optional ``aggregate(results) -> dict`` of extra keys for the sweep's JSON
-    aggregate: str | None = None
-    #: optional ``from_train_flags(flags) -> raw block``: lets ``llmagentos train --seeds`` build this kind
-    from_train_flags: str | None = None
-    #: registry kinds (AlgoEntry.kind) that ``llmagentos train`` routes to this job kind
-    algo_kinds: tuple[str, ...] = ()
-    #: block keys that choose where a job runs, not what it computes: changing one is not a new experiment
-    execution_keys: tuple[str, ...] = ()
-
-    def block_type(self) -> Any:
-        target = registry.load(self.model)
-        return target if isinstance(target, type) else target()
-
-    def validate_block(self, raw: Any) -> Any:
-        if self.validate:
-            return registry.load(self.validate)(raw)
-        return validate_model(self.block_type(), raw, self.name)
-
-
-#: every job kind a spec may hold, by its block key — one line per kind
-JOB_KINDS: dict[str, JobKind] = {k.name: k for k in [
-    JobKind("train", "llmagentos.config:train_block_type", "llmagentos.kernel.sweep:run_train_job",
-            "Single-task training of one algorithm on one environment (multi-seed sweeps, grids over config values).",
-            validate="llmagentos.config:validate_train_block", algo_kinds=("agent",)),
-    JobKind("multitask", "llmagentos.kernel.multitask:MultiTaskBlock", "llmagentos.kernel.multitask:run_multitask_job",
-            "Multi-task learning on a task family (hard/soft/conditioned sharing) against independent learners.",
-            validate="llmagentos.kernel.multitask:validate_block", aggregate="llmagentos.kernel.multitask:aggregate"),
-    JobKind("meta", "llmagentos.kernel.meta:MetaBlock", "llmagentos.kernel.meta:run_meta_job",
-            "Meta-learning: MAML on the sinusoid, PointNav or goal-grid family, evolution strategies (SNES, OpenAI-ES) on an env or family.",
-            validate="llmagentos.kernel.meta:validate_block", aggregate="llmagentos.kernel.meta:aggregate",
-            execution_keys=("population_backend", "population_workers")),
-    JobKind("lifelong", "llmagentos.kernel.lifelong_run:LifelongBlock", "llmagentos.kernel.lifelong_run:run_lifelong_job",
-            "Lifelong learning: a learner through a task stream (or a drifting world) under fine-tuning, EWC, replay, PackNet.",
-            validate="llmagentos.kernel.lifelong_run:validate_block", aggregate="llmagentos.kernel.lifelong_run:aggregate"),
-    JobKind("multiagent", "llmagentos.kernel.multiagent_run:multiagent_block_type", "llmagentos.kernel.sweep:run_train_job",
-            "Multi-agent learning on a PettingZoo world (il, jal, distributed-q, hysteretic, fmq, lenient); matrix games add outcome counts.",
-            validate="llmagentos.kernel.multiagent_run:validate_multiagent_block",
-            aggregate="llmagentos.kernel.multiagent_run:seed_outcomes", algo_kinds=("multiagent",)),
-]}
-
-
-def job_kind(name: str) -> JobKind:
-    if name not in JOB_KINDS:
-        raise UsageError(f"unknown job kind {name!r}; choose one of: {', '.join(JOB_KINDS)}")
-    return JOB_KINDS[name]
-
-
-# -- the train kind: a block generated from TrainSpec, its config from the algorithm's dataclass ---------
-
-def agent_algorithms() -> list[str]:
-    return [name for name, e in registry.ALGORITHMS.items() if e.kind == "agent"]
-
-
-def train_block_type() -> Any:
-    """All train blocks, told apart by ``algo`` (what ``llmagentos schema`` shows)."""
-    models = tuple(train_block_model(a) for a in agent_algorithms())
-    if len(models) == 1:
-        return models[0]
-    return typing.Annotated[typing.Union[models], Field(discriminator="algo")]  # type: ignore[valid-type]
-
-
-def validate_train_block(raw: Any) -> BaseModel:
-    """The train block checked in order: a mapping, a known agent algorithm, its fields' types, then the values."""
-    if not isinstance(raw, dict):
-        raise UsageError(f"invalid spec: train: expected a mapping of train fields, got {type(raw).__name__}")
-    algo = raw.get("algo")
-    if algo is None:
-        raise UsageError("invalid spec: train.algo: required key is missing")
-    if not isinstance(algo, str):
-        raise UsageError(f"invalid spec: train.algo: expected an algorithm name, got {type(algo).__name__}")
-    choices = agent_algorithms()
-    if algo not in choices:
-        other = registry.ALGORITHMS.get(algo)
-        why = f"{algo!r} is a {other.kind} algorithm" if other else f"unknown algorithm {algo!r}"
-        raise UsageError(f"invalid spec: train.algo: {why}; the train kind takes one of: {', '.join(choices)}")
-    block = validate_model(train_block_model(algo), raw, "train")
-    check_train_block(block)
-    return block
-
-
-def check_train_block(block: BaseModel) -> None:
-    """Value checks the types cannot express: the budget, the config's own ``validate()``, the world and wrappers."""
-    from llmagentos.kernel.run import make_config
-    from llmagentos.kernel.sweep import train_spec_from_block
-
-    spec = train_spec_from_block(block, seed=0, out=None)
-    try:
-        spec.validate()
-    except UsageError as err:
-        raise UsageError(f"invalid spec: train: {err}") from None
-    try:
-        make_config(spec.algo, spec.config, spec.env)
-    except UsageError as err:
-        raise UsageError(f"invalid spec: train.config: {err}") from None
-    from llmagentos.envs.resolve import world_from_object
-
-    try:  # imports, wrappers, then the world's name by the one rule (only env classes and factories are ever called)
-        world = world_from_object(spec.prepare_world())
-    except UsageError as err:
-        raise UsageError(f"invalid spec: train: {err}") from None
-    if world.multiagent:
-        raise UsageError(f"invalid spec: train.env: {spec.env} is a multi-agent world; run it as the multiagent "
-                         f"kind, e.g. --algo il --set learner={spec.algo}")
 
 
 # -- whole specs ------------------------------------------------------------------------------
@@ -373,7 +236,7 @@ def validate_spec(data: dict[str, Any], default_name: str = "spec", variant: dic
     raw_block = data[kind.name]
     if not isinstance(raw_block, dict):
         raise UsageError(f"invalid spec: {kind.name}: expected a mapping, got {type(raw_block).__name__}")
-    if header.imports and kind.name in ("train", "multiagent"):
+    if header.imports and kind.records_imports:
         # each run's job.json records the imports, so eval and resume of it work in a new process
         raw_block = {**raw_block, "imports": list(header.imports) + list(raw_block.get("imports") or [])}
     name = header.name or default_name
@@ -437,9 +300,8 @@ def run_job(payload: dict[str, Any]) -> dict[str, Any]:
     kind = job_kind(payload["kind"])
     import_modules(payload.get("imports", []))
     block = kind.validate_block(payload["block"])
-    runner: Callable[[Any, int, Path], dict[str, Any]] = registry.load(kind.runner)
     out_dir = Path(payload["out_dir"])
-    summary = runner(block, int(payload["seed"]), out_dir)
+    summary = kind.run(block, int(payload["seed"]), out_dir)
     summary_path = out_dir / "summary.json"
     if not summary_path.exists():
         from llmagentos.kernel.checkpoint import atomic_write_json
@@ -480,10 +342,8 @@ def sweep_json(spec: Spec, results: list[dict[str, Any]], skipped: list[int] | N
     }
     if len({json.dumps(j.params, sort_keys=True) for j in spec.jobs}) > 1:
         out["grid"] = [{"job": j.index, "seed": j.seed, "params": j.params} for j in spec.jobs]
-    hook = JOB_KINDS[spec.kind].aggregate
-    if hook:
-        extra = registry.load(hook)([r for r in results])
-        out.update({k: v for k, v in extra.items() if k not in out})
+    extra = job_kind(spec.kind).aggregate(list(results))
+    out.update({k: v for k, v in extra.items() if k not in out})
     return out
 
 
@@ -537,26 +397,15 @@ def train_flags_spec(flags: dict[str, Any], seeds: str, backend: str = "inline",
     """The spec behind ``llmagentos train ... --seeds A:B``: one job per seed, validated like a spec file.
 
     ``flags`` are the train command's values (``overrides`` is the raw ``--set`` pairs). Algorithms whose
-    registry kind a job kind claims (``JobKind.algo_kinds`` + ``from_train_flags``) go to that kind.
+    registry kind a job kind claims (``JobKind.algo_kinds``) go to that kind, whose ``from_train_flags`` makes the block.
     """
-    from llmagentos.core.config import parse_key_values
-    from llmagentos.kernel.run import make_config, path_safe
+    from llmagentos.kernel.run import path_safe
 
     entry = registry.get(flags["algo"])
     kind = next((k for k in JOB_KINDS.values() if entry.kind in k.algo_kinds), None)
     if kind is None:
         raise UsageError(f"{flags['algo']} is a {entry.kind} algorithm, which no job kind runs with --seeds")
-    if kind.from_train_flags:
-        block = registry.load(kind.from_train_flags)(flags)
-    else:
-        overrides = parse_key_values(flags.get("overrides", ()), "--set")
-        # --set values are parsed by the config dataclass's own coercion, exactly as for a single run
-        config = make_config(flags["algo"], overrides, flags["env"])
-        block = {k: flags[k] for k in ("env", "algo", "steps", "episodes", "env_args", "eval_every",
-                                       "eval_episodes", "threshold", "checkpoint_every") if flags.get(k) is not None}
-        if flags.get("wrappers"):  # only when given, so the blocks (and fingerprints) of existing sweeps stay the same
-            block["wrappers"] = flags["wrappers"]
-        block["config"] = {k: getattr(config, k) for k in overrides}
+    block = kind.from_train_flags(flags)
     parsed = parse_seeds(seeds, where="--seeds")
     out = flags.get("out") or f"runs/{path_safe(flags['env'])}_{path_safe(flags['algo'])}_seeds{parsed[0]}-{parsed[-1] + 1}"
     raw = {"out": out, "seeds": parsed, "backend": backend, "workers": workers, "ray_address": ray_address,

@@ -112,7 +112,7 @@ def resolve_world(name: str) -> World:
     import gymnasium as gym
 
     import llmagentos.envs  # noqa: F401  (registers the project's worlds)
-    from llmagentos.envs.multiagent import MULTI_AGENT_ENVS
+    from llmagentos.envs.multiagent_ids import MULTI_AGENT_ENVS
 
     if not isinstance(name, str) or not name:
         raise UsageError(f"an environment is named by a string (an id, module:Id or module:Class), got {name!r}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -157,26 +156,3 @@ def run_sweep(function: Callable[[Any], Any], payloads: list[dict[str, Any]], ou
     atomic_write_json(out / MANIFEST, doc)
     return results, skipped
 
-
-# -- the train kind's runner ------------------------------------------------------------------
-
-def train_spec_from_block(block: Any, seed: int, out: str | None):
-    """The kernel's TrainSpec for one seed of a validated train block (a pydantic model; only config keys given count)."""
-    from llmagentos.kernel.run import TrainSpec
-
-    data = block.model_dump(mode="json", exclude={"config"})
-    data["config"] = block.config.model_dump(mode="json", exclude_unset=True)
-    return TrainSpec(**data, seed=seed, out=out)
-
-
-def run_train_job(block: Any, seed: int, out_dir: Path) -> dict[str, Any]:
-    """One seed of a train block into ``out_dir``; a killed earlier attempt resumes from its last checkpoint."""
-    from llmagentos.kernel.run import resume, train
-
-    out_dir = Path(out_dir)
-    if (out_dir / "checkpoints" / "latest.json").exists() and (out_dir / "job.json").exists():
-        return resume(out_dir, quiet=True)
-    if out_dir.exists():
-        # a previous attempt died before its first checkpoint: nothing in it is worth keeping
-        shutil.rmtree(out_dir)
-    return train(train_spec_from_block(block, seed, str(out_dir)), quiet=True)

@@ -363,7 +363,7 @@ class Results:
         if kind == "meta":
             view["meta"] = meta_view(summaries)
         if kind == "multiagent":
-            from llmagentos.kernel.multiagent_run import seed_outcomes
+            from llmagentos.jobs.multiagent import seed_outcomes
 
             view["outcomes"] = seed_outcomes(summaries) | {"per_seed": [
                 {"seed": s.get("seed"), "outcome": s.get("outcome"), "optimal": s.get("optimal")} for s in summaries]}
@@ -379,7 +379,7 @@ class Results:
 
 def lifelong_view(per_seed: list[dict[str, Any]], aggregated: dict[str, Any] | None = None) -> dict[str, Any]:
     """Per strategy: the metrics over seeds (the kernel's aggregate), the mean R matrix, and every seed's life."""
-    from llmagentos.kernel.lifelong_run import aggregate
+    from llmagentos.jobs.lifelong import aggregate
 
     metrics = aggregated if aggregated is not None else aggregate(per_seed).get("lifelong", {})
     strategies: dict[str, Any] = {}

@@ -162,7 +162,11 @@ def first_step_reaching(curve: list[dict[str, Any]], target: float) -> int | Non
     return next((p["step"] for p in curve if p["mean_return"] >= target), None)
 
 
-def run_multitask_job(block: MultiTaskBlock, seed: int, out_dir: Path) -> dict[str, Any]:
+def block_type() -> type:
+    return MultiTaskBlock
+
+
+def run_job(block: MultiTaskBlock, seed: int, out_dir: Path) -> dict[str, Any]:
     """The ``multitask`` job kind's runner: the sharing arm, then (``baseline``) independent learners."""
     from llmagentos.kernel.checkpoint import save_state
     from llmagentos.kernel.plots import learning_curves

@@ -79,8 +79,8 @@ def lifelong_config(block: LifelongBlock, strategy: str) -> Any:
 
 
 def validate_block(raw: Any) -> LifelongBlock:
-    from llmagentos.kernel.validation import validate_model
     from llmagentos.kernel.run import make_config
+    from llmagentos.kernel.validation import validate_model
     from llmagentos.learners import registry
 
     block = validate_model(LifelongBlock, raw, "lifelong")
@@ -252,7 +252,11 @@ def combine(block: LifelongBlock, results: dict[str, dict[str, Any]]) -> dict[st
     return out
 
 
-def run_lifelong_job(block: LifelongBlock, seed: int, out_dir: Path) -> dict[str, Any]:
+def block_type() -> type:
+    return LifelongBlock
+
+
+def run_job(block: LifelongBlock, seed: int, out_dir: Path) -> dict[str, Any]:
     """Spec runner: every arm of ``seed`` inline (the sweep spreads seeds over workers)."""
     results = {a: run_arm({"block": block, "seed": seed, "arm": a, "out": str(out_dir)}) for a in arms(block)}
     summary = {"seed": seed, **combine(block, results)}
@@ -306,3 +310,15 @@ def table(result: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
 TABLE_METRICS = (("average_performance", "average performance"), ("forgetting", "forgetting"),
                  ("forward_transfer", "forward transfer"), ("forward_transfer_gem", "forward transfer (GEM)"),
                  ("backward_transfer", "backward transfer"))
+
+
+def show(result: dict[str, Any]) -> None:
+    """The kind's table under the sweep table on the terminal (metrics per strategy, mean [95 % CI])."""
+    import click
+
+    from llmagentos.kernel.progress import print_table
+
+    if not result.get("lifelong"):
+        return
+    click.echo("")
+    print_table(*table(result))

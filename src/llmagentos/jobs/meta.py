@@ -104,7 +104,11 @@ def validate_block(raw: Any) -> MetaBlock:
     return block
 
 
-def run_meta_job(block: MetaBlock, seed: int, out_dir: Path) -> dict[str, Any]:
+def block_type() -> type:
+    return MetaBlock
+
+
+def run_job(block: MetaBlock, seed: int, out_dir: Path) -> dict[str, Any]:
     """The ``meta`` job kind's runner."""
     import torch
 
@@ -318,3 +322,13 @@ def table(result: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     rows = [[r["seed"], r["method"], r["population"], r["solved_at_generation"],
              r["curve"][-1]["mean_return"] if r["curve"] else None, r["wall_seconds"]] for r in runs]
     return headers, rows
+
+
+def show(result: dict[str, Any]) -> None:
+    """The kind's table under the sweep table on the terminal (MAML's errors after k adaptation steps, NES's generations to solve)."""
+    import click
+
+    from llmagentos.kernel.progress import print_table
+
+    click.echo("")
+    print_table(*table(result))

@@ -28,16 +28,15 @@ from typing import Any
 import numpy as np
 
 from llmagentos import __version__
-from llmagentos.core.agent import Transition
 from llmagentos.core.config import to_dict
 from llmagentos.core.errors import UsageError
+from llmagentos.core.parallel import ParallelInteraction, evaluate_parallel
 from llmagentos.core.seeding import derive_seed, seed_everything
+from llmagentos.jobs.trainer import Trainer
 from llmagentos.kernel.checkpoint import load_state, save_state
-from llmagentos.kernel.run import Trainer, typed_overrides
+from llmagentos.kernel.run import read_job, run_attempt, spec_from_block, typed_overrides
+from llmagentos.kernel.run import train_block_from_flags as from_train_flags  # noqa: F401  (the kind's hook)
 from llmagentos.learners import registry
-
-#: greedy evaluation stops an episode after this many steps when the world does not end it
-EVAL_STEP_CAP = 1_000
 
 
 def is_multiagent_job(env: Any, algo: str) -> bool:
@@ -97,87 +96,6 @@ def matrix_game(env: Any) -> Any:
 
     base = getattr(env, "unwrapped", env)
     return base if isinstance(base, MatrixGameEnv) else None
-
-
-class ParallelInteraction:
-    """A multi-agent learner × a Parallel env, one joint step at a time; counts steps (joint steps) and episodes."""
-
-    def __init__(self, learner: Any, env: Any, seed: int) -> None:
-        self.learner, self.env, self.seed = learner, env, seed
-        self.agents = list(env.possible_agents)
-        self.steps = 0
-        self.episodes = 0
-        self.episode_returns: list[float] = []
-        self.episode_lengths: list[int] = []
-        self.agent_returns: dict[str, list[float]] = {a: [] for a in self.agents}
-        self._seed_block: tuple[int, np.ndarray] | None = None
-        self._reset()
-
-    def _episode_seed(self, episode: int) -> int:
-        # drawn 1024 at a time from a SeedSequence keyed by (run seed, block): cheap, and a pure function of both
-        block, offset = divmod(episode, 1024)
-        if self._seed_block is None or self._seed_block[0] != block:
-            self._seed_block = (block, np.random.SeedSequence([self.seed, block]).generate_state(1024))
-        return int(self._seed_block[1][offset])
-
-    def _reset(self) -> None:
-        # a seed per episode: the run resumes exactly from any episode boundary without the env's internals
-        self.observation, _ = self.env.reset(seed=self._episode_seed(self.episodes))
-        self._running = dict.fromkeys(self.agents, 0.0)
-        self._length = 0
-
-    @property
-    def between_episodes(self) -> bool:
-        return self._length == 0
-
-    def step(self) -> dict[str, float]:
-        actions = self.learner.act(self.observation, explore=True)
-        next_obs, rewards, terminations, truncations, infos = self.env.step(actions)
-        metrics = self.learner.observe(Transition(self.observation, actions, rewards, next_obs, terminations,
-                                                  truncations, infos))
-        self.steps += 1
-        self._length += 1
-        for agent, reward in rewards.items():
-            self._running[agent] = self._running.get(agent, 0.0) + float(reward)
-        if not self.env.agents:
-            self.learner.end_episode()
-            self.episode_returns.append(sum(self._running[a] for a in self.agents) / len(self.agents))
-            self.episode_lengths.append(self._length)
-            for agent in self.agents:
-                self.agent_returns[agent].append(float(self._running[agent]))
-            self.episodes += 1
-            self._reset()
-        else:
-            self.observation = {a: next_obs[a] for a in self.env.agents}
-        return metrics
-
-    def state(self) -> dict[str, Any]:
-        return {"steps": self.steps, "episodes": self.episodes, "episode_returns": list(self.episode_returns),
-                "episode_lengths": list(self.episode_lengths), "agent_returns": {a: list(r) for a, r in self.agent_returns.items()}}
-
-    def load_state(self, state: dict[str, Any]) -> None:
-        self.steps, self.episodes = int(state["steps"]), int(state["episodes"])
-        self.episode_returns = list(state["episode_returns"])
-        self.episode_lengths = list(state["episode_lengths"])
-        self.agent_returns = {a: list(state["agent_returns"][a]) for a in self.agents}
-        self._reset()
-
-
-def evaluate_parallel(learner: Any, env: Any, episodes: int, seed: int, step_cap: int = EVAL_STEP_CAP) -> list[dict[str, float]]:
-    """Per-agent returns of ``episodes`` greedy episodes, each reset with seed + i."""
-    out = []
-    for i in range(episodes):
-        obs, _ = env.reset(seed=seed + i)
-        totals = dict.fromkeys(env.possible_agents, 0.0)
-        for _ in range(step_cap):
-            obs, rewards, _, _, _ = env.step(learner.act(obs, explore=False))
-            for agent, reward in rewards.items():
-                totals[agent] += float(reward)
-            if not env.agents:
-                break
-            obs = {a: obs[a] for a in env.agents}
-        out.append(totals)
-    return out
 
 
 def greedy_outcome(learner: Any, game: Any, seed: int) -> dict[str, Any]:
@@ -291,7 +209,6 @@ def load_learner(run_dir: str | Path, world: Any = None) -> Any:
     """The trained multi-agent learner of a finished run (``agent.safetensors`` + ``agent.json``); ``world`` replaces
     the recorded world."""
     from llmagentos.envs.multiagent import make_parallel_env
-    from llmagentos.kernel.run import read_job
 
     run_dir = Path(run_dir)
     spec = read_job(run_dir, world=world)
@@ -317,6 +234,25 @@ def seed_outcomes(summaries: list[dict[str, Any]]) -> dict[str, Any]:
             "optimal_share": (sum(rated) / len(rated)) if rated else None}
 
 
+#: the kind's ``aggregate`` hook: where the seeds' greedy joint actions landed
+aggregate = seed_outcomes
+
+
+def show(result: dict[str, Any]) -> None:
+    """The outcome table of a many-seed run on a normal-form game (joint action, runs, share, payoff, Nash, optimal)."""
+    if not result.get("outcomes"):
+        return
+    import click
+
+    from llmagentos.kernel.progress import print_table
+
+    click.echo("")
+    print_table(["greedy joint action", "runs", "share", "payoff", "Nash", "optimal"],
+                outcome_rows(result, sweep_game(result)))
+    if result.get("optimal_share") is not None:
+        click.echo(f"optimal share: {result['optimal_share']:.3f}")
+
+
 def outcome_rows(result: dict[str, Any], game: Any | None = None) -> list[list[Any]]:
     """Rows (joint action, runs, share, payoff, Nash?, optimal?) for the terminal table of a many-seed run."""
     outcomes = result.get("outcomes") or {}
@@ -339,7 +275,7 @@ def multiagent_algorithms() -> list[str]:
     return [name for name, e in registry.ALGORITHMS.items() if e.kind == "multiagent"]
 
 
-def multiagent_block_type() -> Any:
+def block_type() -> Any:
     """The spec block of a multi-agent job: the train block's fields, ``config`` typed by the chosen algorithm."""
     import typing
 
@@ -351,13 +287,12 @@ def multiagent_block_type() -> Any:
     return typing.Annotated[typing.Union[models], Field(discriminator="algo")]  # type: ignore[valid-type]
 
 
-def validate_multiagent_block(raw: Any) -> Any:
+def validate_block(raw: Any) -> Any:
     """The block checked in order: a mapping, a multi-agent algorithm, field types, the budget and config values,
     then the world (it is made once, so a wrong ``env_args`` is refused before any job starts)."""
     from llmagentos.kernel.validation import train_block_model, validate_model
     from llmagentos.envs.multiagent import make_parallel_env
     from llmagentos.kernel.run import make_config
-    from llmagentos.kernel.sweep import train_spec_from_block
 
     if not isinstance(raw, dict):
         raise UsageError(f"invalid spec: multiagent: expected a mapping of train fields, got {type(raw).__name__}")
@@ -367,7 +302,7 @@ def validate_multiagent_block(raw: Any) -> Any:
         raise UsageError(f"invalid spec: multiagent.algo: {algo!r} is not a multi-agent algorithm; choose one of: "
                          f"{', '.join(choices)}")
     block = validate_model(train_block_model(algo), raw, "multiagent")
-    spec = train_spec_from_block(block, seed=0, out=None)
+    spec = spec_from_block(block, seed=0, out=None)
     try:
         spec.validate()
         is_multiagent_job(spec.prepare_world(), spec.algo)
@@ -382,6 +317,12 @@ def validate_multiagent_block(raw: Any) -> Any:
     except UsageError as err:
         raise UsageError(f"invalid spec: multiagent: {err}") from None
     return block
+
+
+def run_job(block: Any, seed: int, out_dir: Path) -> dict[str, Any]:
+    """One seed of a multiagent block into ``out_dir``; a killed earlier attempt resumes from its last checkpoint."""
+    return run_attempt(out_dir, start=lambda: train(spec_from_block(block, seed, str(out_dir)), quiet=True),
+                       resume=lambda: resume(read_job(Path(out_dir)), Path(out_dir), quiet=True))
 
 
 def sweep_game(result: dict[str, Any]) -> Any | None:
@@ -400,7 +341,6 @@ def sweep_game(result: dict[str, Any]) -> Any | None:
 def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int | None = None, world: Any = None) -> dict[str, Any]:
     """Greedy returns of a finished multi-agent run's learners on its world (``llmagentos eval RUN``)."""
     from llmagentos.envs.multiagent import make_parallel_env
-    from llmagentos.kernel.run import read_job
 
     job = read_job(Path(run_dir), world=world)
     env = make_parallel_env(job.prepare_world(), **job.env_args)

@@ -20,7 +20,8 @@ import numpy as np
 
 from llmagentos.kernel.plots import learning_curves, smooth
 from llmagentos.kernel.progress import Progress
-from llmagentos.kernel.run import TrainSpec, train
+from llmagentos.jobs.train import train
+from llmagentos.kernel.run import TrainSpec
 
 
 def cliff_walking_demo(seeds: int = 5, episodes: int = 500, out: str = "runs/demo", quiet: bool = False,
@@ -73,7 +74,7 @@ DEMO_STRATEGIES = ["finetune", "ewc", "si", "lwf", "replay"]
 
 
 def demo_block(steps_per_task: int = 2500, strategies: list[str] | None = None) -> Any:
-    from llmagentos.kernel.lifelong_run import LifelongBlock
+    from llmagentos.jobs.lifelong import LifelongBlock
 
     return LifelongBlock(family="goal-grid", tasks=DEMO_TASKS, steps_per_task=steps_per_task, append_task=True,
                          learner="dqn", config=dict(DEMO_DQN), strategies=strategies or list(DEMO_STRATEGIES),
@@ -88,7 +89,7 @@ def lifelong_demo(seeds: int = 3, steps_per_task: int = 2500, out: str = "runs/d
 
     from llmagentos.core.errors import UsageError
     from llmagentos.kernel.backends import check_backend, is_failure, run_jobs
-    from llmagentos.kernel.lifelong_run import aggregate, arms, combine, run_arm
+    from llmagentos.jobs.lifelong import aggregate, arms, combine, run_arm
 
     if seeds <= 0:
         raise UsageError(f"--seeds must be positive, got {seeds}")
@@ -141,7 +142,7 @@ def lifelong_demo(seeds: int = 3, steps_per_task: int = 2500, out: str = "runs/d
 
     atomic_write_json(out_dir / "summary.json", {**result, "per_seed": [{k: v for k, v in p.items()} for p in per_seed]})
     if table:
-        from llmagentos.kernel.lifelong_run import table as lifelong_table
+        from llmagentos.jobs.lifelong import table as lifelong_table
         from llmagentos.kernel.progress import print_table
 
         print_table(*lifelong_table({"lifelong": {n: summary[n] for n in block.strategies}}))
