@@ -146,7 +146,7 @@ def run_peer(python: Path, args: list[str], timeout: float) -> dict:
 # -- ours -----------------------------------------------------------------------------------------------
 
 def ours_sinusoid(seed: int, iterations: int, init: str = "orthogonal") -> dict:
-    from llmagentos.learners.maml import SinusoidMAMLConfig, sinusoid_experiment
+    from llmagentos.learners.maml_sinusoid import SinusoidMAMLConfig, sinusoid_experiment
 
     result = sinusoid_experiment(SinusoidMAMLConfig(meta_iterations=iterations, init=init), seed)
     result.pop("model")

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from llmagentos.core.errors import UsageError
-from llmagentos.learners.maml import MAML, MAMLConfig, SinusoidMAMLConfig, mse_loss, sinusoid_experiment
+from llmagentos.learners.maml import MAML, MAMLConfig, mse_loss
+from llmagentos.learners.maml_sinusoid import SinusoidMAMLConfig, sinusoid_experiment
 from helpers import assert_spec_refused
 
 
@@ -137,7 +138,7 @@ def test_bad_meta_specs_exit_2_before_any_run_directory(tmp_path, capsys, overri
 
 
 def test_maml_rl_on_pointnav_reports_returns_before_and_after_adaptation():
-    from llmagentos.learners.maml import PointNavMAMLConfig, pointnav_experiment
+    from llmagentos.learners.maml_rl import PointNavMAMLConfig, pointnav_experiment
 
     cfg = PointNavMAMLConfig(meta_iterations=2, meta_batch_size=2, episodes=2, eval_tasks=2, eval_steps=2,
                              pretrain_iterations=1, hidden=[8], log_every=1)
@@ -152,7 +153,7 @@ def test_maml_rl_on_pointnav_reports_returns_before_and_after_adaptation():
 
 
 def test_maml_rl_on_pointnav_improves_after_one_adaptation_step():
-    from llmagentos.learners.maml import PointNavMAMLConfig, pointnav_experiment
+    from llmagentos.learners.maml_rl import PointNavMAMLConfig, pointnav_experiment
 
     cfg = PointNavMAMLConfig(meta_iterations=10, meta_batch_size=4, episodes=4, eval_tasks=4, eval_steps=1,
                              pretrain_iterations=1, hidden=[16], log_every=10)

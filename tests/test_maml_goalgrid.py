@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from llmagentos.learners.maml import CategoricalPolicy, GoalGridMAMLConfig, policy_gradient_loss, rl_experiment
+from llmagentos.learners.maml_rl import CategoricalPolicy, GoalGridMAMLConfig, policy_gradient_loss, rl_experiment
 from helpers import assert_spec_refused
 
 

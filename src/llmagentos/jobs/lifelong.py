@@ -52,7 +52,7 @@ class LifelongBlock(FamilyTasksBlock):
     env_args: dict[str, Any] = Field(default_factory=dict, description="extra keyword arguments for every task's env")
     learner: str = Field(default="dqn", description="the learner wrapped by the lifelong agent")
     config: dict[str, Any] = Field(default_factory=dict, description="the learner's config fields")
-    strategies: list[Literal["finetune", "ewc", "si", "lwf", "replay", "packnet"]] = Field(default_factory=lambda: ["finetune", "ewc", "replay"],
+    strategies: list[Literal[STRATEGIES]] = Field(default_factory=lambda: ["finetune", "ewc", "replay"],  # type: ignore[valid-type]
                                                                              description="consolidation strategies run side by side")
     lifelong: dict[str, Any] = Field(default_factory=dict, description="LifelongConfig fields: consolidation, detection, transfer")
     eval_episodes: int = Field(default=5, description="greedy episodes per evaluation of one task")

@@ -62,9 +62,9 @@ def config_class(block: MetaBlock) -> type:
         from llmagentos.learners.nes import NESConfig
 
         return NESConfig
-    from llmagentos.learners import maml
+    from llmagentos.learners import maml_rl, maml_sinusoid
 
-    return {"sinusoid": maml.SinusoidMAMLConfig, "goal-grid": maml.GoalGridMAMLConfig}.get(block.family, maml.PointNavMAMLConfig)
+    return {"sinusoid": maml_sinusoid.SinusoidMAMLConfig, "goal-grid": maml_rl.GoalGridMAMLConfig}.get(block.family, maml_rl.PointNavMAMLConfig)
 
 
 def validate_block(raw: Any) -> MetaBlock:
@@ -167,17 +167,17 @@ def _run_maml(config: Any, seed: int, out_dir: Path, log: Any, family: str,
     metrics lines written so far); a job started again on the same directory continues from it exactly.
     """
     from llmagentos.kernel.checkpoint import save_state
-    from llmagentos.learners import maml
+    from llmagentos.learners import maml_rl, maml_sinusoid
 
     def on_checkpoint(state: dict[str, Any]) -> None:
         log.flush()
         save_state(out_dir / CHECKPOINT, state, {**_checkpoint_meta(family, config, seed), "log_lines": log.lines})
 
     if family == "sinusoid":
-        experiment, metric = maml.sinusoid_experiment, "mse"
+        experiment, metric = maml_sinusoid.sinusoid_experiment, "mse"
         title, ylabel = f"sinusoid: {config.eval_tasks} held-out tasks, K={config.k_support}", "mean-squared error on the query points"
     else:
-        experiment, metric = maml.rl_experiment, "return"
+        experiment, metric = maml_rl.rl_experiment, "return"
         world = ("PointNav: {} held-out goals" if family == "pointnav" else
                  f"goal grid {config.size}×{config.size}: {{}} {'held-out ' if config.held_out else ''}goals")
         title, ylabel = world.format(config.eval_tasks), "mean episode return"

@@ -7,6 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
+from llmagentos.core.statistics import normal_half_width
+
 
 def _pyplot():
     import matplotlib
@@ -26,7 +28,7 @@ def learning_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str 
     for label, (x, ys) in curves.items():
         ys = np.atleast_2d(np.asarray(ys, dtype=float))
         mean = ys.mean(axis=0)
-        half = 1.96 * ys.std(axis=0, ddof=1) / np.sqrt(ys.shape[0]) if ys.shape[0] > 1 else np.zeros_like(mean)
+        half = normal_half_width(ys) if ys.shape[0] > 1 else np.zeros_like(mean)
         ax.plot(x, mean, label=label, linewidth=1.6)
         ax.fill_between(x, mean - half, mean + half, alpha=0.25)
     for v in vlines:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from llmagentos.core.errors import UsageError
+from llmagentos.core.statistics import t_half_width
 from llmagentos.kernel.plots import learning_curves, smooth
 from llmagentos.kernel.sweep import MANIFEST, finished_summary
 
@@ -31,8 +32,6 @@ _SKIP = {"seed", "job_index"}
 
 def mean_ci(values: list[float], confidence: float = 0.95) -> dict[str, Any]:
     """Mean and Student-t confidence half-width of ``values`` (half-width None for fewer than two values)."""
-    from scipy import stats
-
     xs = np.asarray([v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))], dtype=float)
     n = len(xs)
     if n == 0:
@@ -40,7 +39,7 @@ def mean_ci(values: list[float], confidence: float = 0.95) -> dict[str, Any]:
     mean = float(xs.mean())
     if n < 2:
         return {"mean": mean, "ci95": None, "low": None, "high": None, "n": n}
-    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * xs.std(ddof=1) / math.sqrt(n))
+    half = t_half_width(xs, confidence)
     return {"mean": mean, "ci95": half, "low": mean - half, "high": mean + half, "n": n}
 
 

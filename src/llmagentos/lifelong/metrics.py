@@ -20,6 +20,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from llmagentos.core.statistics import bootstrap_ci
+
 #: forward transfer's AUCs use performance clipped to [0, 1], Continual World's success-rate range
 FT_CLIP = (0.0, 1.0)
 
@@ -114,19 +116,6 @@ def forward_transfer_gem(R: np.ndarray, initial: Sequence[float]) -> float:
         return 0.0
     b = np.asarray(initial, dtype=float)
     return float(np.mean([R[i - 1, i] - b[i] for i in range(1, n)]))
-
-
-def bootstrap_ci(values: Sequence[float], level: float = 0.95, resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean over seeds (one value per seed)."""
-    values = np.asarray(values, dtype=float)
-    if values.size == 0:
-        raise ValueError("bootstrap needs at least one value")
-    if values.size == 1:
-        return float(values[0]), float(values[0])
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(values.size, size=(resamples, values.size))].mean(axis=1)
-    alpha = (1.0 - level) / 2.0
-    return float(np.quantile(means, alpha)), float(np.quantile(means, 1.0 - alpha))
 
 
 METRICS = ("average_performance", "forgetting", "forward_transfer", "forward_transfer_gem", "backward_transfer")

@@ -35,6 +35,7 @@ from llmagentos.core.agent import Agent, Transition
 from llmagentos.core.errors import UsageError
 from llmagentos.core.loop import Interaction, evaluate
 from llmagentos.core.seeding import make_rng, rng_state, set_rng_state
+from llmagentos.core.statistics import t_half_width
 
 MODES = ("full", "trunk", "prior", "scratch")
 
@@ -112,15 +113,13 @@ def transfer_metrics(steps: Sequence[float], transfer: Sequence[float], scratch:
 
 def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
     """Mean and Student-t confidence interval over seeds (the interval collapses to the mean for one seed)."""
-    from scipy import stats
-
     v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=float)
     if len(v) == 0:
         return float("nan"), float("nan"), float("nan")
     mean = float(v.mean())
     if len(v) == 1:
         return mean, mean, mean
-    half = float(stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+    half = t_half_width(v, level)
     return mean, mean - half, mean + half
 
 
