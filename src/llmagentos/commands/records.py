@@ -74,7 +74,8 @@ def store_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 def store_check(as_json: bool) -> None:
     """Report every problem of the store (unreadable index, missing or corrupted blobs, blobs not indexed); exit 1 if any."""
-    from llmagentos.kernel.store import check_store, default_root
+    from llmagentos.kernel.store import default_root
+    from llmagentos.kernel.store_repair import check_store
 
     problems = check_store()
     if as_json:
@@ -93,7 +94,7 @@ def store_check(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 def store_rebuild(run_roots: tuple[str, ...], as_json: bool) -> None:
     """Re-index the store from its agent blobs and the run directories under --runs (the old index is kept aside)."""
-    from llmagentos.kernel.store import rebuild_store
+    from llmagentos.kernel.store_repair import rebuild_store
 
     result = rebuild_store(None, list(run_roots))
     if as_json:

@@ -34,65 +34,21 @@ import shutil
 import sqlite3
 import time
 import uuid
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 from llmagentos.core.errors import UsageError
 from llmagentos.core.limits import check_name
 from llmagentos.kernel.checkpoint import CheckpointError, load_state, remove_stale_temporaries, save_state
+from llmagentos.kernel.store_schema import (  # noqa: F401  (AgentRecord and StoreError are part of the store's API)
+    SCHEMA as _SCHEMA, AgentRecord, StoreError, knowledge_json as _knowledge_json, run_json as _run_json,
+    task_json as _task_json)
 
 #: environment variable that moves the store (the command line's --store sets it for child processes too)
 STORE_ENV = "LLMAGENTOS_STORE"
 INDEX = "index.sqlite"
 DEFAULT_ROOT = ".llmagentos"
 SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS agents (
-    name TEXT PRIMARY KEY, algo TEXT NOT NULL, observation_space TEXT, action_space TEXT,
-    version INTEGER NOT NULL, created REAL NOT NULL, updated REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS agent_versions (
-    agent TEXT NOT NULL, version INTEGER NOT NULL, blob TEXT NOT NULL, sha256 TEXT NOT NULL,
-    config TEXT NOT NULL, meta TEXT NOT NULL, task_id INTEGER, run_id INTEGER, created REAL NOT NULL,
-    PRIMARY KEY (agent, version));
-CREATE TABLE IF NOT EXISTS tasks (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT UNIQUE NOT NULL, name TEXT, env TEXT NOT NULL,
-    env_args TEXT NOT NULL, descriptor TEXT, created REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, run_dir TEXT UNIQUE NOT NULL, agent TEXT, task_id INTEGER,
-    env TEXT, algo TEXT, seed INTEGER, status TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL,
-    summary TEXT, error TEXT);
-CREATE TABLE IF NOT EXISTS knowledge (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, task_id INTEGER, descriptor TEXT, agent TEXT NOT NULL,
-    version INTEGER, score REAL NOT NULL, metric TEXT NOT NULL, meta TEXT NOT NULL, created REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS runs_agent ON runs (agent);
-CREATE INDEX IF NOT EXISTS knowledge_task ON knowledge (task_id);
-"""
-
-
-class StoreError(UsageError):
-    """A store request that cannot be met: an unknown agent or run, or a store that cannot be opened."""
-
-
-@dataclass
-class AgentRecord:
-    name: str
-    algo: str
-    observation_space: str | None
-    action_space: str | None
-    version: int
-    created: float
-    updated: float
-    blob: str
-    sha256: str
-    config: dict[str, Any]
-    meta: dict[str, Any]
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 def default_root() -> Path:
     """``$LLMAGENTOS_STORE`` if set, else ``./.llmagentos``."""
@@ -114,7 +70,7 @@ class Store:
         """Open the store at ``root``; ``new_index`` allows starting an empty index beside existing blobs (rebuild)."""
         self.root = Path(root) if root is not None else default_root()
         self.path = self.root / INDEX
-        if not new_index and not self.path.exists() and _agent_blobs(self.root):
+        if not new_index and not self.path.exists() and agent_blobs(self.root):
             raise StoreError(f"the store {self.root} holds agent blobs but no {INDEX} (deleted or moved?); refusing to "
                              "start it empty: re-index it with llmagentos store rebuild")
         try:
@@ -200,7 +156,7 @@ class Store:
                      **(meta or {})}
         # the blob carries what a rebuild of a lost index needs: the agent's config and when it was saved
         save_state(self.root / blob, state, {**full_meta, "config": config or {}, "saved": _now()})
-        sha = _blob_sha(self.root / blob)
+        sha = blob_sha(self.root / blob)
         now = _now()
         try:
             version = self._commit_version(name, blob, sha, algo, config, observation_space, action_space, full_meta,
@@ -259,7 +215,7 @@ class Store:
         """(state, record) of agent ``name``; a blob that fails its checksum raises CheckpointError."""
         record = self.require_agent(name, version)
         base = self.root / record.blob
-        if _blob_sha(base) != record.sha256:
+        if blob_sha(base) != record.sha256:
             raise CheckpointError(f"agent {name!r} version {record.version}: its blob {base}.safetensors fails its "
                                   "checksum (corrupted or replaced); refusing to load it")
         state, _ = load_state(base)
@@ -406,7 +362,7 @@ class Store:
             base = self.root / r["blob"]
             if not base.with_suffix(".safetensors").exists() or not base.with_suffix(".json").exists():
                 problems.append(f"agent {r['agent']!r} version {r['version']}: blob {base} is missing")
-            elif _blob_sha(base) != r["sha256"]:
+            elif blob_sha(base) != r["sha256"]:
                 problems.append(f"agent {r['agent']!r} version {r['version']}: blob {base}.safetensors fails its checksum")
             else:
                 try:
@@ -450,122 +406,9 @@ class Store:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _agent_blobs(root: Path) -> list[Path]:
+def agent_blobs(root: Path) -> list[Path]:
     """The manifests (``.json``) of every agent blob under the store's ``blobs/agents/``."""
     return sorted(p for p in (Path(root) / "blobs" / "agents").glob("*/*.json") if not p.name.startswith("."))
-
-
-def check_store(root: str | Path | None = None) -> list[str]:
-    """Every problem of the store at ``root``, one line each (empty when it is sound); opens nothing for writing."""
-    root = Path(root) if root is not None else default_root()
-    index = root / INDEX
-    blobs = _agent_blobs(root)
-    if not index.exists():
-        return [f"{index} is missing while {len(blobs)} agent blobs exist: llmagentos store rebuild re-indexes them"] \
-            if blobs else []
-    try:
-        conn = sqlite3.connect(f"file:{index}?mode=ro", uri=True)
-        try:
-            rows = conn.execute("PRAGMA integrity_check").fetchall()
-            problems = [f"{index}: {r[0]}" for r in rows if r[0] != "ok"]
-            known = {r[0] for r in conn.execute("SELECT blob FROM agent_versions").fetchall()}
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as err:
-        return [f"{index} is unreadable ({err}): llmagentos store rebuild re-indexes the blobs and run directories"]
-    if problems:
-        return problems
-    with Store(root) as store:
-        problems = store.verify()
-    for manifest in blobs:
-        blob = str(manifest.relative_to(root).with_suffix(""))
-        if blob not in known:
-            problems.append(f"blob {manifest.with_suffix('')} is not in the index (llmagentos store rebuild adds it)")
-    return problems
-
-
-def rebuild_store(root: str | Path | None = None, run_roots: list[str | Path] = ()) -> dict[str, Any]:
-    """A new index for the store at ``root``: agents from their blobs, runs from run and sweep directories.
-
-    The old index (if any) is kept beside it as ``index.sqlite.broken-TIME``. Each agent's versions are
-    numbered in the order their blobs were saved; runs are found under ``run_roots`` (``job.json`` for a
-    run, ``sweep.json`` for a sweep's jobs). Returns what was indexed.
-    """
-    from llmagentos.kernel.checkpoint import read_json
-
-    root = Path(root) if root is not None else default_root()
-    moved = None
-    if (root / INDEX).exists():
-        moved = root / f"{INDEX}.broken-{time.strftime('%Y%m%d-%H%M%S')}"
-        for suffix in ("", "-wal", "-shm"):
-            if (root / f"{INDEX}{suffix}").exists():
-                os.replace(root / f"{INDEX}{suffix}", Path(f"{moved}{suffix}"))
-    versions: list[tuple[str, float, str, dict[str, Any]]] = []
-    skipped = []
-    for manifest in _agent_blobs(root):
-        try:
-            meta = read_json(manifest, "agent blob").get("meta", {})
-            sha = _blob_sha(manifest.with_suffix(""))
-        except (UsageError, AttributeError):
-            skipped.append(str(manifest))
-            continue
-        saved = meta.get("saved", manifest.stat().st_mtime)
-        versions.append((manifest.parent.name, float(saved), sha, meta | {"blob": str(manifest.relative_to(root).with_suffix(""))}))
-    with Store(root, new_index=True) as store:
-        for name, saved, sha, meta in sorted(versions, key=lambda v: (v[0], v[1])):
-            extra = {k: v for k, v in meta.items() if k not in ("algo", "observation_space", "action_space", "config",
-                                                                "saved", "blob")}
-            store._commit_version(name, meta["blob"], sha, meta.get("algo", "unknown"), meta.get("config", {}),
-                                  meta.get("observation_space"), meta.get("action_space"),
-                                  {k: meta.get(k) for k in ("algo", "observation_space", "action_space")} | extra,
-                                  None, None, saved)
-        runs = _index_runs(store, run_roots)
-    return {"store": str(root), "agent_versions": len(versions), "runs": runs, "unreadable_blobs": skipped,
-            "old_index": str(moved) if moved else None}
-
-
-def _index_runs(store: Store, run_roots: list[str | Path]) -> int:
-    """Record every run directory (``job.json``) and sweep job (``sweep.json``) under ``run_roots``; returns how many."""
-    from llmagentos.kernel.checkpoint import read_json
-
-    count = 0
-    for top in run_roots:
-        for job_file in sorted(Path(top).rglob("job.json")):
-            run_dir = job_file.parent
-            try:
-                job = read_json(job_file, "job file")
-            except UsageError:
-                continue
-            if not isinstance(job, dict):
-                continue
-            summary = _summary_or_none(run_dir)
-            store.record_run(run_dir, status="finished" if summary else "stopped", env=job.get("env"),
-                             algo=job.get("algo"), seed=job.get("seed"), agent=job.get("agent"), summary=summary)
-            count += 1
-        for manifest in sorted(Path(top).rglob("sweep.json")):
-            try:
-                jobs = read_json(manifest, "sweep manifest").get("jobs", [])
-            except (UsageError, AttributeError):
-                continue
-            for entry in jobs:
-                run_dir = Path(entry.get("run_dir", ""))
-                if not run_dir.is_dir() or (run_dir / "job.json").exists():
-                    continue  # never started, or a train job already indexed above
-                summary = _summary_or_none(run_dir)
-                store.record_run(run_dir, status="finished" if summary else "stopped", seed=entry.get("seed"),
-                                 summary=summary)
-                count += 1
-    return count
-
-
-def _summary_or_none(run_dir: Path) -> dict[str, Any] | None:
-    from llmagentos.kernel.checkpoint import read_json
-
-    try:
-        summary = read_json(run_dir / "summary.json", "run summary")
-    except UsageError:
-        return None
-    return summary if isinstance(summary, dict) else None
 
 
 class _Tx:
@@ -584,7 +427,7 @@ class _Tx:
                 self._conn.execute(statement)
 
 
-def _blob_sha(base: Path) -> str:
+def blob_sha(base: Path) -> str:
     path = Path(base).with_suffix(".safetensors")
     if not path.exists():
         raise CheckpointError(f"blob {path} is missing from the store")
@@ -608,21 +451,3 @@ def _check_same_agent(current: AgentRecord, algo: str, observation_space: str | 
 def _is_vector(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(x, (int, float)) and not isinstance(x, bool)
                                                            for x in value)
-
-
-def _task_json(r: sqlite3.Row) -> dict[str, Any]:
-    return {"id": r["id"], "name": r["name"], "env": r["env"], "env_args": json.loads(r["env_args"]),
-            "descriptor": json.loads(r["descriptor"]) if r["descriptor"] else None, "created": r["created"]}
-
-
-def _run_json(r: sqlite3.Row) -> dict[str, Any]:
-    return {"id": r["id"], "run_dir": r["run_dir"], "agent": r["agent"], "task_id": r["task_id"], "env": r["env"],
-            "algo": r["algo"], "seed": r["seed"], "status": r["status"], "created": r["created"],
-            "updated": r["updated"], "summary": json.loads(r["summary"]) if r["summary"] else None, "error": r["error"]}
-
-
-def _knowledge_json(r: sqlite3.Row) -> dict[str, Any]:
-    return {"id": r["id"], "task_id": r["task_id"], "env": r["env"],
-            "descriptor": json.loads(r["descriptor"]) if r["descriptor"] else None, "agent": r["agent"],
-            "version": r["version"], "score": r["score"], "metric": r["metric"], "meta": json.loads(r["meta"]),
-            "created": r["created"]}
