@@ -355,7 +355,7 @@ def test_hard_multitask_sharing_shares_the_cnn_of_frame_observations(world_dir, 
 
 
 def test_independent_deep_learners_read_frame_observations():
-    from llmagentos.learners.multiagent import IndependentLearners, ILConfig
+    from llmagentos.learners.independent import IndependentLearners, ILConfig
 
     frames = gym.spaces.Box(0, 255, (6, 6, 2), np.uint8)
     team = IndependentLearners({"a": frames, "b": frames}, {"a": gym.spaces.Discrete(3), "b": gym.spaces.Discrete(3)},

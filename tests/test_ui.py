@@ -378,7 +378,7 @@ def test_ui_refuses_a_bad_port_or_host_with_one_sentence(capsys):
 
 def test_meta_and_drift_views_summarise_the_seeds_like_the_kernel():
     from llmagentos.kernel.report import mean_ci
-    from llmagentos.ui.data import lifelong_view, meta_view
+    from llmagentos.ui.results import lifelong_view, meta_view
 
     seeds = [{"seed": s, "algo": "maml", "return": {"maml": [0.1 + s, 0.5 + s], "random": [0.0, 0.1 * s]}} for s in range(3)]
     adaptation = meta_view(seeds)["adaptation"]

@@ -49,7 +49,7 @@ ALGORITHMS: dict[str, AlgoEntry] = {e.name: e for e in [
               "agent", "Advantage actor-critic: synchronous vector-env rollouts, GAE(λ) advantages, one step per rollout."),
     AlgoEntry("ppo", "llmagentos.learners.policy_gradient:PPO", "llmagentos.learners.policy_gradient:PPOConfig",
               "agent", "PPO: clipped surrogate objective, value loss, entropy bonus, minibatch epochs over GAE rollouts."),
-    AlgoEntry("il", "llmagentos.learners.multiagent:IndependentLearners", "llmagentos.learners.multiagent:ILConfig",
+    AlgoEntry("il", "llmagentos.learners.independent:IndependentLearners", "llmagentos.learners.independent:ILConfig",
               "multiagent", "Independent learners: every agent runs a single-agent learner (q-learning, dqn, ppo, ...)."),
     AlgoEntry("jal", "llmagentos.learners.multiagent:JointActionLearners", "llmagentos.learners.multiagent:JALConfig",
               "multiagent", "Joint action learners (Claus & Boutilier 1998): Q over joint actions, empirical opponent models."),

@@ -32,7 +32,8 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Redire
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from llmagentos.ui.data import (PAGE_SIZE, Results, StoreReader, overlay, parse_date, read_metrics, run_details)
+from llmagentos.ui.data import PAGE_SIZE, StoreReader, overlay, parse_date, read_metrics, run_details
+from llmagentos.ui.results import Results
 
 STATIC = Path(__file__).parent / "static"
 #: job kinds the results pages list, with their navigation labels
