@@ -147,3 +147,16 @@ def test_evaluation_caps_steps_when_the_env_has_no_time_limit():
 
     returns = evaluate(Looper(None, None, None), env, episodes=2, seed=0, step_cap=50)
     assert returns == [-50.0, -50.0]
+
+
+def test_every_fires_once_per_due_step_even_when_steps_jump():
+    from llmagentos.core.schedules import Every
+
+    evals, fired = Every(10), []
+    for step in (4, 9, 10, 13, 35, 36, 40):  # a vector env's step count jumps past several multiples at once
+        if evals.due(step):
+            fired.append(step)
+            evals.done(step)
+    assert fired == [10, 35, 40] and evals.next == 50
+    never = Every(None)
+    assert not never.due(10**9)

@@ -58,3 +58,23 @@ def make_schedule(kind: str, start: float, end: float | None, steps: int) -> Sch
     if kind == "constant" or end is None:
         return constant(start)
     return Schedule(kind, start, end, steps)  # type: ignore[arg-type]
+
+
+class Every:
+    """What a loop does every ``period`` steps — evaluate, checkpoint, log — in one place for every loop.
+
+    ``due(step)`` says it is time (``step`` reached the next multiple); ``done(step)`` moves the next time past
+    ``step``, so a loop whose step count jumps (vector envs, several steps a turn) does it once, never once per
+    multiple skipped. ``period=None`` is never. ``next`` is plain data, kept in checkpoints as it is.
+    """
+
+    def __init__(self, period: int | None, next_at: int | None = None) -> None:
+        self.period = period
+        self.next = period if next_at is None else next_at
+
+    def due(self, step: int) -> bool:
+        return self.next is not None and step >= self.next
+
+    def done(self, step: int) -> None:
+        while self.next is not None and self.period is not None and self.next <= step:
+            self.next += self.period

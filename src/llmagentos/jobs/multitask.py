@@ -30,6 +30,7 @@ from pydantic import Field
 
 from llmagentos.core.errors import UsageError
 from llmagentos.core.loop import Interaction, evaluate
+from llmagentos.core.schedules import Every
 from llmagentos.core.seeding import derive_seed, make_rng, seed_everything
 from llmagentos.kernel.validation import FamilyTasksBlock
 
@@ -134,7 +135,7 @@ def train_multitask(block: MultiTaskBlock, seed: int = 0, sharing: str | None = 
         return {"step": total, "mean_return": float(np.mean(returns)), "returns": returns}
 
     curve = [evaluate_all(0)]
-    next_eval, total, turn = eval_every, 0, 0
+    evals, total, turn = Every(eval_every), 0, 0
     while total < block.steps:
         task = turn % len(tasks) if block.interleave == "round-robin" else int(schedule_rng.integers(len(tasks)))
         turn += 1
@@ -143,10 +144,9 @@ def train_multitask(block: MultiTaskBlock, seed: int = 0, sharing: str | None = 
             total = sum(loop.steps for loop in loops)
             if total >= block.steps:
                 break
-        if total >= next_eval and total < block.steps:
+        if evals.due(total) and total < block.steps:
             curve.append(evaluate_all(total))
-            while next_eval <= total:
-                next_eval += eval_every
+            evals.done(total)
         if progress is not None:
             progress(total)
     curve.append(evaluate_all(total))

@@ -17,6 +17,7 @@ from llmagentos.core.agent import Agent
 from llmagentos.core.config import to_dict
 from llmagentos.core.errors import UsageError, arguments_refused_as_usage
 from llmagentos.core.loop import Interaction, evaluate
+from llmagentos.core.schedules import Every
 from llmagentos.core.seeding import derive_seed, seed_everything
 from llmagentos.kernel.checkpoint import (
     CheckpointError, atomic_write_json, load_state, read_json, remove_stale_temporaries, save_state)
@@ -71,8 +72,7 @@ class Trainer:
         self.eval_every = spec.eval_every or (max(spec.steps // 20, 1) if spec.steps else 1_000)
         self.eval_seed = derive_seed(spec.seed, "eval")
         self.curve: list[dict[str, Any]] = []
-        self.next_eval = self.eval_every
-        self.next_checkpoint = spec.checkpoint_every
+        self.evals, self.checkpoints = Every(self.eval_every), Every(spec.checkpoint_every)
         self.sums: dict[str, float] = {}
         self.counts: dict[str, int] = {}
         self.elapsed_before = 0.0
@@ -131,7 +131,7 @@ class Trainer:
         ckpt_dir = self.run_dir / "checkpoints"
         steps = self.interaction.steps
         state = {"agent": self.agent.state_dict(), "interaction": self.interaction.state(), "rng": global_rng_state(),
-                 "kernel": {"curve": self.curve, "next_eval": self.next_eval, "next_checkpoint": self.next_checkpoint,
+                 "kernel": {"curve": self.curve, "next_eval": self.evals.next, "next_checkpoint": self.checkpoints.next,
                             "sums": self.sums, "counts": self.counts, "metrics_lines": log.lines,
                             "elapsed": self._elapsed(), "last_eval": self.last_eval}}
         log.flush()
@@ -167,8 +167,7 @@ class Trainer:
         kernel = state["kernel"]
         check_kernel_state(kernel)
         self.curve = kernel["curve"]
-        self.next_eval = kernel["next_eval"]
-        self.next_checkpoint = kernel["next_checkpoint"]
+        self.evals.next, self.checkpoints.next = kernel["next_eval"], kernel["next_checkpoint"]
         self.sums, self.counts = kernel["sums"], kernel["counts"]
         self.elapsed_before = kernel["elapsed"]
         if kernel.get("last_eval"):
@@ -216,15 +215,12 @@ class Trainer:
                                                              "return": interaction.episode_returns[seen_episodes],
                                                              "length": interaction.episode_lengths[seen_episodes]})
                     seen_episodes += 1
-                if interaction.steps >= self.next_eval and not self._budget_done():
+                if self.evals.due(interaction.steps) and not self._budget_done():
                     self._log_eval(log)
-                    while self.next_eval <= interaction.steps:
-                        self.next_eval += self.eval_every
-                if (self.next_checkpoint is not None and interaction.steps >= self.next_checkpoint
-                        and self._checkpoint_ready()):
+                    self.evals.done(interaction.steps)
+                if self.checkpoints.due(interaction.steps) and self._checkpoint_ready():
                     self._checkpoint(log)
-                    while self.next_checkpoint <= interaction.steps:
-                        self.next_checkpoint += self.spec.checkpoint_every  # type: ignore[operator]
+                    self.checkpoints.done(interaction.steps)
                 if progress.enabled:
                     done = interaction.steps if by_steps else interaction.episodes
                     note = f"eval {self.curve[-1]['mean_return']:.1f}" if self.curve else ""

@@ -34,6 +34,7 @@ import numpy as np
 from llmagentos.core.agent import Agent, Transition
 from llmagentos.core.errors import UsageError
 from llmagentos.core.loop import Interaction, evaluate
+from llmagentos.core.schedules import Every
 from llmagentos.core.seeding import make_rng, rng_state, set_rng_state
 from llmagentos.core.statistics import t_half_width
 
@@ -298,14 +299,13 @@ def learning_curve(agent: Agent, env: Any, eval_env: Any, steps: int, eval_every
     loop = Interaction(agent, env, seed=derive_seed(seed, "env"))
     eval_seed = derive_seed(seed, "eval")
     curve = Curve([0], [float(np.mean(evaluate(agent, eval_env, eval_episodes, seed=eval_seed)))])
-    next_eval = eval_every
+    evals = Every(eval_every)
     while loop.steps < steps:
         loop.step()
-        if loop.steps >= next_eval or loop.steps >= steps:
+        if evals.due(loop.steps) or loop.steps >= steps:
             curve.steps.append(loop.steps)
             curve.returns.append(float(np.mean(evaluate(agent, eval_env, eval_episodes, seed=eval_seed))))
-            while next_eval <= loop.steps:
-                next_eval += eval_every
+            evals.done(loop.steps)
         if on_step is not None:
             on_step(loop.steps)
     return curve
