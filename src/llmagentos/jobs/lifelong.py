@@ -252,8 +252,29 @@ def combine(block: LifelongBlock, results: dict[str, dict[str, Any]]) -> dict[st
     return out
 
 
-def block_type() -> type:
-    return LifelongBlock
+def block_type() -> Any:
+    """The lifelong block as ``llmagentos schema`` shows it: one variant per learner, ``config`` typed by the learner's
+    config class and ``lifelong`` by :class:`~llmagentos.lifelong.agent.LifelongConfig`, as the train block's is."""
+    import typing
+
+    from pydantic import create_model
+
+    from llmagentos.kernel.validation import algo_config_model, config_model, model_name
+    from llmagentos.learners import registry
+    from llmagentos.lifelong.agent import LifelongConfig
+
+    lifelong = config_model(LifelongConfig)
+    default = LifelongBlock.model_fields["learner"].default  # the variant a block without `learner` is
+    variants = []
+    for learner in (name for name, entry in registry.ALGORITHMS.items() if entry.kind == "agent"):
+        config = algo_config_model(learner)
+        variants.append(create_model(
+            model_name(learner, "LifelongBlock"), __base__=LifelongBlock,
+            learner=(Literal[learner], Field(default=default if learner == default else ...,
+                                             description=LifelongBlock.model_fields["learner"].description)),
+            config=(config, Field(default_factory=config, description=f"the {learner} config fields")),
+            lifelong=(lifelong, Field(default_factory=lifelong, description=LifelongBlock.model_fields["lifelong"].description))))
+    return typing.Union[tuple(variants)]  # type: ignore[valid-type]
 
 
 def run_job(block: LifelongBlock, seed: int, out_dir: Path) -> dict[str, Any]:

@@ -37,7 +37,12 @@ from llmagentos.core.config import from_dict, to_dict
 from llmagentos.core.errors import UsageError
 from llmagentos.core.seeding import derive_seed
 
-MAML_FAMILIES = ("sinusoid", "pointnav", "goal-grid")
+#: each family MAML runs on, and its experiment's config class (imported on use: naming them imports no torch)
+MAML_CONFIGS = {"sinusoid": "llmagentos.learners.maml_sinusoid:SinusoidMAMLConfig",
+                "pointnav": "llmagentos.learners.maml_rl:PointNavMAMLConfig",
+                "goal-grid": "llmagentos.learners.maml_rl:GoalGridMAMLConfig"}
+MAML_FAMILIES = tuple(MAML_CONFIGS)
+NES_CONFIG = "llmagentos.learners.nes:NESConfig"
 #: a MAML job's meta-training checkpoint inside its run directory (removed once the job finishes)
 CHECKPOINT = "checkpoint"
 
@@ -58,13 +63,9 @@ class MetaBlock(BaseModel):
 
 
 def config_class(block: MetaBlock) -> type:
-    if block.algo == "nes":
-        from llmagentos.learners.nes import NESConfig
+    from llmagentos.learners import registry
 
-        return NESConfig
-    from llmagentos.learners import maml_rl, maml_sinusoid
-
-    return {"sinusoid": maml_sinusoid.SinusoidMAMLConfig, "goal-grid": maml_rl.GoalGridMAMLConfig}.get(block.family, maml_rl.PointNavMAMLConfig)
+    return registry.load(NES_CONFIG if block.algo == "nes" else MAML_CONFIGS[block.family])
 
 
 def validate_block(raw: Any) -> MetaBlock:
@@ -104,8 +105,27 @@ def validate_block(raw: Any) -> MetaBlock:
     return block
 
 
-def block_type() -> type:
-    return MetaBlock
+def block_type() -> Any:
+    """The meta block as ``llmagentos schema`` shows it: one variant per algorithm (and MAML family), each with
+    ``config`` typed by that experiment's config class, as the train block's is by its algorithm's."""
+    import typing
+
+    from pydantic import create_model
+
+    from llmagentos.kernel.validation import config_model, model_name
+    from llmagentos.learners import registry
+
+    def variant(algo: str, name: str, family: Any, target: str) -> type[BaseModel]:
+        config = config_model(registry.load(target))
+        return create_model(model_name(f"{algo} {name}", "MetaBlock"), __base__=MetaBlock,
+                            algo=(Literal[algo], Field(description=MetaBlock.model_fields["algo"].description)),
+                            family=(family, Field(default=None if algo == "nes" else ...,
+                                                  description=MetaBlock.model_fields["family"].description)),
+                            config=(config, Field(default_factory=config, description=f"the {algo} config fields")))
+
+    variants = [variant("maml", f, Literal[f], target) for f, target in MAML_CONFIGS.items()]
+    variants.append(variant("nes", "", str | None, NES_CONFIG))
+    return typing.Union[tuple(variants)]  # type: ignore[valid-type]
 
 
 def run_job(block: MetaBlock, seed: int, out_dir: Path) -> dict[str, Any]:
