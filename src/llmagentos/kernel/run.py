@@ -110,6 +110,16 @@ class TrainSpec:
             raise UsageError(f"--checkpoint-every must be positive, got {self.checkpoint_every}")
 
 
+#: TrainSpec fields that belong to one job (seed, directory), not to a spec's train block: a stored agent is
+#: continued by one run, not by a sweep
+JOB_FIELDS = ("seed", "out", "agent", "agent_version", "world")
+
+
+def train_block_fields() -> list[str]:
+    """The train block's keys: TrainSpec's fields but those of one job."""
+    return [f.name for f in dataclasses.fields(TrainSpec) if f.name not in JOB_FIELDS]
+
+
 # -- agents ---------------------------------------------------------------------------------------
 
 def make_config(algo: str, overrides: dict[str, Any] | None = None, env_id: str | None = None) -> Any:
@@ -312,8 +322,8 @@ def train_block_from_flags(flags: dict[str, Any]) -> dict[str, Any]:
 
     overrides = parse_key_values(flags.get("overrides", ()), "--set")
     config = make_config(flags["algo"], overrides, flags["env"])
-    block = {k: flags[k] for k in ("env", "algo", "steps", "episodes", "env_args", "eval_every",
-                                   "eval_episodes", "threshold", "checkpoint_every") if flags.get(k) is not None}
+    # the flags that are block fields (config and wrappers below); a flag not given is left to the block's default
+    block = {k: flags[k] for k in train_block_fields() if k not in ("config", "wrappers") and flags.get(k) is not None}
     if flags.get("wrappers"):  # only when given, so the blocks (and fingerprints) of existing sweeps stay the same
         block["wrappers"] = flags["wrappers"]
     block["config"] = {k: getattr(config, k) for k in overrides}

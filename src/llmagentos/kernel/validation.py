@@ -84,19 +84,15 @@ def validate_model(model: Any, raw: Any, prefix: str) -> Any:
 
 
 
-#: TrainSpec fields that belong to the job (seed, directory), not to the spec's train block
-_JOB_FIELDS = ("seed", "out", "agent", "agent_version", "world")  # a stored agent is continued by one run, not a sweep
-
-
 @functools.lru_cache(maxsize=None)
 def train_block_model(algo: str) -> type[BaseModel]:
     """The train block for one algorithm: TrainSpec's fields, with ``config`` typed by the algorithm's config."""
-    from llmagentos.kernel.run import TrainSpec
+    from llmagentos.kernel.run import TrainSpec, train_block_fields
 
     hints = typing.get_type_hints(TrainSpec)
     fields: dict[str, Any] = {}
     for f in dataclasses.fields(TrainSpec):
-        if f.name in _JOB_FIELDS:
+        if f.name not in train_block_fields():
             continue
         doc = f.metadata.get("doc", "")
         if f.name == "algo":
