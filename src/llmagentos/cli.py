@@ -132,6 +132,9 @@ def sweep_options(f):
                      help="Where the jobs run."),
         click.option("--workers", type=int, default=None, help="Worker processes / Ray tasks in flight (default: CPUs)."),
         click.option("--ray-address", default=None, help='Ray cluster to join ("auto", "ray://head:10001").'),
+        click.option("--shared-out", is_flag=True,
+                     help="With --backend ray: --out is on storage every node mounts, so jobs write there directly "
+                          "(default: each run directory comes back to this machine with its job's result)."),
         click.option("--agent", default=None, metavar="NAME",
                      help="Continue the stored agent NAME on this task (created if new) and save it back."),
         click.option("--wait", is_flag=True,
@@ -146,7 +149,7 @@ def sweep_options(f):
 @train_options
 @sweep_options
 def train(env, algo, steps, episodes, seed, overrides, env_args, wrappers, eval_every, eval_episodes, threshold,
-          checkpoint_every, out, quiet, as_json, seeds, backend, workers, ray_address, agent, wait) -> None:
+          checkpoint_every, out, quiet, as_json, seeds, backend, workers, ray_address, shared_out, agent, wait) -> None:
     """Train an agent on an environment and write a run directory (--seeds A:B: one job per seed)."""
     from llmagentos.envs.make import parse_wrapper
     from llmagentos.kernel.run import TrainSpec, train as run_train
@@ -162,11 +165,13 @@ def train(env, algo, steps, episodes, seed, overrides, env_args, wrappers, eval_
                                      env_args=parse_env_args(env_args), wrappers=wrappers, eval_every=eval_every,
                                      eval_episodes=eval_episodes, threshold=threshold,
                                      checkpoint_every=checkpoint_every, out=out),
-                                seeds=seeds, backend=backend, workers=workers, ray_address=ray_address)
+                                seeds=seeds, backend=backend, workers=workers, ray_address=ray_address,
+                                shared_out=shared_out)
         emit_sweep(run_spec(spec, quiet=quiet or as_json, store=open_store()), as_json)
         return
-    if backend != "inline" or workers is not None or ray_address is not None:
-        raise UsageError("--backend, --workers and --ray-address schedule several jobs: give --seeds A:B as well")
+    if backend != "inline" or workers is not None or ray_address is not None or shared_out:
+        raise UsageError("--backend, --workers, --ray-address and --shared-out schedule several jobs: "
+                         "give --seeds A:B as well")
     spec = TrainSpec(env=env, algo=algo, seed=seed, steps=steps, episodes=episodes,
                      config=parse_key_values(overrides, "--set"), env_args=parse_env_args(env_args),
                      wrappers=wrappers, eval_every=eval_every, eval_episodes=eval_episodes, threshold=threshold,
