@@ -18,7 +18,7 @@ import pytest
 from llmagentos.kernel.remote import RunTransferError, pack_dir, receive
 from helpers import comparable
 
-SEEDS = "0:4"
+SEEDS = "0:3"
 #: tiny jobs that still take about a second each, so a node can be removed while one runs there
 TRAIN = {"env": "CliffWalking-v1", "algo": "q-learning", "steps": 1200, "eval_every": 400, "eval_episodes": 1,
          "checkpoint_every": 400, "tensorboard": False}
@@ -38,8 +38,9 @@ def _ray_processes(marker: str) -> list[int]:
 
 @pytest.fixture(scope="module")
 def cluster():
-    """A head that runs no jobs (0 CPUs) and two one-CPU worker nodes, in a temp dir of their own: never
-    /tmp/ray, whose `ray_current_cluster` another session's Ray would read (RAY_TMPDIR points Ray elsewhere)."""
+    """Two nodes, each a raylet with its own temp folder and TMPDIR (so a job's staging folder shows which node
+    ran it): the head, which stays, and a worker node to kill. Never /tmp/ray, whose `ray_current_cluster`
+    another session's Ray would read: RAY_TMPDIR points Ray at this cluster's own folder."""
     import ray
     from ray.cluster_utils import Cluster
 
@@ -49,13 +50,15 @@ def cluster():
     (base / "ray").mkdir()
     made = None
     try:
-        made = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "temp_dir": str(base / "head"),
-                                                             "include_dashboard": False})
         nodes = []
-        for k in range(2):  # each node's TMPDIR is its own, so a job's staging folder shows which node ran it
+        for k in range(2):
             (base / f"node{k}" / "tmp").mkdir(parents=True)
-            nodes.append(made.add_node(num_cpus=1, temp_dir=str(base / f"node{k}"),
-                                       env_vars={"TMPDIR": str(base / f"node{k}" / "tmp")}))
+            args = {"num_cpus": 1, "temp_dir": str(base / f"node{k}"), "env_vars": {"TMPDIR": str(base / f"node{k}" / "tmp")}}
+            if made is None:
+                made = Cluster(initialize_head=True, head_node_args={**args, "include_dashboard": False})
+                nodes.append(made.head_node)
+            else:
+                nodes.append(made.add_node(**args))
         yield made, nodes, base
     finally:
         ray.shutdown()
@@ -121,7 +124,7 @@ def _assert_same_runs(result, finished, sequential, out: Path) -> None:
     from llmagentos.kernel.checkpoint import load_state
     from llmagentos.kernel.run import read_job
 
-    assert not result["failed"] and [r["seed"] for r in result["runs"]] == [0, 1, 2, 3]
+    assert not result["failed"] and [r["seed"] for r in result["runs"]] == [0, 1, 2]
     assert [comparable(r) for r in result["runs"]] == [comparable(r) for r in sequential["runs"]]
     for run, alone in zip(result["runs"], sequential["runs"]):
         run_dir = Path(run["run_dir"])
@@ -130,15 +133,15 @@ def _assert_same_runs(result, finished, sequential, out: Path) -> None:
         assert len(files) == 3 and files == _run_files(alone["run_dir"])
         load_state(run_dir / "agent")  # passes its manifest's checksums
         assert json.loads((run_dir / "summary.json").read_text()) == run
-    assert sorted(finished.values()) == [1, 1, 1, 1] and len(finished) == 4  # each job recorded exactly once
+    assert sorted(finished.values()) == [1, 1, 1]  # each job recorded exactly once
 
 
-def test_runs_made_on_worker_nodes_arrive_at_the_drivers_out(cluster, sequential, tmp_path):
+def test_runs_made_on_other_nodes_arrive_at_the_drivers_out(cluster, sequential, tmp_path):
     made, nodes, base = cluster
     result, finished = _sweep(tmp_path, "ray", made.address)
     _assert_same_runs(result, finished, sequential, tmp_path)
     jobs = json.loads((tmp_path / "sweep" / "sweep.json").read_text())["jobs"]
-    assert {j["node"] for j in jobs} <= {n.node_id for n in nodes}  # none ran on the head
+    assert {j["node"] for j in jobs} == {n.node_id for n in nodes}  # both nodes ran jobs
     for k in range(2):  # each node cleared its staging folders once the files were on their way
         assert not list((base / f"node{k}" / "tmp").glob("llmagentos-run-*"))
 
@@ -146,8 +149,8 @@ def test_runs_made_on_worker_nodes_arrive_at_the_drivers_out(cluster, sequential
 def test_a_node_killed_mid_sweep_has_its_job_rerun_elsewhere_with_the_same_results(cluster, sequential, tmp_path,
                                                                                   capfd):
     made, nodes, base = cluster
-    doomed, survivor = nodes
-    staging = base / "node0" / "tmp"
+    survivor, doomed = nodes
+    staging = base / "node1" / "tmp"
     killed = threading.Event()
 
     def kill_node_once_it_runs_a_job() -> None:
@@ -165,7 +168,7 @@ def test_a_node_killed_mid_sweep_has_its_job_rerun_elsewhere_with_the_same_resul
     assert "was lost with its node" in capfd.readouterr().err
     _assert_same_runs(result, finished, sequential, tmp_path)
     jobs = json.loads((tmp_path / "sweep" / "sweep.json").read_text())["jobs"]
-    assert {j["node"] for j in jobs} == {survivor.node_id}  # the lost job, and every later one, ran on the survivor
+    assert {j["node"] for j in jobs} == {survivor.node_id}  # the lost job, and every other, ran on the survivor
 
 
 def test_a_returned_run_directory_is_untrusted_data(tmp_path):

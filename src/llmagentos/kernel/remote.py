@@ -1,7 +1,7 @@
 """Run directories that travel: a sweep job run on another machine comes home to the driver's ``out``.
 
-On a Ray cluster a job may run on a node whose disk the driver never sees. So a sweep on the ``ray``
-backend does not hand the job its run directory's path; :func:`run_staged` runs it in a fresh folder of
+On a Ray cluster a job may run on a node whose disk the driver never sees. So a sweep that joins a Ray
+cluster does not hand the job its run directory's path; :func:`run_staged` runs it in a fresh folder of
 that node's temporary directory, packs every file the job wrote (the run directory, checkpoints, final
 agent) into its result, and deletes the folder. The driver then :func:`receive`\\ s the files and writes
 them where the run directory belongs, all at once (into a hidden sibling folder, then one rename).
@@ -258,3 +258,10 @@ def staged_jobs(function: Callable[[Any], Any], payloads: list[dict[str, Any]]) 
         jobs.append({"function": function, "payload": payload, "files": files})
     return jobs
 
+
+
+def may_leave_this_machine(ray_address: str | None) -> bool:
+    """Whether a Ray job may run on another machine: when the sweep joins a cluster (an address, ``RAY_ADDRESS``,
+    or a Ray session this process already opened), not when it starts a local instance of its own."""
+    ray = sys.modules.get("ray")
+    return bool(ray_address or os.environ.get("RAY_ADDRESS") or (ray is not None and ray.is_initialized()))

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from llmagentos.kernel.backends import failure, is_failure, run_jobs
 from llmagentos.kernel.checkpoint import atomic_write_json
-from llmagentos.kernel.remote import STAGED, RunTransferError, receive, run_staged, staged_jobs
+from llmagentos.kernel.remote import STAGED, RunTransferError, may_leave_this_machine, receive, run_staged, staged_jobs
 from llmagentos.kernel.progress import Progress
 
 MANIFEST = "sweep.json"
@@ -94,9 +94,10 @@ def run_sweep(function: Callable[[Any], Any], payloads: list[dict[str, Any]], ou
     stopped the sweep). ``on_job_done(index, result)`` is called for every job as it ends, and for every
     job an earlier attempt already finished, so that a caller can record each one (the store does).
 
-    On the ``ray`` backend a job may run on another machine: it runs in that node's temporary folder and
-    its run directory comes back with its result (:mod:`llmagentos.kernel.remote`), unless ``shared_out``
-    says that ``out`` is on storage every node mounts, where the jobs write directly.
+    On the ``ray`` backend, when it joins a cluster, a job may run on another machine: it runs in that node's
+    temporary folder and its run directory comes back with its result (:mod:`llmagentos.kernel.remote`),
+    unless ``shared_out`` says that ``out`` is on storage every node mounts, where the jobs write directly
+    (as they do on a local Ray instance the sweep starts itself).
     """
     out = Path(out)
     check_sweep_dir(out)
@@ -128,7 +129,7 @@ def run_sweep(function: Callable[[Any], Any], payloads: list[dict[str, Any]], ou
     progress.update(len(skipped))
     done = [len(skipped)]
 
-    staged = backend == "ray" and not shared_out
+    staged = backend == "ray" and not shared_out and may_leave_this_machine(ray_address)
 
     def on_result(k: int, result: Any) -> None:
         i = todo[k]
@@ -150,7 +151,7 @@ def run_sweep(function: Callable[[Any], Any], payloads: list[dict[str, Any]], ou
     job_function = function
     if staged:
         job_payloads, job_function = staged_jobs(function, job_payloads), run_staged
-    elif backend == "ray":  # every node resolves a relative path against its own working folder
+    elif backend == "ray" and shared_out:  # every node resolves a relative path against its own working folder
         job_payloads = [{**p, "out_dir": str(Path(p["out_dir"]).resolve())} for p in job_payloads]
     try:
         fresh = run_jobs(job_function, job_payloads, backend=backend, workers=workers, ray_address=ray_address,
