@@ -201,3 +201,11 @@ def test_a_returned_run_directory_is_untrusted_data(tmp_path):
              ("agent.safetensors", blob, hashlib.sha256(blob).hexdigest())], "refused")
     refused("not a list", "not a list")
     assert not list((tmp_path / "out").glob(".*"))  # no half-written folder left behind
+
+
+def test_shared_out_schedules_a_sweep_so_a_single_run_refuses_it(tmp_path, capsys):
+    from helpers import cli
+
+    code, _, err = cli(["train", "--env", "CliffWalking-v1", "--algo", "q-learning", "--steps", "10",
+                        "--out", str(tmp_path / "run"), "--shared-out"], capsys)
+    assert code == 2 and "--shared-out schedule several jobs" in err and not (tmp_path / "run").exists()

@@ -33,7 +33,7 @@ from typing import Any, Callable
 STAGED = "llmagentos_staged_run"
 #: the most files, bytes in all, characters in one path and folders deep that one returned run may hold
 MAX_FILES = 10_000
-MAX_BYTES = 4 * 1024**3
+MAX_BYTES = 1024**3
 MAX_PATH_CHARS = 1024
 MAX_DEPTH = 32
 #: files whose JSON names the run's own folder, which the driver rewrites to its own path
