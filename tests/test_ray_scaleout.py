@@ -203,6 +203,31 @@ def test_a_returned_run_directory_is_untrusted_data(tmp_path):
     assert not list((tmp_path / "out").glob(".*"))  # no half-written folder left behind
 
 
+def test_a_run_the_driver_holds_part_of_travels_to_the_node_and_resumes_there(sequential, tmp_path):
+    """What a node is sent back of a stopped run (its checkpoints) is resumed, not redone: the same summary."""
+    from llmagentos.config import run_job
+    from llmagentos.kernel.remote import run_staged, staged_jobs
+
+    alone = sequential["runs"][0]
+    run_dir = tmp_path / "seed-0"
+    shutil.copytree(alone["run_dir"], run_dir)
+    (run_dir / "summary.json").unlink()  # as if stopped right after its checkpoint at step 800
+    for leftover in ("agent.json", "agent.safetensors", "checkpoints/step-000000001200.json",
+                     "checkpoints/step-000000001200.safetensors"):
+        (run_dir / leftover).unlink()
+    (run_dir / "checkpoints" / "latest.json").write_text('{"checkpoint": "step-000000000800", "step": 800}')
+    payload = {"kind": "train", "block": TRAIN, "seed": 0, "out_dir": str(run_dir)}
+    job, = staged_jobs(run_job, [payload])
+    assert "checkpoints/step-000000000800.safetensors" in [f[0] for f in job["files"]]
+    packed = run_staged(job)  # here, in this process: the node's side
+    assert not Path(packed["staged_dir"]).exists()  # it cleared its staging folder
+    summary, _ = receive(packed, run_dir)
+    assert comparable(summary) == comparable(alone) and summary["run_dir"] == str(run_dir)
+    resumed, whole = _run_files(str(run_dir)), _run_files(alone["run_dir"])
+    final = ("agent.safetensors", "checkpoints/step-000000001200.json")  # (a resume adds a checkpoint at step 801)
+    assert [resumed[k] for k in final] == [whole[k] for k in final]
+
+
 def test_shared_out_schedules_a_sweep_so_a_single_run_refuses_it(tmp_path, capsys):
     from helpers import cli
 
