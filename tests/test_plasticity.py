@@ -103,3 +103,67 @@ def test_cbp_replaces_the_least_useful_mature_unit_and_zeroes_its_outgoing_weigh
     assert remedy.replaced == 2
     assert net[2].weight.detach().tolist() == [[0.0, 2.0, 0.0, 3.0]]
     assert remedy.age[0].tolist() == [0, 5, 2, 5]
+
+
+def test_plain_training_loses_plasticity_on_a_long_stream_and_continual_backprop_keeps_it():
+    """Permuted digits, Adam at a high step size: plain's late tasks are learned worse than its first; cbp's are not."""
+    from llmagentos.kernel.plasticity_run import aggregate, reference_tasks, validate_block, run_strategy
+
+    block = validate_block({"stream": "digits", "tasks": 20, "steps_per_task": 100, "references": False,
+                            "network": {"hidden": [100], "optimizer": "adam", "learning_rate": 0.01, "batch": 16},
+                            "remedies": {"cbp_replacement_rate": 0.003}})
+    first, last = reference_tasks(20)
+    runs = {s: run_strategy(block, s, seed=0) for s in ("plain", "cbp")}
+    perf = {s: np.asarray(r["performance"]) for s, r in runs.items()}
+    plain_first, plain_last = perf["plain"][first].mean(), perf["plain"][last].mean()
+    cbp_first, cbp_last = perf["cbp"][first].mean(), perf["cbp"][last].mean()
+    # measured (seeds 0, 1): plain 0.78 -> 0.59 accuracy, cbp 0.78 -> 0.74 and 0.78 -> 0.77
+    assert plain_last < plain_first - 0.1, (plain_first, plain_last)
+    assert cbp_last > cbp_first - 0.06 and cbp_last > plain_last + 0.08, (cbp_first, cbp_last, plain_last)
+    assert runs["plain"]["dormant_fraction"][-1] > runs["cbp"]["dormant_fraction"][-1]
+    assert runs["cbp"]["remedy"]["replaced"] > 0
+
+
+def test_plasticity_spec_prints_a_table_writes_a_png_and_gives_stable_json_keys(tmp_path):
+    spec = tmp_path / "p.yaml"
+    spec.write_text(f"name: p\nseeds: '0:2'\nout: {tmp_path / 'run'}\nplasticity:\n  stream: regression\n  tasks: 4\n"
+                    "  steps_per_task: 5\n  strategies: [plain, cbp, redo, shrink_perturb, l2_init, reset]\n"
+                    "  remedies: {redo_period: 2, reset_period: 3}\n")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["run", str(spec), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    for name in ("plain", "cbp", "redo", "shrink_perturb", "l2_init", "reset"):
+        figures = data["strategies"][name]
+        for key in ("plasticity_first", "plasticity_last", "dormant_fraction", "effective_rank", "average_performance"):
+            assert np.isfinite(figures[key]) and len(figures[key + "_ci"]) == 2
+        assert figures["plasticity_first"] < 0  # the negative error: higher is better
+    assert (tmp_path / "run" / "plasticity.png").stat().st_size > 1000
+    table = runner.invoke(cli, ["run", str(spec)])  # the finished sweep again: its table, no new work
+    assert table.exit_code == 0 and "plasticity (last 10 %)" in table.output and "cbp" in table.output
+
+
+@pytest.mark.parametrize("block, fragment", [
+    ("stream: regression\n  steps_per_task: 5\n  strategies: [plain, magic]", "unknown strategy 'magic'"),
+    ("stream: regression\n  steps_per_task: 5\n  remedies: {cbp_decay: 1.5}", "cbp_decay"),
+    ("stream: regression\n  steps_per_task: 0", "steps_per_task"),
+    ("stream: rl\n  steps_per_task: 5", "needs an rl block"),
+])
+def test_a_bad_plasticity_spec_is_refused_with_exit_status_2(tmp_path, block, fragment):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(f"name: bad\nout: {tmp_path / 'run'}\nplasticity:\n  {block}\n")
+    result = CliRunner().invoke(cli, ["run", str(spec)])
+    assert result.exit_code == 2 and fragment in result.output, result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_trainer_logs_plasticity_diagnostics_at_each_evaluation(tmp_path):
+    from llmagentos.kernel.run import TrainSpec, train
+
+    train(TrainSpec(env="CartPole-v1", algo="dqn", steps=400, eval_every=200, eval_episodes=1, out=str(tmp_path / "r"),
+                    config={"learning_starts": 100, "hidden": [16]}), quiet=True)
+    rows = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    diag = [r for r in rows if r["kind"] == "plasticity"]
+    assert [r["step"] for r in diag] == [r["step"] for r in rows if r["kind"] == "eval"] and diag
+    assert 0.0 <= diag[-1]["dormant_fraction"] <= 1.0 and 1 <= diag[-1]["effective_rank"] <= 16
+    assert diag[-1]["weight_norm/trunk.0"] > 0 and "grad_norm/trunk.0" in diag[-1]

@@ -80,7 +80,7 @@ class PlasticityBlock(_Strict):
     remedies: dict[str, Any] = Field(default_factory=dict, description="RemedyConfig fields (the remedies' settings)")
     tau: float = Field(default=0.025, description="τ of the dormant-unit score (Sokar et al.)")
     references: bool = Field(default=True, description="learn the first and last 10 % of the tasks from a fresh network too")
-    stream_seed: int = Field(default=0, description="seed that generates the stream (the same for every run seed)")
+    stream_seed: int = Field(default=0, description="seed that, with the run seed, generates a supervised stream (each run seed has its own)")
     regression: RegressionOptions = Field(default_factory=RegressionOptions, description="the regression stream's options")
     network: OnlineNetwork = Field(default_factory=OnlineNetwork, description="the supervised learner")
     rl: RLStream | None = Field(default=None, description="the rl stream's family, learner and forgetting strategy")
@@ -191,10 +191,14 @@ def run_strategy(block: PlasticityBlock, strategy: str, seed: int, tasks: list[i
                              block.rl.eval_episodes, block.tau, tasks)
     from llmagentos.lifelong.plasticity_streams import OnlineConfig, PermutedDigits, SlowlyChangingRegression, run_online
 
+    from llmagentos.core.seeding import derive_seed
+
+    # every run seed lives through its own stream (its own teacher and flips, or permutations)
+    stream_seed = derive_seed(block.stream_seed, "stream", seed)
     if block.stream == "regression":
-        stream: Any = SlowlyChangingRegression(block.tasks, seed=block.stream_seed, **block.regression.model_dump())
+        stream: Any = SlowlyChangingRegression(block.tasks, seed=stream_seed, **block.regression.model_dump())
     else:
-        stream = PermutedDigits(block.tasks, seed=block.stream_seed)
+        stream = PermutedDigits(block.tasks, seed=stream_seed)
     net = block.network
     config = OnlineConfig(hidden=tuple(net.hidden), activation=net.activation, optimizer=net.optimizer,
                           learning_rate=net.learning_rate, batch=net.batch, steps_per_task=block.steps_per_task, tau=block.tau)
