@@ -4,6 +4,10 @@ effect on a small generated stream, and the plasticity job kind end to end (spec
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -124,7 +128,8 @@ def test_plain_training_loses_plasticity_on_a_long_stream_and_continual_backprop
     assert runs["cbp"]["remedy"]["replaced"] > 0
 
 
-def test_plasticity_spec_prints_a_table_writes_a_png_and_gives_stable_json_keys(tmp_path):
+def test_plasticity_spec_prints_a_table_writes_a_png_and_gives_stable_json_keys(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMAGENTOS_STORE", str(tmp_path / "store"))
     spec = tmp_path / "p.yaml"
     spec.write_text(f"name: p\nseeds: '0:2'\nout: {tmp_path / 'run'}\nplasticity:\n  stream: regression\n  tasks: 4\n"
                     "  steps_per_task: 5\n  strategies: [plain, cbp, redo, shrink_perturb, l2_init, reset]\n"
@@ -149,11 +154,23 @@ def test_plasticity_spec_prints_a_table_writes_a_png_and_gives_stable_json_keys(
     ("stream: regression\n  steps_per_task: 0", "steps_per_task"),
     ("stream: rl\n  steps_per_task: 5", "needs an rl block"),
 ])
-def test_a_bad_plasticity_spec_is_refused_with_exit_status_2(tmp_path, block, fragment):
+def test_a_bad_plasticity_spec_is_refused_with_one_sentence(tmp_path, block, fragment):
+    from llmagentos.config import load_spec
+    from llmagentos.core.errors import UsageError
+
     spec = tmp_path / "bad.yaml"
     spec.write_text(f"name: bad\nout: {tmp_path / 'run'}\nplasticity:\n  {block}\n")
-    result = CliRunner().invoke(cli, ["run", str(spec)])
-    assert result.exit_code == 2 and fragment in result.output, result.output
+    with pytest.raises(UsageError, match=re.escape(fragment)):
+        load_spec(spec)
+
+
+def test_the_command_line_refuses_a_bad_plasticity_spec_with_exit_status_2(tmp_path):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(f"name: bad\nout: {tmp_path / 'run'}\nplasticity:\n  stream: regression\n  steps_per_task: 5\n"
+                    "  strategies: [plain, magic]\n")
+    out = subprocess.run([sys.executable, "-m", "llmagentos.cli", "run", str(spec)], capture_output=True, text=True,
+                         env={**os.environ, "LLMAGENTOS_STORE": str(tmp_path / "store")}, timeout=120)
+    assert out.returncode == 2 and "unknown strategy 'magic'" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "run").exists()
 
 
