@@ -60,6 +60,30 @@ def test_hidden_layers_of_a_dqn_end_in_its_q_head():
     layers = trace_hidden_layers(agent.output_module(), lambda: agent.output_module()(x))
     assert len(layers) == len(agent.config.hidden)
     assert layers[-1].outgoing == [agent.output_module().head]
+    reset = make_remedy("reset", RemedyConfig(reset_layers=2), layers, list(agent.output_module().parameters()), None, 0)
+    assert reset.targets == [agent.output_module().head, layers[-1].incoming]  # the output layer, then the one before
+
+
+def test_redo_recycles_the_dormant_units_and_the_other_remedies_follow_their_formulas():
+    net = small_net()
+    x = torch.tensor([[1.0, 2.0], [3.0, 0.0]])  # s = [2, 1, 0]: unit 2 is dormant
+    layers = trace_hidden_layers(net, lambda: net(x))
+    params = list(net.parameters())
+    redo = make_remedy("redo", RemedyConfig(redo_tau=0.1, redo_period=2), layers, params, None, seed=0)
+    net(x).sum().backward()  # a training pass: ReDo sees its activations
+    redo.after_update()
+    assert redo.recycled == 0  # not yet F = 2 updates
+    redo.after_update()
+    assert redo.recycled == 1 and net[2].weight.detach().tolist() == [[1.0, 2.0, 0.0]]
+    assert net[0].weight.detach()[:2].tolist() == [[1.0, 0.0], [0.0, 1.0]]
+    before = [p.detach().clone() for p in params]
+    l2 = make_remedy("l2_init", RemedyConfig(l2_init=0.5), layers, params, None, seed=0)
+    with torch.no_grad():
+        net[2].bias.add_(2.0)
+    assert float(l2.penalty().detach()) == pytest.approx(0.5 * 4.0)  # λ ‖θ − θ₀‖²
+    sp = make_remedy("shrink_perturb", RemedyConfig(shrink=0.5, perturb=0.0), layers, params, None, seed=0)
+    assert sp.end_task()
+    assert torch.allclose(net[0].weight, 0.5 * before[0])  # θ ← λθ + σε with σ = 0
 
 
 def cbp_net(optimizer_cls=torch.optim.SGD):

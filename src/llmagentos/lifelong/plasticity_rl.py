@@ -63,8 +63,8 @@ def run_rl_stream(make_agent: Callable[[], Any], stream: Any, strategy: str, rem
             interaction.step()
         env.close()
         agent.end_task()
-        remedy.end_task()
-        learner.weights_changed()  # a boundary remedy (shrink-and-perturb, reset) changed the weights
+        if remedy.end_task():
+            learner.weights_changed()  # shrink-and-perturb or a reset changed the weights: DQN re-syncs θ⁻
         eval_env = stream.make_env(j)
         out["performance"].append(float(np.mean(evaluate(agent, eval_env, eval_episodes, seed=derive_seed(seed, "eval", j)))))
         diag = agent_diagnostics(learner, probe_observations(eval_env, 256, derive_seed(seed, "probe", j)), tau) or {}

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from llmagentos.core.config import param
 from llmagentos.core.errors import UsageError
 from llmagentos.lifelong.plasticity import capture_activations, dormant_fraction, effective_rank, trace_hidden_layers
 from llmagentos.lifelong.remedies import RemedyConfig, make_remedy
@@ -102,14 +103,14 @@ class PermutedDigits:
 class OnlineConfig:
     """How the online learner of a supervised plasticity stream is built and trained."""
 
-    hidden: tuple[int, ...] = (5,)
-    activation: str = "relu"
-    optimizer: str = "sgd"
-    learning_rate: float = 0.01
-    batch: int = 1
-    steps_per_task: int = 1000
-    tau: float = 0.025
-    probe: int = 256
+    hidden: tuple[int, ...] = param((5,), "hidden layer widths")
+    activation: str = param("relu", "hidden activation (relu, tanh, elu, gelu)")
+    optimizer: str = param("sgd", "sgd or adam")
+    learning_rate: float = param(0.01, "step size")
+    batch: int = param(1, "examples per update")
+    steps_per_task: int = param(1000, "updates per task")
+    tau: float = param(0.025, "τ of the dormant-unit score")
+    probe: int = param(256, "inputs of the probe batch the diagnostics look at")
 
 
 def build_mlp(inputs: int, outputs: int, hidden: tuple[int, ...], activation: str) -> nn.Sequential:

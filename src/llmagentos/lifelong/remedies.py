@@ -18,7 +18,7 @@ The registry :data:`REMEDIES` is the one list of names: ``plain`` (no remedy), `
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
@@ -49,8 +49,10 @@ class RemedyConfig:
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise UsageError(f"remedy {name} must be a finite number >= 0, got {v}")
-        if not (0.0 <= self.cbp_decay < 1.0 and 0.0 <= self.shrink <= 1.0):
-            raise UsageError(f"remedy cbp_decay must be in [0, 1) and shrink in [0, 1], got {self.cbp_decay} and {self.shrink}")
+        if not 0.0 <= self.cbp_decay < 1.0:
+            raise UsageError(f"remedy cbp_decay must be in [0, 1), got {self.cbp_decay}")
+        if not 0.0 <= self.shrink <= 1.0:
+            raise UsageError(f"remedy shrink must be in [0, 1], got {self.shrink}")
         if self.cbp_maturity < 0 or self.redo_period <= 0 or self.reset_period < 0 or self.reset_layers <= 0:
             raise UsageError("remedy cbp_maturity and reset_period must be >= 0, redo_period and reset_layers > 0")
 
@@ -84,8 +86,9 @@ class Remedy:
     def after_update(self) -> None:
         self.updates += 1
 
-    def end_task(self) -> None:
-        pass
+    def end_task(self) -> bool:
+        """The task boundary; True when the remedy changed the weights here."""
+        return False
 
     def state_dict(self) -> dict[str, Any]:
         return {"updates": self.updates}
@@ -199,10 +202,11 @@ class ShrinkPerturb(Remedy):
     """
 
     @torch.no_grad()
-    def end_task(self) -> None:
+    def end_task(self) -> bool:
         for p in self.params:
             noise = torch.randn(p.shape, generator=self.generator).to(p.dtype)
             p.mul_(self.config.shrink).add_(self.config.perturb * noise)  # θ ← λθ + σε
+        return True
 
 
 class L2Init(Remedy):
@@ -221,28 +225,36 @@ class L2Init(Remedy):
 class Reset(Remedy):
     """Periodic resets of the last layers (Nikishin et al., "The primacy bias in deep RL", ICML 2022).
 
-    Every K updates (or at every task boundary when K = 0) the last ``reset_layers`` Linear layers the
-    forward pass computes are drawn again from their initial distribution (biases zero).
+    Every K updates (or at every task boundary when K = 0) the output layers (the Linear layers that read a
+    hidden layer and feed none: Q-values, or an actor-critic's policy and value outputs) and, with
+    ``reset_layers`` = k, the k − 1 layers before each, are drawn again from their initial distribution (biases zero).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        order: list[nn.Linear] = []
+        feeding = {id(layer.incoming) for layer in self.layers}
+        self.targets: list[nn.Linear] = []
         for layer in self.layers:
-            for m in [layer.incoming, *layer.outgoing]:
-                if all(m is not o for o in order):
-                    order.append(m)
-        self.targets = order[-self.config.reset_layers:]
+            self._add([m for m in layer.outgoing if id(m) not in feeding])
+        for _ in range(self.config.reset_layers - 1):  # one layer further back from everything chosen so far
+            self._add([layer.incoming for layer in self.layers if any(o is t for o in layer.outgoing for t in self.targets)])
         self.resets = 0
+
+    def _add(self, modules: list[nn.Linear]) -> None:
+        for m in modules:
+            if all(m is not t for t in self.targets):
+                self.targets.append(m)
 
     def after_update(self) -> None:
         super().after_update()
         if self.config.reset_period and self.updates % self.config.reset_period == 0:
             self.reset()
 
-    def end_task(self) -> None:
+    def end_task(self) -> bool:
         if not self.config.reset_period:
             self.reset()
+            return True
+        return False
 
     @torch.no_grad()
     def reset(self) -> None:
@@ -277,6 +289,3 @@ def make_remedy(name: str, config: RemedyConfig, layers: list[HiddenLayer], para
         raise UsageError(f"unknown plasticity strategy {name!r}; choose one of: {', '.join(REMEDIES)}")
     return REMEDIES[name](config, layers, params, optimizer, seed)
 
-
-def config_fields() -> list[str]:
-    return [f.name for f in fields(RemedyConfig)]
