@@ -236,9 +236,10 @@ def aggregate(results: list[dict[str, Any]]) -> dict[str, Any]:
     n = int(ok[0]["tasks"])
     first, last = reference_tasks(n)
     out: dict[str, Any] = {}
+    per_seed: dict[str, np.ndarray] = {}
     for name in ok[0]["strategies"]:
         runs = [r["strategies"][name] for r in ok]
-        perf = np.asarray([r["performance"] for r in runs], dtype=float)
+        perf = per_seed[name] = np.asarray([r["performance"] for r in runs], dtype=float)
         entry: dict[str, Any] = {"seeds": len(runs)}
         for key, values in (("plasticity_first", perf[:, first].mean(axis=1)), ("plasticity_last", perf[:, last].mean(axis=1)),
                             ("average_performance", perf.mean(axis=1)),
@@ -254,16 +255,16 @@ def aggregate(results: list[dict[str, Any]]) -> dict[str, Any]:
         fresh = np.asarray([r["fresh"]["performance"] for r in ok], dtype=float)
         k = len(first)
         result["fresh"] = {"plasticity_first": float(fresh[:, :k].mean()), "plasticity_last": float(fresh[:, k:].mean())}
-    result["plot"] = str(plasticity_plot(result, Path(ok[0]["run_dir"]).parent / "plasticity.png", ok[0]["stream"]))
+    result["plot"] = str(plasticity_plot(per_seed, Path(ok[0]["run_dir"]).parent / "plasticity.png", ok[0]["stream"]))
     return result
 
 
-def plasticity_plot(result: dict[str, Any], path: Path, stream: str) -> Path:
-    """Performance reached within each task's budget against the task's position, one line per strategy."""
+def plasticity_plot(per_seed: dict[str, np.ndarray], path: Path, stream: str) -> Path:
+    """Performance reached within each task's budget against the task's position: one line per strategy, the
+    band ±1.96 standard errors over seeds."""
     from llmagentos.kernel.plots import learning_curves
 
-    curves = {name: (np.arange(1, len(v["plasticity_curve"]) + 1), np.asarray([v["plasticity_curve"]]))
-              for name, v in result["strategies"].items()}
+    curves = {name: (np.arange(1, perf.shape[1] + 1), perf) for name, perf in per_seed.items()}
     ylabel = {"regression": "− mean squared error (online)", "digits": "accuracy (online)"}.get(stream, "greedy return")
     return learning_curves(curves, path, f"Plasticity over the {stream} stream (higher is better)", "task", ylabel)
 
