@@ -135,7 +135,7 @@ def test_cbp_replaces_the_least_useful_mature_unit_and_zeroes_its_outgoing_weigh
 
 def test_plain_training_loses_plasticity_on_a_long_stream_and_continual_backprop_keeps_it():
     """Permuted digits, Adam at a high step size: plain's late tasks are learned worse than its first; cbp's are not."""
-    from llmagentos.kernel.plasticity_run import aggregate, reference_tasks, validate_block, run_strategy
+    from llmagentos.kernel.plasticity_run import reference_tasks, run_strategy, validate_block
 
     block = validate_block({"stream": "digits", "tasks": 20, "steps_per_task": 100, "references": False,
                             "network": {"hidden": [100], "optimizer": "adam", "learning_rate": 0.01, "batch": 16},

@@ -31,7 +31,7 @@ from llmagentos.core.errors import UsageError
 from llmagentos.kernel.checkpoint import atomic_write_json
 from llmagentos.kernel.validation import FamilyTasksBlock, validate_model
 from llmagentos.lifelong.metrics import bootstrap_ci
-from llmagentos.lifelong.remedies import REMEDIES, RemedyConfig, remedy_config
+from llmagentos.lifelong.remedies import REMEDIES, remedy_config
 
 
 class _Strict(BaseModel):
