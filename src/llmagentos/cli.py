@@ -237,6 +237,12 @@ def emit_sweep(result: dict[str, Any], as_json: bool) -> None:
 
             click.echo("")
             print_table(*lifelong_table(result))
+        if result.get("kind") == "plasticity" and result.get("strategies"):  # plasticity per strategy (mean [95 % CI])
+            from llmagentos.kernel.plasticity_run import table as plasticity_table
+
+            click.echo("")
+            print_table(*plasticity_table(result))
+            click.echo(f"plot: {result['plot']}")
     if result["failed"]:
         for failed in result["failed"]:
             click.echo(f"llmagentos: job {failed['job']} (seed {failed['seed']}) failed: {failed['error']}", err=True)

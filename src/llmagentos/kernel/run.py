@@ -395,6 +395,11 @@ class Trainer:
         if train:
             log.write("train", steps, train)
         self.sums, self.counts = {}, {}
+        from llmagentos.lifelong.plasticity import plasticity_record
+
+        diagnostics = plasticity_record(self.agent, self.eval_env, self.eval_seed)  # None without a network
+        if diagnostics:
+            log.write("plasticity", steps, diagnostics)
 
     def _checkpoint(self, log: MetricsLog) -> None:
         ckpt_dir = self.run_dir / "checkpoints"

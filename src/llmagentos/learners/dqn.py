@@ -160,7 +160,7 @@ class QNetwork(nn.Module):
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         features = self.features(obs)
         head = self.head
-        if type(head) is nn.Linear:
+        if type(head) is nn.Linear and not head._forward_hooks:
             return F.linear(features, head.weight, head.bias)
         return head(features)
 
@@ -172,13 +172,16 @@ def _sequential(body: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``body(x)`` for an MLP ``nn.Sequential``, calling the functional ops directly.
 
     Same result as ``body(x)``; it skips the per-module call machinery (hooks), which costs more
-    than the arithmetic itself for networks this small, and falls back to ``body(x)`` otherwise.
+    than the arithmetic itself for networks this small, and falls back to ``body(x)`` otherwise. A layer
+    with a forward hook (plasticity diagnostics and remedies watch activations) is called as a module.
     """
     if type(body) is not nn.Sequential:
         return body(x)
     for layer in body:
         kind = type(layer)
-        if kind is nn.Linear:
+        if layer._forward_hooks:
+            x = layer(x)
+        elif kind is nn.Linear:
             x = F.linear(x, layer.weight, layer.bias)
         elif kind in _ACTIVATIONS:
             x = _ACTIVATIONS[kind](x)
