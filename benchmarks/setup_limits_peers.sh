@@ -12,4 +12,4 @@ fi
 rm -rf "$VENV"
 "$PY" -m venv "$VENV"
 "$VENV/bin/pip" install -q jax gymnax flax optax distrax
-"$VENV/bin/python" -c "import jax, gymnax, flax; print('jax', jax.__version__, 'gymnax', gymnax.__version__, 'flax', flax.__version__)"
+"$VENV/bin/python" -c "import jax, gymnax, flax; print('jax', jax.__version__, 'flax', flax.__version__)"
