@@ -17,10 +17,11 @@ contender: medians with (min–max) over the seeds of
 Peers live in their own virtual environments: ``benchmarks/setup_peers.sh`` (SB3) and
 ``benchmarks/setup_limits_peers.sh`` (jax, gymnax, flax, optax, distrax for PureJaxRL, whose code stays at
 ``$PUREJAXRL``, default /work/shared/peers/purejaxrl). PureJaxRL's script runs seeds 0..N-1 in one process after one
-compile; for seed k this script starts it with ``--seeds k+1`` and reads row k, so each seed pays its own
-start-up and compile. Torch and BLAS use one thread everywhere.
+compile, and jax on a CPU is deterministic: this script starts it once per round with ``--seeds 1`` (PRNGKey 0 every
+round, so its rows show the spread of timings under the machine's load, not over seeds) and ``--pjx-seeds N`` runs it
+once more at the end with ``--seeds N`` for its spread over seeds. Torch and BLAS use one thread everywhere.
 
-    nice -n 10 python benchmarks/limits.py --seeds 5 --json limits.json
+    nice -n 10 python benchmarks/limits.py --seeds 5 --pjx-seeds 5 --json limits.json
     python benchmarks/limits.py --seeds 2 --only ours-ppo-fast purejaxrl-ppo
 """
 
@@ -86,20 +87,25 @@ def sb3(algo: str, seed: int, every: int, episodes: int) -> dict:
             "solve_wall": solve and startup + solve["wall_seconds"], "final": None, "startup_s": startup, "process_s": wall}
 
 
-def purejaxrl(seed: int) -> dict:
+def purejaxrl(seeds: int = 1) -> list[dict]:
+    """One process of PureJaxRL's script over PRNGKeys 0..seeds-1: a record per key, timed from process start."""
     venv = HERE / ".venv-jax"
     if not (venv / "bin" / "python").exists():
         subprocess.run(["bash", str(HERE / "setup_limits_peers.sh")], check=True)
-    out, wall = timed([str(venv / "bin" / "python"), str(PUREJAXRL / "run_cartpole.py"), "--seeds", str(seed + 1)])
-    row = out["runs"][seed]
+    out, wall = timed([str(venv / "bin" / "python"), str(PUREJAXRL / "run_cartpole.py"), "--seeds", str(seeds)])
     before = wall - sum(r["run_s"] for r in out["runs"])  # start-up, imports and the jit compile
-    return {"steps_per_s": row["steps_per_s"], "solve_step": row["first_step_train_return_ge_475"],
-            "solve_wall": None if row["wall_to_475_s"] is None else before + row["wall_to_475_s"],
-            "final": row["final_train_return"], "startup_s": before, "compile_s": out["compile_s"], "process_s": wall}
+    rows, elapsed = [], before
+    for row in out["runs"]:
+        rows.append({"steps_per_s": row["steps_per_s"], "solve_step": row["first_step_train_return_ge_475"],
+                     "solve_wall": None if row["wall_to_475_s"] is None else elapsed + row["wall_to_475_s"],
+                     "final": row["final_train_return"], "startup_s": before, "compile_s": out["compile_s"],
+                     "process_s": wall})
+        elapsed += row["run_s"]
+    return rows
 
 
 CONTENDERS = {
-    "purejaxrl-ppo": lambda seed, every, episodes: purejaxrl(seed),
+    "purejaxrl-ppo": lambda seed, every, episodes: purejaxrl()[0],
     "sb3-ppo": lambda seed, every, episodes: sb3("ppo", seed, every, episodes),
     "sb3-dqn": lambda seed, every, episodes: sb3("dqn", seed, every, episodes),
     "ours-ppo": lambda seed, every, episodes: ours("ppo", None, seed, every, episodes),
@@ -124,6 +130,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", default=list(CONTENDERS), choices=list(CONTENDERS))
     parser.add_argument("--eval-every", type=int, default=5_000)
     parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--pjx-seeds", type=int, default=0, help="then PureJaxRL once over PRNGKeys 0..N-1")
     parser.add_argument("--json", default=None, help="also write every run's record to this file")
     parser.add_argument("--merge", nargs="*", default=[], help="records (--json files) of earlier runs to add to the table")
     args = parser.parse_args()
@@ -144,10 +151,16 @@ def main() -> None:
                   f"final {run['final']}, load {os.getloadavg()[0]:.1f}", flush=True)
             if args.json:
                 Path(args.json).write_text(json.dumps(records, indent=1))
+    if args.pjx_seeds:
+        for seed, run in enumerate(purejaxrl(args.pjx_seeds)):
+            records.append({"name": "purejaxrl-ppo-seeds", "seed": seed, "load": os.getloadavg()[0], **run})
+            print(f"purejaxrl-ppo-seeds     seed {seed}: 475 at {run['solve_step']} steps, final {run['final']}", flush=True)
+        if args.json:
+            Path(args.json).write_text(json.dumps(records, indent=1))
     print(f"load average at end: {os.getloadavg()[0]:.1f}\n")
     print("| contender | seeds | steps/s | steps to 475 | wall s to 475 (from process start) | start-up s | seeds ending ≥ 475 |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    for name in CONTENDERS:
+    for name in [*CONTENDERS, "purejaxrl-ppo-seeds"]:
         rs = [r for r in records if r["name"] == name]
         if not rs:
             continue
