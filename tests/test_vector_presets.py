@@ -131,3 +131,14 @@ def test_a_spec_takes_preset_and_vector(tmp_path):
     assert spec.jobs[0].block["preset"] == "fast" and spec.jobs[0].block["vector"] == "sync"
     with pytest.raises(UsageError, match="unknown preset"):
         validate_spec({"out": str(tmp_path / "s"), "train": {**block, "preset": "quick"}})
+
+
+@pytest.mark.parametrize("algo", ["a2c", "reinforce", "dqn"])
+def test_every_fast_preset_trains_on_its_native_vector_env(tmp_path, algo):
+    from llmagentos.learners.presets import PRESETS
+
+    preset = PRESETS["fast"][algo]
+    summary = train(TrainSpec(env="CartPole-v1", algo=algo, steps=1200, preset="fast", eval_episodes=1,
+                              tensorboard=False, out=str(tmp_path / algo)))
+    assert summary["config"]["num_envs"] == preset.config["num_envs"] > 1
+    assert summary["steps"] >= 1200 and summary["episodes"] >= 10  # every copy's episodes were counted
