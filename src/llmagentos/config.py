@@ -174,7 +174,7 @@ def check_train_block(block: BaseModel) -> None:
     except UsageError as err:
         raise UsageError(f"invalid spec: train: {err}") from None
     try:
-        make_config(spec.algo, spec.config, spec.env)
+        make_config(spec.algo, spec.config, spec.env, spec.preset)
     except UsageError as err:
         raise UsageError(f"invalid spec: train.config: {err}") from None
     from llmagentos.envs.resolve import world_from_object
@@ -557,9 +557,9 @@ def train_flags_spec(flags: dict[str, Any], seeds: str, backend: str = "inline",
     else:
         overrides = parse_key_values(flags.get("overrides", ()), "--set")
         # --set values are parsed by the config dataclass's own coercion, exactly as for a single run
-        config = make_config(flags["algo"], overrides, flags["env"])
-        block = {k: flags[k] for k in ("env", "algo", "steps", "episodes", "env_args", "eval_every",
-                                       "eval_episodes", "threshold", "checkpoint_every") if flags.get(k) is not None}
+        config = make_config(flags["algo"], overrides, flags["env"], flags.get("preset"))
+        block = {k: flags[k] for k in ("env", "algo", "steps", "episodes", "env_args", "eval_every", "eval_episodes",
+                                       "threshold", "checkpoint_every", "preset", "vector") if flags.get(k) is not None}
         if flags.get("wrappers"):  # only when given, so the blocks (and fingerprints) of existing sweeps stay the same
             block["wrappers"] = flags["wrappers"]
         block["config"] = {k: getattr(config, k) for k in overrides}
