@@ -513,9 +513,10 @@ class Trainer:
                         self.next_eval += self.eval_every
                 if (self.next_checkpoint is not None and interaction.steps >= self.next_checkpoint
                         and self._checkpoint_ready()):
-                    self._checkpoint(log)
+                    # advanced first, so the checkpoint records the next one and a resumed run does not repeat it
                     while self.next_checkpoint <= interaction.steps:
                         self.next_checkpoint += self.spec.checkpoint_every  # type: ignore[operator]
+                    self._checkpoint(log)
                 if progress.enabled:
                     done = interaction.steps if by_steps else interaction.episodes
                     note = f"eval {self.curve[-1]['mean_return']:.1f}" if self.curve else ""
