@@ -13,7 +13,7 @@ EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.yam
 
 def test_there_is_an_example_per_capability():
     kinds = {load_spec(path).kind for path in EXAMPLES}
-    assert kinds == {"train", "multitask", "meta", "multiagent", "lifelong"}
+    assert kinds == {"train", "multitask", "meta", "multiagent", "lifelong", "plasticity"}
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])

@@ -59,5 +59,9 @@ def test_sigkill_at_random_step_then_resume_matches_uninterrupted(tmp_path, caps
     assert resumed["steps"] == straight["steps"] == steps
     assert comparable(resumed) == comparable(straight)
     assert metrics(killed) == metrics(tmp_path / "straight")
+    # a checkpoint records the next one due, so a run resumed from it does not checkpoint again on its first step
+    latest = json.loads((killed / "checkpoints" / "latest.json").read_text())
+    saved = json.loads((killed / "checkpoints" / f"{latest['checkpoint']}.json").read_text())
+    assert saved["state"]["__map__"]["kernel"]["__map__"]["next_checkpoint"] == latest["step"] + every
     code, out, _ = cli(["--store", store, "runs", "show", str(record["id"]), "--json"], capsys)
     assert json.loads(out)["status"] == "finished"

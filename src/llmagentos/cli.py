@@ -76,6 +76,11 @@ def train_options(f):
         click.option("--episodes", type=int, default=None, help="Budget in episodes."),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Set a config field; repeatable."),
+        click.option("--preset", default=None, metavar="NAME",
+                     help="A named preset of the algorithm, e.g. fast (llmagentos algos lists them); --set overrides it."),
+        click.option("--vector", type=click.Choice(["sync", "async", "native"]), default=None,
+                     help="How num_envs > 1 envs step: sync, async (subprocesses) or native (numpy; CartPole). "
+                          "Default: the preset's, else sync."),
         env_args_option,
         click.option("--wrapper", "wrappers", multiple=True, metavar="NAME[:k=v,...]",
                      help="Gymnasium wrapper (a gymnasium.wrappers class or module:Class) applied in order; repeatable."),
@@ -112,6 +117,9 @@ def sweep_options(f):
                      help="Where the jobs run."),
         click.option("--workers", type=int, default=None, help="Worker processes / Ray tasks in flight (default: CPUs)."),
         click.option("--ray-address", default=None, help='Ray cluster to join ("auto", "ray://head:10001").'),
+        click.option("--shared-out", is_flag=True,
+                     help="With --backend ray: --out is on storage every node mounts, so jobs write there directly "
+                          "(default: each run directory comes back to this machine with its job's result)."),
         click.option("--agent", default=None, metavar="NAME",
                      help="Continue the stored agent NAME on this task (created if new) and save it back."),
         click.option("--wait", is_flag=True,
@@ -125,8 +133,9 @@ def sweep_options(f):
 @cli.command()
 @train_options
 @sweep_options
-def train(env, algo, steps, episodes, seed, overrides, env_args, wrappers, eval_every, eval_episodes, threshold,
-          checkpoint_every, out, quiet, as_json, seeds, backend, workers, ray_address, agent, wait) -> None:
+def train(env, algo, steps, episodes, seed, overrides, preset, vector, env_args, wrappers, eval_every, eval_episodes,
+          threshold, checkpoint_every, out, quiet, as_json, seeds, backend, workers, ray_address, shared_out, agent,
+          wait) -> None:
     """Train an agent on an environment and write a run directory (--seeds A:B: one job per seed)."""
     from llmagentos.envs.make import parse_wrapper
     from llmagentos.jobs.train import train as run_train
@@ -142,16 +151,18 @@ def train(env, algo, steps, episodes, seed, overrides, env_args, wrappers, eval_
         spec = train_flags_spec(dict(env=env, algo=algo, steps=steps, episodes=episodes, overrides=overrides,
                                      env_args=parse_env_args(env_args), wrappers=wrappers, eval_every=eval_every,
                                      eval_episodes=eval_episodes, threshold=threshold,
-                                     checkpoint_every=checkpoint_every, out=out),
-                                seeds=seeds, backend=backend, workers=workers, ray_address=ray_address)
+                                     checkpoint_every=checkpoint_every, out=out, preset=preset, vector=vector),
+                                seeds=seeds, backend=backend, workers=workers, ray_address=ray_address,
+                                shared_out=shared_out)
         emit_sweep(run_spec(spec, quiet=quiet or as_json, store=open_store()), as_json)
         return
-    if backend != "inline" or workers is not None or ray_address is not None:
-        raise UsageError("--backend, --workers and --ray-address schedule several jobs: give --seeds A:B as well")
+    if backend != "inline" or workers is not None or ray_address is not None or shared_out:
+        raise UsageError("--backend, --workers, --ray-address and --shared-out schedule several jobs: "
+                         "give --seeds A:B as well")
     spec = TrainSpec(env=env, algo=algo, seed=seed, steps=steps, episodes=episodes,
                      config=parse_key_values(overrides, "--set"), env_args=parse_env_args(env_args),
                      wrappers=wrappers, eval_every=eval_every, eval_episodes=eval_episodes, threshold=threshold,
-                     checkpoint_every=checkpoint_every, out=out, agent=agent)
+                     checkpoint_every=checkpoint_every, out=out, agent=agent, preset=preset, vector=vector)
     summary = run_train(spec, quiet=quiet, store=open_store(), wait=wait)
     emit_json(summary) if as_json else print_summary(summary)
 
@@ -291,18 +302,23 @@ def _multiagent_env_ids() -> list[str]:
 def algos(names: tuple[str, ...], as_json: bool) -> None:
     """List the algorithms (or only those named) with their config fields, types, defaults and docs."""
     from llmagentos.core.config import describe
-    from llmagentos.learners import registry
+    from llmagentos.learners import presets, registry
 
     entries = [registry.get(name) for name in names] if names else list(registry.ALGORITHMS.values())
     out = []
     for entry in entries:
+        named = [{"name": p.name, "envs": list(p.envs), "vector": p.vector, "config": p.config, "summary": p.summary}
+                 for p in presets.for_algo(entry.name)]
         out.append({"name": entry.name, "kind": entry.kind, "summary": entry.summary,
-                    "config": describe(registry.load(entry.config))})
+                    "config": describe(registry.load(entry.config)), "presets": named})
     if as_json:
         emit_json({"algorithms": out})
         return
     for algo in out:
         click.echo(f"{algo['name']}  [{algo['kind']}]  {algo['summary']}")
+        for p in algo["presets"]:
+            settings = ", ".join(f"{k}={v}" for k, v in p["config"].items())
+            click.echo(f"    preset {p['name']} ({', '.join(p['envs'])}; vector {p['vector']}): {p['summary']} — {settings}")
         for row in algo["config"]:
             click.echo(f"    {row['name']}: {row['type']} = {row['default']!r}  — {row['doc']}")
 

@@ -63,6 +63,8 @@ class SpecHeader(BaseModel):
     backend: Literal["inline", "processes", "ray"] = Field("inline", description="where jobs run")
     workers: int | None = Field(None, gt=0, description="worker processes / Ray tasks in flight (default: CPUs)")
     ray_address: str | None = Field(None, description='Ray cluster to join ("auto", "ray://head:10001")')
+    shared_out: bool = Field(False, description="ray backend: out is on storage every node mounts at the same path, so "
+                                                "jobs write their run directories there instead of returning them")
     grid: dict[str, list[Any]] = Field(default_factory=dict,
                                        description="dotted path inside the kind block -> values; every combination × every seed is a job")
     imports: list[str] = Field(default_factory=list,
@@ -374,7 +376,8 @@ def run_spec(spec: Spec, quiet: bool = True, store: Any = None) -> dict[str, Any
     try:
         results, skipped = run_sweep(run_job, payloads, spec.out, manifest={"spec": spec.to_json()},
                                      backend=header.backend, workers=header.workers, ray_address=header.ray_address,
-                                     quiet=quiet, on_job_done=record if store is not None else None)
+                                     quiet=quiet, on_job_done=record if store is not None else None,
+                                     shared_out=header.shared_out)
     except KeyboardInterrupt:
         if store is not None:
             _record_stopped_jobs(spec, store)
@@ -393,7 +396,7 @@ def _record_stopped_jobs(spec: Spec, store: Any) -> None:
 
 
 def train_flags_spec(flags: dict[str, Any], seeds: str, backend: str = "inline", workers: int | None = None,
-                     ray_address: str | None = None) -> Spec:
+                     ray_address: str | None = None, shared_out: bool = False) -> Spec:
     """The spec behind ``llmagentos train ... --seeds A:B``: one job per seed, validated like a spec file.
 
     ``flags`` are the train command's values (``overrides`` is the raw ``--set`` pairs). Algorithms whose
@@ -410,6 +413,8 @@ def train_flags_spec(flags: dict[str, Any], seeds: str, backend: str = "inline",
     out = flags.get("out") or f"runs/{path_safe(flags['env'])}_{path_safe(flags['algo'])}_seeds{parsed[0]}-{parsed[-1] + 1}"
     raw = {"out": out, "seeds": parsed, "backend": backend, "workers": workers, "ray_address": ray_address,
            kind.name: block}
+    if shared_out:  # only when given, so the manifests of existing sweeps read the same
+        raw["shared_out"] = True
     return validate_spec(raw, default_name=Path(out).name)
 
 

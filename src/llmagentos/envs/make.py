@@ -25,12 +25,14 @@ def available_envs() -> list[str]:
 
 
 def make_env(env_id: Any, env_args: dict[str, Any] | None = None, num_envs: int = 1,
-             wrappers: list[dict[str, Any]] | None = None) -> Any:
+             wrappers: list[dict[str, Any]] | None = None, vector: str = "sync") -> Any:
     """A single-agent env of any world :func:`~llmagentos.envs.resolve.world_from_object` accepts, wrapped by
     ``wrappers`` (``[{"name", "args"}]``, see :func:`resolve_wrapper`); a same-step-autoreset vector env of
-    ``num_envs`` copies when ``num_envs > 1``. Bad names, arguments or wrappers raise UsageError."""
+    ``num_envs`` copies when ``num_envs > 1``, built the ``vector`` way (``sync``, ``async`` or ``native``, see
+    :mod:`llmagentos.envs.vector`). Bad names, arguments or wrappers raise UsageError."""
     import gymnasium as gym
-    from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+    from llmagentos.envs.vector import make_vector_env
 
     world = world_from_object(env_id)
     if world.multiagent:
@@ -47,10 +49,7 @@ def make_env(env_id: Any, env_args: dict[str, Any] | None = None, num_envs: int 
 
     try:
         if num_envs > 1:
-            if world.gym_id is not None:
-                return gym.make_vec(world.gym_id, num_envs=num_envs, vectorization_mode="sync", wrappers=wrap or None,
-                                    vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP}, **env_args)
-            return SyncVectorEnv([make_one] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
+            return make_vector_env(make_one, num_envs, vector, world.gym_id, env_args, wrap)
         return make_one()
     except UsageError:
         raise

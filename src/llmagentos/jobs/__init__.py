@@ -103,6 +103,8 @@ JOB_KINDS: dict[str, JobKind] = {k.name: k for k in [
             execution_keys=("population_backend", "population_workers")),
     JobKind("lifelong", "llmagentos.jobs.lifelong",
             "Lifelong learning: a learner through a task stream (or a drifting world) under fine-tuning, EWC, replay, PackNet."),
+    JobKind("plasticity", "llmagentos.jobs.plasticity",
+            "Loss of plasticity: a long stream (slowly-changing regression, permuted digits, an RL family) under plain training and the remedies (cbp, redo, shrink_perturb, l2_init, reset)."),
     JobKind("multiagent", "llmagentos.jobs.multiagent",
             "Multi-agent learning on a PettingZoo world (il, jal, distributed-q, hysteretic, fmq, lenient); matrix games add outcome counts.",
             algo_kinds=("multiagent",), records_imports=True),

@@ -151,7 +151,7 @@ def check_block(block: BaseModel) -> None:
     except UsageError as err:
         raise UsageError(f"invalid spec: train: {err}") from None
     try:
-        make_config(spec.algo, spec.config, spec.env)
+        make_config(spec.algo, spec.config, spec.env, spec.preset)
     except UsageError as err:
         raise UsageError(f"invalid spec: train.config: {err}") from None
     from llmagentos.envs.resolve import world_from_object

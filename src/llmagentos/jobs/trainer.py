@@ -27,7 +27,7 @@ from llmagentos.kernel.run import (
     TrainSpec, agent_meta, check_kernel_state, global_rng_state, make_agent, make_config, make_env, new_run_dir,
     save_agent, set_global_rng_state, typed_overrides, write_job)
 from llmagentos.kernel.signals import defer_stop_signals, raise_if_stopped, restore_stop_signals
-from llmagentos.learners import registry
+from llmagentos.learners import presets, registry
 
 #: schedule values a learner reports with each update, logged at every update (``train/learning_rate`` ...)
 SCHEDULE_METRICS = ("learning_rate", "clip_range")
@@ -47,13 +47,15 @@ class Trainer:
         self.store = store
         self.run_id: int | None = None
         stored = _stored_agent(spec, store)  # may fill spec.config and spec.agent_version
-        self.config = make_config(spec.algo, spec.config, spec.env)
+        self.config = make_config(spec.algo, spec.config, spec.env, spec.preset)
         spec.config = typed_overrides(spec.algo, spec.config, spec.env)
         num_envs = int(getattr(self.config, "num_envs", 1) or 1)
+        preset = presets.get(spec.preset, spec.algo, spec.env)
+        vector = spec.vector or (preset.vector if preset is not None else "sync")
         seed_everything(spec.seed)
         world = spec.prepare_world()
         with arguments_refused_as_usage(f"environment {spec.env}"):
-            self.env = make_env(world, spec.env_args, num_envs=num_envs, wrappers=spec.wrappers)
+            self.env = make_env(world, spec.env_args, num_envs=num_envs, wrappers=spec.wrappers, vector=vector)
             self.eval_env = make_env(world, spec.env_args, wrappers=spec.wrappers)
         self.agent = make_agent(spec.algo, self.env, config=self.config, seed=spec.seed)
         if stored is not None:
@@ -126,6 +128,11 @@ class Trainer:
         if train:
             log.write("train", steps, train)
         self.sums, self.counts = {}, {}
+        from llmagentos.lifelong.plasticity import plasticity_record
+
+        diagnostics = plasticity_record(self.agent, self.eval_env, self.eval_seed)  # None without a network
+        if diagnostics:
+            log.write("plasticity", steps, diagnostics)
 
     def _checkpoint(self, log: MetricsLog) -> None:
         ckpt_dir = self.run_dir / "checkpoints"
@@ -219,8 +226,9 @@ class Trainer:
                     self._log_eval(log)
                     self.evals.done(interaction.steps)
                 if self.checkpoints.due(interaction.steps) and self._checkpoint_ready():
-                    self._checkpoint(log)
+                    # advanced first, so the checkpoint records the next one and a resumed run does not repeat it
                     self.checkpoints.done(interaction.steps)
+                    self._checkpoint(log)
                 if progress.enabled:
                     done = interaction.steps if by_steps else interaction.episodes
                     note = f"eval {self.curve[-1]['mean_return']:.1f}" if self.curve else ""

@@ -299,20 +299,51 @@ class JobPool:
                   on_result: ResultCallback | None) -> None:
         import ray
 
+        lost = _ray_lost_errors()
+        attempts = [0] * len(jobs)
+        retry: list[int] = []  # jobs whose node or worker died under them, to run again first
         next_job = 0
-        while next_job < len(jobs) or pending:
-            while next_job < len(jobs) and len(pending) < limit:
-                pending[self._ray_remote.remote(function, next_job, jobs[next_job])] = next_job
-                next_job += 1
+        while next_job < len(jobs) or pending or retry:
+            while (retry or next_job < len(jobs)) and len(pending) < limit:
+                i = retry.pop(0) if retry else next_job
+                next_job += i == next_job
+                attempts[i] += 1
+                pending[self._ray_remote.remote(function, i, jobs[i])] = i
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
                 i = pending.pop(ref)
                 try:
                     results[i] = ray.get(ref)
-                except Exception as err:  # the worker died (RayTaskError/WorkerCrashedError)
+                except lost as err:  # a node left the cluster (or a worker died): the job runs again elsewhere
+                    if attempts[i] < RAY_ATTEMPTS:
+                        sys.stderr.write(f"llmagentos: job {i} was lost with its {_what_died(err)}; running it "
+                                         f"again elsewhere (attempt {attempts[i] + 1} of {RAY_ATTEMPTS})\n")
+                        retry.append(i)
+                        continue
+                    results[i] = failure(i, err, traceback.format_exc())
+                except Exception as err:  # the task itself failed in Ray (RayTaskError: its result would not unpickle, say)
                     results[i] = failure(i, err, traceback.format_exc())
                 if on_result is not None:
                     on_result(i, results[i])
+
+
+#: how many times the ray backend runs a job whose node or worker died under it before it becomes an error record
+RAY_ATTEMPTS = 3
+
+
+def _ray_lost_errors() -> tuple[type[BaseException], ...]:
+    """Ray's errors for a task lost with its node, its worker process or its result (not the job's own failure)."""
+    from ray import exceptions as e
+
+    return (e.NodeDiedError, e.WorkerCrashedError, e.ObjectLostError, e.LocalRayletDiedError)
+
+
+def _what_died(err: BaseException) -> str:
+    from ray import exceptions as e
+
+    if isinstance(err, e.NodeDiedError):
+        return "node"
+    return "result" if isinstance(err, e.ObjectLostError) else "worker process"
 
 
 #: imported once by the fork server, so that each worker forked from it starts with them (no torch here)

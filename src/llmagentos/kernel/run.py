@@ -21,7 +21,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -31,9 +31,10 @@ from llmagentos.core.config import apply_overrides, to_dict
 from llmagentos.core.errors import UsageError
 from llmagentos.core.limits import check_finite, check_name, check_seed
 from llmagentos.envs.make import available_envs, make_env  # noqa: F401  (re-exported for kernel users)
+from llmagentos.envs.vector import VECTOR_MODES
 from llmagentos.kernel.checkpoint import (
     atomic_write_json, load_state, read_json, save_state)
-from llmagentos.learners import registry
+from llmagentos.learners import presets, registry
 
 #: keys of summary.json that differ between identical runs (timings and paths)
 VOLATILE_KEYS = ("wall_seconds", "steps_per_second", "run_dir")
@@ -64,6 +65,12 @@ class TrainSpec:
         "doc": "modules imported before the world is made (they register or define it), e.g. [mypkg.envs]"})
     wrappers: list[dict[str, Any]] = field(default_factory=list, metadata={
         "doc": "Gymnasium wrappers applied in order: [{name: FlattenObservation}, {name: mypkg:Clip, args: {...}}]"})
+    preset: str | None = field(default=None, metadata={
+        "doc": "a named preset of the algorithm (fast: tuned for wall-clock time on CartPole-v1; llmagentos algos "
+               "lists them), applied after the world's preset and before config"})
+    vector: Literal["sync", "async", "native"] | None = field(default=None, metadata={
+        "doc": "how num_envs > 1 envs are stepped: sync (in this process), async (subprocesses) or native (one "
+               "numpy implementation, CartPole); default: the preset's, else sync"})
     #: the world as a Python object (an env instance, class or callable given to the Python API); job.json records
     #: ``env``, its name, instead — so only this process can use it
     world: Any = field(default=None, repr=False, compare=False)
@@ -108,6 +115,9 @@ class TrainSpec:
             raise UsageError(f"--eval-episodes must be positive, got {self.eval_episodes}")
         if self.checkpoint_every is not None and self.checkpoint_every <= 0:
             raise UsageError(f"--checkpoint-every must be positive, got {self.checkpoint_every}")
+        if self.vector is not None and self.vector not in VECTOR_MODES:
+            raise UsageError(f"unknown vector mode {self.vector!r}; choose one of: {', '.join(VECTOR_MODES)}")
+        presets.get(self.preset, self.algo, self.env)  # refuses an unknown preset, or one not made for this world
 
 
 #: TrainSpec fields that belong to one job (seed, directory), not to a spec's train block: a stored agent is
@@ -122,14 +132,19 @@ def train_block_fields() -> list[str]:
 
 # -- agents ---------------------------------------------------------------------------------------
 
-def make_config(algo: str, overrides: dict[str, Any] | None = None, env_id: str | None = None) -> Any:
-    """The algorithm's config: defaults, then the per-env preset (if the config class has one), then overrides."""
+def make_config(algo: str, overrides: dict[str, Any] | None = None, env_id: str | None = None,
+                preset: str | None = None) -> Any:
+    """The algorithm's config: defaults, then the per-env preset (if the config class has one), then the named
+    ``preset`` (:mod:`llmagentos.learners.presets`), then overrides."""
     entry = registry.get(algo)
     config_cls = registry.load(entry.config)
-    presets = getattr(config_cls, "PRESETS", {})
+    env_presets = getattr(config_cls, "PRESETS", {})
     config = config_cls()
-    if env_id is not None and env_id in presets:
-        config = apply_overrides(config, presets[env_id], owner=f"{algo} preset for {env_id}")
+    if env_id is not None and env_id in env_presets:
+        config = apply_overrides(config, env_presets[env_id], owner=f"{algo} preset for {env_id}")
+    named = presets.get(preset, algo, env_id)
+    if named is not None:
+        config = apply_overrides(config, named.config, owner=f"{algo} preset {preset}")
     return apply_overrides(config, dict(overrides or {}), owner=f"{algo} config")
 
 
@@ -321,7 +336,7 @@ def train_block_from_flags(flags: dict[str, Any]) -> dict[str, Any]:
     from llmagentos.core.config import parse_key_values
 
     overrides = parse_key_values(flags.get("overrides", ()), "--set")
-    config = make_config(flags["algo"], overrides, flags["env"])
+    config = make_config(flags["algo"], overrides, flags["env"], flags.get("preset"))
     # the flags that are block fields (config and wrappers below); a flag not given is left to the block's default
     block = {k: flags[k] for k in train_block_fields() if k not in ("config", "wrappers") and flags.get(k) is not None}
     if flags.get("wrappers"):  # only when given, so the blocks (and fingerprints) of existing sweeps stay the same

@@ -15,8 +15,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from llmagentos.kernel.backends import is_failure, run_jobs
+from llmagentos.kernel.backends import failure, is_failure, run_jobs
 from llmagentos.kernel.checkpoint import atomic_write_json
+from llmagentos.kernel.remote import STAGED, RunTransferError, may_leave_this_machine, receive, run_staged, staged_jobs
 from llmagentos.kernel.progress import Progress
 
 MANIFEST = "sweep.json"
@@ -83,13 +84,19 @@ def check_sweep_dir(out: Path) -> None:
 def run_sweep(function: Callable[[Any], Any], payloads: list[dict[str, Any]], out: str | Path,
               manifest: dict[str, Any], backend: str = "inline", workers: int | None = None,
               ray_address: str | None = None, quiet: bool = True,
-              on_job_done: Callable[[int, Any], None] | None = None) -> tuple[list[dict[str, Any]], list[int]]:
+              on_job_done: Callable[[int, Any], None] | None = None,
+              shared_out: bool = False) -> tuple[list[dict[str, Any]], list[int]]:
     """Run every payload (each has an ``out_dir``) not finished yet; returns (results in order, skipped indices).
 
     ``manifest`` (the spec as JSON) is written to ``out/sweep.json`` with one entry per job before any
     job starts, and again as each job ends with its status (finished, failed; ``stopped`` when a signal
     stopped the sweep). ``on_job_done(index, result)`` is called for every job as it ends, and for every
     job an earlier attempt already finished, so that a caller can record each one (the store does).
+
+    On the ``ray`` backend, when it joins a cluster, a job may run on another machine: it runs in that node's
+    temporary folder and its run directory comes back with its result (:mod:`llmagentos.kernel.remote`),
+    unless ``shared_out`` says that ``out`` is on storage every node mounts, where the jobs write directly
+    (as they do on a local Ray instance the sweep starts itself).
     """
     out = Path(out)
     check_sweep_dir(out)
@@ -121,8 +128,12 @@ def run_sweep(function: Callable[[Any], Any], payloads: list[dict[str, Any]], ou
     progress.update(len(skipped))
     done = [len(skipped)]
 
+    staged = backend == "ray" and not shared_out and may_leave_this_machine(ray_address)
+
     def on_result(k: int, result: Any) -> None:
         i = todo[k]
+        if staged and not is_failure(result):
+            result = _receive(i, result, payloads[i]["out_dir"], entries[i])
         if is_failure(result):
             result = {**result, "job_index": i}
         results[i] = result
@@ -135,9 +146,14 @@ def run_sweep(function: Callable[[Any], Any], payloads: list[dict[str, Any]], ou
         done[0] += 1
         progress.update(done[0], f"{sum(1 for r in results if is_failure(r))} failed")
 
-    job_payloads = [{key: v for key, v in payloads[i].items() if key != "params"} for i in todo]
+    job_payloads: list[Any] = [{key: v for key, v in payloads[i].items() if key != "params"} for i in todo]
+    job_function = function
+    if staged:
+        job_payloads, job_function = staged_jobs(function, job_payloads), run_staged
+    elif backend == "ray" and shared_out:  # every node resolves a relative path against its own working folder
+        job_payloads = [{**p, "out_dir": str(Path(p["out_dir"]).resolve())} for p in job_payloads]
     try:
-        fresh = run_jobs(function, job_payloads, backend=backend, workers=workers, ray_address=ray_address,
+        fresh = run_jobs(job_function, job_payloads, backend=backend, workers=workers, ray_address=ray_address,
                          on_result=on_result)
     except KeyboardInterrupt:
         for entry in entries:  # a job stopped part-way left a run directory; one that never started did not
@@ -149,10 +165,23 @@ def run_sweep(function: Callable[[Any], Any], payloads: list[dict[str, Any]], ou
     finally:
         progress.close()
     for i, result in zip(todo, fresh):
-        if is_failure(result):
-            result = {**result, "job_index": i}
-        results[i] = result
+        if results[i] is None:  # on_result has seen every job that ended; this is a safety net
+            results[i] = {**result, "job_index": i} if is_failure(result) else result
     doc["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     atomic_write_json(out / MANIFEST, doc)
     return results, skipped
+
+
+def _receive(index: int, packed: Any, out_dir: str, entry: dict[str, Any]) -> Any:
+    """A staged job's run directory written at ``out_dir``; its summary, or an error record if it was refused."""
+    if not (isinstance(packed, dict) and packed.get(STAGED) == 1):
+        return failure(index, f"the job for {out_dir} returned no run directory")
+    try:
+        result, node = receive(packed, out_dir)
+    except RunTransferError as err:
+        return failure(index, err)
+    if node:
+        entry["node"] = node
+    return result
+
 

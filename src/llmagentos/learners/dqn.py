@@ -34,6 +34,7 @@ from llmagentos.core.seeding import make_rng, rng_state, set_rng_state
 from llmagentos.learners.common.buffers import ReplayBatch, ReplayBuffer
 from llmagentos.learners.common.encoders import (EncoderName, ImageChannels, ObservationAdapter, encoder_param,
                                                   image_channels_param, observation_trunk)
+from llmagentos.learners.common.fast_mlp import NumpyMLP, numpy_forward
 from llmagentos.learners.common.hooks import UpdateHooks
 from llmagentos.learners.common.networks import mlp, orthogonal_init
 
@@ -160,7 +161,7 @@ class QNetwork(nn.Module):
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         features = self.features(obs)
         head = self.head
-        if type(head) is nn.Linear:
+        if type(head) is nn.Linear and not head._forward_hooks:
             return F.linear(features, head.weight, head.bias)
         return head(features)
 
@@ -172,13 +173,16 @@ def _sequential(body: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``body(x)`` for an MLP ``nn.Sequential``, calling the functional ops directly.
 
     Same result as ``body(x)``; it skips the per-module call machinery (hooks), which costs more
-    than the arithmetic itself for networks this small, and falls back to ``body(x)`` otherwise.
+    than the arithmetic itself for networks this small, and falls back to ``body(x)`` otherwise. A layer
+    with a forward hook (plasticity diagnostics and remedies watch activations) is called as a module.
     """
     if type(body) is not nn.Sequential:
         return body(x)
     for layer in body:
         kind = type(layer)
-        if kind is nn.Linear:
+        if layer._forward_hooks:
+            x = layer(x)
+        elif kind is nn.Linear:
             x = F.linear(x, layer.weight, layer.bias)
         elif kind in _ACTIVATIONS:
             x = _ACTIVATIONS[kind](x)
@@ -265,10 +269,7 @@ class DQN(UpdateHooks, Agent):
         # minibatch and action staging arrays, shared with torch views: no allocation per step
         self._batch_np = self.buffer.make_batch(config.batch_size)
         self._batch = ReplayBatch(*(torch.from_numpy(getattr(self._batch_np, f)) for f in ReplayBatch.FIELDS))
-        self._act_np = np.zeros((1, *self._obs_shape), dtype=obs_dtype)
-        self._act_t = torch.from_numpy(self._act_np)
-        self._numpy_key: tuple | None = None
-        self._numpy_cache: list[tuple[np.ndarray, np.ndarray]] | None = None
+        self._fast = NumpyMLP(lambda: (self.q_net.trunk, self.q_net.head))
         self._init_hooks()
 
     def build_network(self) -> QNetwork:
@@ -289,8 +290,7 @@ class DQN(UpdateHooks, Agent):
     def act(self, observation: Any, explore: bool = True) -> Any:
         obs = self.adapter(observation) if self._adapt else np.asarray(observation)
         if obs.ndim > len(self._obs_shape):  # a batch from a vector env: one action per row
-            with torch.no_grad():
-                greedy = self.q_net(torch.as_tensor(obs)).numpy().argmax(axis=1)
+            greedy = self._greedy(obs)
             if not explore:
                 return greedy
             eps = self.epsilon(self.t)
@@ -298,40 +298,19 @@ class DQN(UpdateHooks, Agent):
             return np.where(self.rng.random(len(obs)) < eps, random_actions, greedy)
         if explore and self.rng.random() < self.epsilon(self.t):
             return int(self.rng.integers(self.n_actions))
-        layers = self._numpy_layers()
-        if layers is not None:
-            h = obs.astype(np.float32, copy=False)
-            for weight, bias in layers:
-                h = weight @ h + bias
-                if bias is not layers[-1][1]:
-                    np.maximum(h, 0.0, out=h)
-            return int(h.argmax())
-        self._act_np[0] = obs
-        with torch.no_grad():
-            return int(self.q_net(self._act_t).argmax())
+        return int(self._greedy(obs))
 
-    def _numpy_layers(self) -> list[tuple[np.ndarray, np.ndarray]] | None:
-        """(W, b) of a ReLU MLP ``q_net`` as numpy views of the parameters' own storage, else None.
-
-        One observation through torch costs ~30 µs of call overhead; through numpy ~5 µs. The views
-        share memory with the parameters (optimiser steps and ``load_state_dict`` write in place), so
-        they are never stale; replacing ``q_net``, its ``trunk`` or its ``head`` rebuilds them.
-        """
+    def _greedy(self, obs: np.ndarray) -> np.ndarray:
+        """argmax_a Q(s, a; θ) of one observation or a batch: through numpy views of an MLP Q-network (one
+        observation through torch costs ~30 µs of call overhead, through numpy ~5 µs), else through torch."""
         net = self.q_net
-        key = (net, getattr(net, "trunk", None), getattr(net, "head", None))
-        if self._numpy_key is not None and all(a is b for a, b in zip(key, self._numpy_key)):
-            return self._numpy_cache
-        self._numpy_key, self._numpy_cache = key, None
-        if type(net) is not QNetwork or net.one_hot or net.direct or type(net.trunk) is not nn.Sequential \
-                or type(net.head) is not nn.Linear:
-            return None
-        modules = list(net.trunk) + [net.head]
-        linears = [m for m in modules if type(m) is nn.Linear]
-        # exactly Linear, ReLU, Linear, ReLU, ..., Linear
-        if not all(type(m) is (nn.Linear if i % 2 == 0 else nn.ReLU) for i, m in enumerate(modules)) or len(modules) % 2 == 0:
-            return None
-        self._numpy_cache = [(m.weight.detach().numpy(), m.bias.detach().numpy()) for m in linears]
-        return self._numpy_cache
+        layers = self._fast.get() if type(net) is QNetwork and not net.one_hot and not net.direct else None
+        if layers is not None:
+            return numpy_forward(layers[1], numpy_forward(layers[0], obs.astype(np.float32, copy=False))).argmax(-1)
+        batch = obs.ndim > len(self._obs_shape)
+        with torch.no_grad():
+            greedy = self.q_net(torch.as_tensor(np.asarray(obs if batch else obs[None], dtype=self.adapter.dtype)))
+        return greedy.numpy().argmax(axis=1) if batch else greedy.numpy()[0].argmax()
 
     # -- 2. storing, and when to learn ------------------------------------------------------------------
     def observe(self, transition: Transition) -> dict[str, float]:

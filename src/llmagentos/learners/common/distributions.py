@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -104,3 +105,27 @@ class Bernoulli:
     def entropy(self) -> torch.Tensor:
         p = torch.sigmoid(self.logits)
         return -(p * F.logsigmoid(self.logits) + (1.0 - p) * F.logsigmoid(-self.logits)).sum(-1)
+
+
+# -- the same sampling on numpy outputs, for the fast acting path (common/fast_mlp.py) --------------------
+
+def sample_categorical_numpy(logits: np.ndarray, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(actions, log π(a|s)) for rows of logits, drawn with the same uniform numbers and inverse CDF as
+    :meth:`Categorical.sample`, so acting in numpy or torch follows one stream of the agent's generator."""
+    z = logits - logits.max(-1, keepdims=True)
+    e = np.exp(z)
+    total = e.sum(-1, keepdims=True)
+    u = torch.rand((len(logits), 1), generator=generator).numpy()
+    # the first action whose cumulative probability exceeds u
+    actions = np.minimum((e.cumsum(-1) < u * total).sum(-1), logits.shape[-1] - 1)
+    log_prob = np.take_along_axis(z - np.log(total), actions[:, None], -1)[:, 0]  # log softmax(logits)_a
+    return actions, log_prob
+
+
+def sample_gaussian_numpy(mean: np.ndarray, log_std: np.ndarray, generator: torch.Generator
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """(actions, log N(a; μ, σ)) for rows of means: a = μ + σ ε with ε ~ N(0, I) from the agent's generator."""
+    noise = torch.randn(mean.shape, generator=generator).numpy()
+    actions = mean + np.exp(log_std) * noise
+    log_prob = (-0.5 * noise**2 - log_std - _LOG_SQRT_2PI).sum(-1, dtype=np.float32)
+    return actions, log_prob

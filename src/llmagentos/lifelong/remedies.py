@@ -1,0 +1,291 @@
+"""Remedies for loss of plasticity, composable with any forgetting strategy of the lifelong agent.
+
+A remedy works on a network through three documented points, the same ones consolidation uses: a loss term
+added to every update (``penalty``), a hook after every optimiser step (``after_update``) and the task
+boundary (``end_task``). It finds the hidden units to act on by tracing the network once
+(:func:`~llmagentos.lifelong.plasticity.trace_hidden_layers`), so it works on the supervised MLPs of the
+plasticity streams and on the DQN / actor-critic networks alike.
+
+A unit is *reinitialised* the same way by every remedy: its incoming weights are drawn again from a uniform
+distribution with the variance its layer had at initialisation (so U(±1/√fan_in) for PyTorch's default
+``Linear``), its bias and its outgoing weights are set to zero (the network's function does not jump), and the
+optimiser's moment estimates for those weights are cleared.
+
+The registry :data:`REMEDIES` is the one list of names: ``plain`` (no remedy), ``cbp``, ``redo``,
+``shrink_perturb``, ``l2_init`` and ``reset``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from llmagentos.core.config import param
+from llmagentos.core.errors import UsageError
+from llmagentos.lifelong.plasticity import HiddenLayer, dormant_scores
+
+
+@dataclass
+class RemedyConfig:
+    """The remedies' settings (each remedy reads its own fields; the defaults are the papers')."""
+
+    cbp_replacement_rate: float = param(1e-4, "continual backprop ρ: units replaced per eligible unit per update")
+    cbp_decay: float = param(0.99, "continual backprop η: decay of the running utility")
+    cbp_maturity: int = param(100, "continual backprop m: updates a unit lives before it may be replaced")
+    redo_tau: float = param(0.1, "ReDo τ: a unit whose normalised mean |activation| is ≤ τ is recycled")
+    redo_period: int = param(1000, "ReDo F: updates between two recyclings")
+    shrink: float = param(0.4, "shrink-and-perturb λ: θ ← λθ + σε at every task boundary")
+    perturb: float = param(0.001, "shrink-and-perturb σ: scale of the Gaussian noise ε")
+    l2_init: float = param(0.01, "L2-init λ: weight of ‖θ − θ₀‖² in the loss")
+    reset_period: int = param(0, "reset K: updates between resets of the last layers (0: at every task boundary)")
+    reset_layers: int = param(1, "how many of the last Linear layers a reset re-initialises")
+
+    def validate(self) -> None:
+        for name in ("cbp_replacement_rate", "perturb", "l2_init", "redo_tau"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v >= 0):
+                raise UsageError(f"remedy {name} must be a finite number >= 0, got {v}")
+        if not 0.0 <= self.cbp_decay < 1.0:
+            raise UsageError(f"remedy cbp_decay must be in [0, 1), got {self.cbp_decay}")
+        if not 0.0 <= self.shrink <= 1.0:
+            raise UsageError(f"remedy shrink must be in [0, 1], got {self.shrink}")
+        if self.cbp_maturity < 0 or self.redo_period <= 0 or self.reset_period < 0 or self.reset_layers <= 0:
+            raise UsageError("remedy cbp_maturity and reset_period must be >= 0, redo_period and reset_layers > 0")
+
+
+class Remedy:
+    """No remedy (plain backprop); the base of the others."""
+
+    def __init__(self, config: RemedyConfig, layers: list[HiddenLayer], params: list[nn.Parameter],
+                 optimizer: torch.optim.Optimizer | None, seed: int) -> None:
+        self.config, self.layers, self.params, self.optimizer = config, layers, list(params), optimizer
+        self.generator = torch.Generator().manual_seed(int(seed))
+        # the spread of each layer's weights at initialisation: what a re-drawn unit is drawn with
+        linears = {id(m): m for layer in layers for m in [layer.incoming, *layer.outgoing]}
+        self.init_bound = {k: math.sqrt(3.0) * float(m.weight.detach().std()) for k, m in linears.items()}
+        self.activations: list[torch.Tensor | None] = [None] * len(layers)
+        self.updates = 0
+        self._handles = [layer.activation.register_forward_hook(self._recorder(k)) for k, layer in enumerate(layers)] \
+            if self.needs_activations else []
+
+    needs_activations = False
+
+    def _recorder(self, k: int) -> Callable[..., None]:
+        def record(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
+            if torch.is_grad_enabled():  # the training forward pass, not acting or computing targets
+                self.activations[k] = output.detach().reshape(output.shape[0], -1)
+        return record
+
+    def penalty(self) -> torch.Tensor | None:
+        return None
+
+    def after_update(self) -> None:
+        self.updates += 1
+
+    def end_task(self) -> bool:
+        """The task boundary; True when the remedy changed the weights here."""
+        return False
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"updates": self.updates}
+
+    # -- shared surgery ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def reinitialise(self, layer: HiddenLayer, units: torch.Tensor) -> None:
+        """Redraw the incoming weights of ``units``, zero their bias and outgoing weights, clear their moments."""
+        if units.numel() == 0:
+            return
+        w = layer.incoming.weight
+        bound = self.init_bound[id(layer.incoming)]
+        fresh = (torch.rand((len(units), w.shape[1]), generator=self.generator) * 2 - 1) * bound
+        w[units] = fresh.to(w.dtype)
+        self._clear_moments(w, (units,))
+        if layer.incoming.bias is not None:
+            layer.incoming.bias[units] = 0.0
+            self._clear_moments(layer.incoming.bias, (units,))
+        for out in layer.outgoing:
+            out.weight[:, units] = 0.0
+            self._clear_moments(out.weight, (slice(None), units))
+
+    def _clear_moments(self, p: torch.Tensor, index: tuple[Any, ...]) -> None:
+        if self.optimizer is None:
+            return
+        for value in self.optimizer.state.get(p, {}).values():
+            if torch.is_tensor(value) and value.shape == p.shape:
+                value[index] = 0.0
+
+
+class ContinualBackprop(Remedy):
+    """Continual backprop (Dohare et al., "Loss of plasticity in deep continual learning", Nature 2024, Algorithm 1).
+
+    After every update, for each hidden layer l: ages a_l += 1; contribution utility
+    u_l[i] ← η u_l[i] + (1 − η) |h_l[i]| Σ_k |w_l[i, k]| (|h| averaged over the batch, w the outgoing weights);
+    c_l += ρ · #(units with a_l > m); while c_l ≥ 1 the eligible unit of least utility is reinitialised
+    (incoming weights redrawn, outgoing weights zero), its utility and age set to 0, and c_l −= 1.
+    """
+
+    needs_activations = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # (index among the traced layers, layer): a unit nobody reads has no contribution
+        self.targets = [(k, layer) for k, layer in enumerate(self.layers) if layer.outgoing]
+        self.utility = [torch.zeros(layer.width) for _, layer in self.targets]
+        self.age = [torch.zeros(layer.width, dtype=torch.long) for _, layer in self.targets]
+        self.owed = [0.0] * len(self.targets)
+        self.replaced = 0
+
+    def after_update(self) -> None:
+        super().after_update()
+        c = self.config
+        for k, (traced, layer) in enumerate(self.targets):
+            h = self.activations[traced]
+            if h is None:
+                continue
+            outgoing = sum(out.weight.detach().abs().sum(dim=0) for out in layer.outgoing)
+            self.age[k] += 1
+            # u ← η u + (1 − η) |h| Σ_k |w_out|
+            self.utility[k].mul_(c.cbp_decay).add_((1 - c.cbp_decay) * h.abs().mean(dim=0) * outgoing)
+            eligible = torch.nonzero(self.age[k] > c.cbp_maturity).flatten()
+            self.owed[k] += c.cbp_replacement_rate * len(eligible)
+            n = min(int(self.owed[k]), len(eligible))
+            if n == 0:
+                continue
+            order = torch.argsort(self.utility[k][eligible], stable=True)
+            units = eligible[order[:n]]
+            self.reinitialise(layer, units)
+            self.utility[k][units] = 0.0
+            self.age[k][units] = 0
+            self.owed[k] -= n
+            self.replaced += n
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "replaced": self.replaced}
+
+
+class ReDo(Remedy):
+    """ReDo (Sokar et al., "The dormant neuron phenomenon in deep RL", ICML 2023, Algorithm 1).
+
+    Every F updates, on the last training batch: units with s_i = E|h_i| / ((1/H) Σ_k E|h_k|) ≤ τ are
+    recycled: incoming weights redrawn, outgoing weights zero.
+    """
+
+    needs_activations = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.recycled = 0
+
+    def after_update(self) -> None:
+        super().after_update()
+        if self.updates % self.config.redo_period:
+            return
+        for layer, h in zip(self.layers, self.activations):
+            if h is None:
+                continue
+            units = torch.nonzero(dormant_scores(h) <= self.config.redo_tau).flatten()
+            self.reinitialise(layer, units)
+            self.recycled += len(units)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "recycled": self.recycled}
+
+
+class ShrinkPerturb(Remedy):
+    """Shrink-and-perturb (Ash & Adams, "On warm-starting neural network training", NeurIPS 2020).
+
+    At every task boundary: θ ← λθ + σε, ε ~ N(0, I).
+    """
+
+    @torch.no_grad()
+    def end_task(self) -> bool:
+        for p in self.params:
+            noise = torch.randn(p.shape, generator=self.generator).to(p.dtype)
+            p.mul_(self.config.shrink).add_(self.config.perturb * noise)  # θ ← λθ + σε
+        return True
+
+
+class L2Init(Remedy):
+    """L2 regularisation towards the initial weights (Kumar et al., "Maintaining plasticity in continual
+    learning via regenerative regularization", 2023): the loss gains λ ‖θ − θ₀‖²."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.initial = [p.detach().clone() for p in self.params]
+
+    def penalty(self) -> torch.Tensor | None:
+        # λ ‖θ − θ₀‖²
+        return self.config.l2_init * sum(((p - p0) ** 2).sum() for p, p0 in zip(self.params, self.initial))
+
+
+class Reset(Remedy):
+    """Periodic resets of the last layers (Nikishin et al., "The primacy bias in deep RL", ICML 2022).
+
+    Every K updates (or at every task boundary when K = 0) the output layers (the Linear layers that read a
+    hidden layer and feed none: Q-values, or an actor-critic's policy and value outputs) and, with
+    ``reset_layers`` = k, the k − 1 layers before each, are drawn again from their initial distribution (biases zero).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        feeding = {id(layer.incoming) for layer in self.layers}
+        self.targets: list[nn.Linear] = []
+        for layer in self.layers:
+            self._add([m for m in layer.outgoing if id(m) not in feeding])
+        for _ in range(self.config.reset_layers - 1):  # one layer further back from everything chosen so far
+            self._add([layer.incoming for layer in self.layers if any(o is t for o in layer.outgoing for t in self.targets)])
+        self.resets = 0
+
+    def _add(self, modules: list[nn.Linear]) -> None:
+        for m in modules:
+            if all(m is not t for t in self.targets):
+                self.targets.append(m)
+
+    def after_update(self) -> None:
+        super().after_update()
+        if self.config.reset_period and self.updates % self.config.reset_period == 0:
+            self.reset()
+
+    def end_task(self) -> bool:
+        if not self.config.reset_period:
+            self.reset()
+            return True
+        return False
+
+    @torch.no_grad()
+    def reset(self) -> None:
+        for m in self.targets:
+            bound = self.init_bound[id(m)]
+            m.weight.copy_((torch.rand(m.weight.shape, generator=self.generator) * 2 - 1) * bound)
+            self._clear_moments(m.weight, (slice(None),))
+            if m.bias is not None:
+                m.bias.zero_()
+                self._clear_moments(m.bias, (slice(None),))
+        self.resets += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "resets": self.resets}
+
+
+#: the strategies against loss of plasticity, by name (``plain`` is none)
+REMEDIES: dict[str, type[Remedy]] = {"plain": Remedy, "cbp": ContinualBackprop, "redo": ReDo,
+                                     "shrink_perturb": ShrinkPerturb, "l2_init": L2Init, "reset": Reset}
+
+
+def remedy_config(options: dict[str, Any]) -> RemedyConfig:
+    """A validated :class:`RemedyConfig` from a spec's mapping (unknown keys refused by name)."""
+    from llmagentos.core.config import apply_overrides
+
+    return apply_overrides(RemedyConfig(), dict(options), owner="remedies")
+
+
+def make_remedy(name: str, config: RemedyConfig, layers: list[HiddenLayer], params: list[nn.Parameter],
+                optimizer: torch.optim.Optimizer | None, seed: int) -> Remedy:
+    if name not in REMEDIES:
+        raise UsageError(f"unknown plasticity strategy {name!r}; choose one of: {', '.join(REMEDIES)}")
+    return REMEDIES[name](config, layers, params, optimizer, seed)
+
