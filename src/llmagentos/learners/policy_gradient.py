@@ -40,6 +40,7 @@ from llmagentos.learners.common.hooks import UpdateHooks
 from llmagentos.learners.common.networks import mlp
 from llmagentos.learners.common.normalization import ObservationNormalizer, RewardScaler
 from llmagentos.learners.common.rollout import EpisodeBuffer, RolloutBuffer
+from llmagentos.learners.presets import PPO_DEFAULT_STEPS, PPO_PRESETS
 
 # -- the update rules, written once ----------------------------------------------------------------
 
@@ -282,10 +283,11 @@ class PPOConfig(A2CConfig):
         "LunarLander-v3": {"num_envs": 16, "n_steps": 1024, "batch_size": 64, "n_epochs": 4, "gamma": 0.999,
                            "gae_lambda": 0.98, "ent_coef": 0.01, "learning_rate": 3e-4, "lr_final": None,
                            "clip_range_final": None, "schedule_steps": 1_000_000},
+        **PPO_PRESETS,
     }
     DEFAULT_STEPS: ClassVar[dict[str, int]] = {"CartPole-v1": 100_000, "Acrobot-v1": 200_000,
                                                "MountainCar-v0": 1_000_000, "Pendulum-v1": 200_000,
-                                               "LunarLander-v3": 1_000_000}
+                                               "LunarLander-v3": 1_000_000, **PPO_DEFAULT_STEPS}
 
     def validate(self) -> None:
         super().validate()
