@@ -157,10 +157,11 @@ def _random_return(episodes: int = 30) -> float:
 
 
 @pytest.mark.parametrize("algo,steps,config", [
-    ("dqn", 12_000, {"learning_starts": 1_000, "exploration_steps": 6_000, "buffer_size": 10_000}),
-    ("ppo", 16_384, {"schedule_steps": 16_384}),
+    ("dqn", 4_000, {"learning_starts": 500, "exploration_steps": 2_000, "batch_size": 32, "learning_rate": 1e-3,
+                    "target_update_interval": 100, "buffer_size": 5_000}),
+    ("ppo", 8_192, {"schedule_steps": 8_192, "lr_final": None}),
 ])
-def test_minatar_breakout_presets_beat_a_random_policy(tmp_path, algo, steps, config):
+def test_minatar_breakout_learners_beat_a_random_policy(tmp_path, algo, steps, config):
     summary = train(TrainSpec(env="MinAtar/Breakout-v1", algo=algo, seed=0, steps=steps, config=config,
                               eval_every=steps, eval_episodes=20, out=str(tmp_path / algo), tensorboard=False))
     assert summary["eval"]["mean_return"] > 2 * max(_random_return(), 0.25)

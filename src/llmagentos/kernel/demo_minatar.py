@@ -17,6 +17,7 @@ MINATAR_DEMO_DQN: dict[str, Any] = {
     "learning_rate": 1e-3, "learning_rate_final": None, "gamma": 0.99, "buffer_size": 20_000, "batch_size": 64,
     "learning_starts": 500, "train_freq": 4, "target_update_interval": 250, "exploration_steps": 3_000,
     "epsilon_final": 0.05, "n_step": 3, "encoder": "small-cnn", "hidden": [128],
+    "image_channels": "last",  # 10×10×15 with the task planes: more channels than rows, so say where they are
 }
 MINATAR_DEMO_STRATEGIES = ["finetune", "ewc", "replay", "packnet"]
 
@@ -28,4 +29,4 @@ def minatar_block(steps_per_task: int, strategies: list[str] | None = None) -> A
     return LifelongBlock(family="minatar", tasks=[{"game": g} for g in GAMES], steps_per_task=steps_per_task,
                          append_task=True, learner="dqn", config=dict(MINATAR_DEMO_DQN),
                          strategies=strategies or list(MINATAR_DEMO_STRATEGIES),
-                         lifelong={"ewc_lambda": 1_000.0}, eval_episodes=3, curve_points=2)
+                         lifelong={"ewc_lambda": 1_000.0}, eval_episodes=2, curve_points=2)
