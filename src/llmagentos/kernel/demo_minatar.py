@@ -20,6 +20,9 @@ MINATAR_DEMO_DQN: dict[str, Any] = {
     "image_channels": "last",  # 10×10×15 with the task planes: more channels than rows, so say where they are
 }
 MINATAR_DEMO_STRATEGIES = ["finetune", "ewc", "replay", "packnet"]
+#: states of EWC's Fisher estimate: its per-state Jacobians take states × 6 actions × 205k weights × 4 bytes
+#: (2.5 GB at the default 500), so the demo uses fewer
+FISHER_STATES = 100
 
 
 def minatar_block(steps_per_task: int, strategies: list[str] | None = None) -> Any:
@@ -29,4 +32,4 @@ def minatar_block(steps_per_task: int, strategies: list[str] | None = None) -> A
     return LifelongBlock(family="minatar", tasks=[{"game": g} for g in GAMES], steps_per_task=steps_per_task,
                          append_task=True, learner="dqn", config=dict(MINATAR_DEMO_DQN),
                          strategies=strategies or list(MINATAR_DEMO_STRATEGIES),
-                         lifelong={"ewc_lambda": 1_000.0}, eval_episodes=2, curve_points=2)
+                         lifelong={"ewc_lambda": 1_000.0, "fisher_states": FISHER_STATES}, eval_episodes=2, curve_points=2)
