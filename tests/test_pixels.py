@@ -111,7 +111,7 @@ def test_pong_checkpoints_and_resumes_exactly(tmp_path):
     assert pointer["step"] == 150
     resumed = resume(stopped)
     assert comparable(resumed) == comparable(reference)
-    assert resumed["config"]["replay"] == "auto" and resumed["config"]["encoder"] == "nature-cnn"
+    assert resumed["config"]["replay"] == "auto" and resumed["config"]["encoder"] == "auto"
 
 
 class _Stop(Exception):

@@ -31,21 +31,20 @@ MINATAR_DQN: dict[str, Any] = {
     "learning_rate": 5e-4, "learning_rate_final": None, "gamma": 0.99, "buffer_size": 100_000, "batch_size": 64,
     "learning_starts": 5_000, "train_freq": 4, "gradient_steps": 1, "target_update_interval": 500,
     "exploration_steps": 50_000, "epsilon_final": 0.05, "n_step": 3, "double": True, "max_grad_norm": 10.0,
-    "encoder": "small-cnn", "hidden": [128],
+    "hidden": [128],
 }
 #: PPO on a MinAtar game (PureJaxRL's MinAtar PPO shape — 4 epochs, γ 0.99, λ 0.95, entropy 0.01, a step size
 #: annealed to 0 — with 8 envs of 64 steps instead of 64 of 128, and a larger step size for the shorter rollouts)
 MINATAR_PPO: dict[str, Any] = {
     "num_envs": 8, "n_steps": 64, "batch_size": 128, "n_epochs": 4, "gamma": 0.99, "gae_lambda": 0.95,
     "learning_rate": 2.5e-3, "lr_final": 0.0, "clip_range": 0.2, "clip_range_final": None, "ent_coef": 0.01,
-    "schedule_steps": 500_000, "encoder": "small-cnn", "hidden": [128],
+    "schedule_steps": 500_000, "hidden": [128],
 }
 #: DQN on an Atari game through the standard pipeline (llmagentos.envs.pixels)
 ATARI_DQN: dict[str, Any] = {
     "learning_rate": 1e-4, "learning_rate_final": None, "gamma": 0.99, "buffer_size": 100_000, "batch_size": 32,
     "learning_starts": 100_000, "train_freq": 4, "gradient_steps": 1, "target_update_interval": 1_000,
     "exploration_steps": 1_000_000, "epsilon_final": 0.01, "n_step": 1, "double": False, "max_grad_norm": 10.0,
-    "encoder": "nature-cnn",
 }
 ATARI_GAMES = ("Pong", "Breakout", "SpaceInvaders", "Seaquest", "Qbert", "BeamRider", "Enduro")
 
