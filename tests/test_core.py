@@ -83,21 +83,23 @@ def _rollout(env, actions):
     out = []
     for a in actions:
         obs, r, term, trunc, _ = env.step(a)
-        out.append((obs.tolist(), r, term, trunc))
+        out.append((np.asarray(obs).tolist(), r, term, trunc))
         if term or trunc:
-            out.append(("reset", env.reset()[0].tolist()))
+            out.append(("reset", np.asarray(env.reset()[0]).tolist()))
     return out
 
 
-def test_env_snapshot_restores_mid_episode_exactly():
-    actions = [0, 1] * 40
-    env = gym.make("CartPole-v1")
+@pytest.mark.parametrize("env_id, actions", [("CartPole-v1", [0, 1] * 40),
+                                             # FrozenLake's map is an array of bytes, which JSON cannot hold as a list
+                                             ("FrozenLake-v1", [1, 2, 2, 1, 0, 3] * 10)])
+def test_env_snapshot_restores_mid_episode_exactly(env_id, actions):
+    env = gym.make(env_id)
     env.reset(seed=3)
     _rollout(env, [1, 0, 1])
     snap = json.loads(json.dumps(snapshot(env)))  # it must survive JSON
     assert snap["exact"]
     expected = _rollout(env, actions)
-    other = gym.make("CartPole-v1")
+    other = gym.make(env_id)
     other.reset(seed=99)
     restore(other, snap)
     assert _rollout(other, actions) == expected

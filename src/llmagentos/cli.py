@@ -325,15 +325,17 @@ def algos(names: tuple[str, ...], as_json: bool) -> None:
 
 @cli.command()
 @click.option("--cliff", is_flag=True, help="Run the foundation's demo instead: Sarsa against Q-learning on CliffWalking.")
-@click.option("--seeds", type=int, default=None, help="Seeds per strategy (default 3; --cliff: 5 per algorithm).")
-@click.option("--steps-per-task", type=int, default=2500, show_default=True, help="Environment steps on each task of the stream.")
+@click.option("--seeds", type=int, default=None, help="Seeds per strategy (default 3; --world minatar: 1; --cliff: 5 per algorithm).")
+@click.option("--world", type=click.Choice(["goal-grid", "minatar"]), default="goal-grid", show_default=True,
+              help="The stream: four goal-grid goals, or Continual MinAtar's five games (needs llmagentos[pixels]).")
+@click.option("--steps-per-task", type=int, default=None, help="Environment steps on each task of the stream (default 2500; minatar: 6000).")
 @click.option("--episodes", type=int, default=500, show_default=True, help="--cliff: training episodes per run.")
 @click.option("--backend", default="processes", show_default=True, help="Scheduler backend: inline, processes or ray.")
 @click.option("--workers", type=int, default=4, show_default=True, help="Jobs run at once (processes, ray); more than the cores keeps the demo quick on a shared machine.")
 @click.option("--out", default=None, help="Where the plots and runs go (default runs/demo-lifelong; --cliff: runs/demo).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
-def demo(cliff: bool, seeds: int | None, steps_per_task: int, episodes: int, backend: str, workers: int,
+def demo(cliff: bool, world: str, seeds: int | None, steps_per_task: int | None, episodes: int, backend: str, workers: int,
          out: str | None, quiet: bool, as_json: bool) -> None:
     """The main job: a lifelong agent through a stream of tasks — fine-tuning, EWC and replay side by side."""
     if cliff:
@@ -342,11 +344,13 @@ def demo(cliff: bool, seeds: int | None, steps_per_task: int, episodes: int, bac
         result = cliff_walking_demo(seeds=seeds or 5, episodes=episodes, out=out or "runs/demo", quiet=quiet or as_json,
                                     table=not as_json)
     else:
-        from llmagentos.jobs.demo import lifelong_demo
+        from llmagentos.jobs.demo import DEMO_WORLDS, lifelong_demo
 
-        result = lifelong_demo(seeds=3 if seeds is None else seeds, steps_per_task=steps_per_task,
+        defaults = DEMO_WORLDS[world]
+        result = lifelong_demo(seeds=defaults["seeds"] if seeds is None else seeds,
+                               steps_per_task=defaults["steps_per_task"] if steps_per_task is None else steps_per_task,
                                out=out or "runs/demo-lifelong", backend=backend, workers=workers, quiet=quiet or as_json,
-                               table=not as_json)
+                               table=not as_json, world=world)
     if as_json:
         emit_json(result)
 

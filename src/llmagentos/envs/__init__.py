@@ -16,6 +16,7 @@ SINGLE_AGENT_ENVS: dict[str, tuple[str, dict]] = {
     "llmagentos/GoalGrid-v0": ("llmagentos.envs.goal_grid:GoalGrid", {"max_episode_steps": 100}),
     "llmagentos/CartPoleFamily-v0": ("llmagentos.envs.cartpole_family:CartPoleFamily", {"max_episode_steps": 500, "reward_threshold": 475.0}),
     "llmagentos/PointNav-v0": ("llmagentos.envs.pointnav:PointNav", {"max_episode_steps": 100}),
+    "llmagentos/ContinualMinAtar-v0": ("llmagentos.envs.continual_minatar:ContinualMinAtar", {"max_episode_steps": None}),
 }
 
 

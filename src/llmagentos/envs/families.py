@@ -287,8 +287,50 @@ class GoalGridFamily(TaskFamily):
         return task_vector(self.validate(task), self.shape)
 
 
+# -- Continual MinAtar -----------------------------------------------------------------------------------
+
+class MinAtarFamily(TaskFamily):
+    """The five MinAtar games as tasks (``{"game": "breakout"}``), frames padded to one channel count and the
+    full action set (:mod:`llmagentos.envs.continual_minatar`); ``tasks(n)`` is the first n games in order."""
+
+    name = "minatar"
+    env_id = "llmagentos/ContinualMinAtar-v0"
+
+    def __init__(self, sticky_action_prob: float = 0.1) -> None:
+        self.fixed_kwargs = {"sticky_action_prob": float(sticky_action_prob)}
+
+    def default(self) -> dict[str, Any]:
+        return {"game": "breakout"}
+
+    def sample(self, rng: np.random.Generator) -> dict[str, Any]:
+        from llmagentos.envs.continual_minatar import GAMES
+
+        return {"game": GAMES[int(rng.integers(len(GAMES)))]}
+
+    def tasks(self, n: int, seed: int = 0) -> list[dict[str, Any]]:
+        """The first ``n`` games in the stream's fixed order (the seed does not reorder them)."""
+        from llmagentos.envs.continual_minatar import GAMES
+
+        if not 1 <= n <= len(GAMES):
+            raise UsageError(f"Continual MinAtar has {len(GAMES)} games, {n} were asked for")
+        return [{"game": g} for g in GAMES[:n]]
+
+    def validate(self, task: dict[str, Any]) -> dict[str, Any]:
+        from llmagentos.envs.continual_minatar import check_game
+
+        if not isinstance(task, dict) or set(task) != {"game"}:
+            raise UsageError(f"a minatar task is {{'game': NAME}}, got {task!r}")
+        return {"game": check_game(task["game"])}
+
+    def vector(self, task: dict[str, Any]) -> np.ndarray:
+        from llmagentos.envs.continual_minatar import GAMES
+
+        return np.eye(len(GAMES), dtype=np.float32)[GAMES.index(self.validate(task)["game"])]
+
+
 #: family name -> class; ``get_family`` also accepts the env id
-FAMILIES: dict[str, type[TaskFamily]] = {"cartpole": CartPoleFamily, "pointnav": PointNavFamily, "goal-grid": GoalGridFamily}
+FAMILIES: dict[str, type[TaskFamily]] = {"cartpole": CartPoleFamily, "pointnav": PointNavFamily, "goal-grid": GoalGridFamily,
+                                         "minatar": MinAtarFamily}
 
 
 def get_family(name: str, **options: Any) -> TaskFamily:

@@ -38,8 +38,10 @@ def make_env(env_id: Any, env_args: dict[str, Any] | None = None, num_envs: int 
     if world.multiagent:
         raise UsageError(f"{world.name} is a multi-agent (PettingZoo) world; train it with a multi-agent algorithm "
                          "(--algo il, jal, ...) or a single-agent algorithm as independent learners")
-    env_args = dict(env_args or {})
-    wrap = [_wrapper_thunk(w) for w in check_wrappers(list(wrappers or []))]
+    from llmagentos.envs.pixels import pixel_pipeline
+
+    env_args, wrappers = pixel_pipeline(world.gym_id, dict(env_args or {}), check_wrappers(list(wrappers or [])))
+    wrap = [_wrapper_thunk(w) for w in wrappers]
 
     def make_one() -> Any:
         env = world.make(env_args)

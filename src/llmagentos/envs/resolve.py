@@ -80,6 +80,11 @@ def load_plugins() -> None:
         except Exception:  # noqa: BLE001  (a broken plugin must not hide every other world)
             continue
         PLUGIN_IDS[entry.name] = sorted(set(gym.registry) - before)
+    from llmagentos.envs.pixels import register_ale
+
+    ale_ids = register_ale()  # ale-py registers its ids on request only, through no entry point
+    if ale_ids:
+        PLUGIN_IDS["ale_py"] = ale_ids
 
 
 def _entry_points(group: str) -> list[Any]:

@@ -73,18 +73,34 @@ DEMO_DQN = {"learning_starts": 200, "exploration_steps": 1500, "buffer_size": 50
 DEMO_STRATEGIES = ["finetune", "ewc", "si", "lwf", "replay"]
 
 
-def demo_block(steps_per_task: int = 2500, strategies: list[str] | None = None) -> Any:
+#: the worlds ``llmagentos demo --world`` streams through, with their default steps per task and seeds
+DEMO_WORLDS = {"goal-grid": {"steps_per_task": 2500, "seeds": 3}, "minatar": {"steps_per_task": 6000, "seeds": 1}}
+
+
+def demo_block(steps_per_task: int = 2500, strategies: list[str] | None = None, world: str = "goal-grid") -> Any:
     from llmagentos.jobs.lifelong import LifelongBlock
 
+    if world == "minatar":
+        from llmagentos.jobs.demo_minatar import minatar_block
+
+        return minatar_block(steps_per_task, strategies)
     return LifelongBlock(family="goal-grid", tasks=DEMO_TASKS, steps_per_task=steps_per_task, append_task=True,
                          learner="dqn", config=dict(DEMO_DQN), strategies=strategies or list(DEMO_STRATEGIES),
                          lifelong={"ewc_lambda": 10_000.0, "si_c": 100.0}, eval_episodes=1, curve_points=5)
 
 
+def task_labels(block: Any) -> list[str]:
+    """Short names of the stream's tasks for the heat maps."""
+    if block.family == "minatar":
+        return [t["game"].replace("space_invaders", "invaders") for t in block.tasks]
+    return [f"g{t['goal'][0]}{t['goal'][1]}" for t in block.tasks]
+
+
 def lifelong_demo(seeds: int = 3, steps_per_task: int = 2500, out: str = "runs/demo-lifelong", backend: str = "processes",
                   workers: int | None = 4, quiet: bool = False, strategies: list[str] | None = None,
-                  table: bool = True) -> dict[str, Any]:
-    """Fine-tuning, EWC, SI, LwF and replay side by side on a four-task stream; returns the metrics per strategy."""
+                  table: bool = True, world: str = "goal-grid") -> dict[str, Any]:
+    """Fine-tuning, EWC, SI, LwF and replay side by side on a four-task goal-grid stream (``world="minatar"``: the
+    Continual MinAtar stream of five games, with PackNet); returns the metrics per strategy."""
     import shutil
 
     from llmagentos.core.errors import UsageError
@@ -95,8 +111,10 @@ def lifelong_demo(seeds: int = 3, steps_per_task: int = 2500, out: str = "runs/d
         raise UsageError(f"--seeds must be positive, got {seeds}")
     if steps_per_task <= 0:
         raise UsageError(f"--steps-per-task must be positive, got {steps_per_task}")
+    if world not in DEMO_WORLDS:
+        raise UsageError(f"--world must be one of {', '.join(DEMO_WORLDS)}, got {world!r}")
     check_backend(backend, workers)
-    block = demo_block(steps_per_task, strategies)
+    block = demo_block(steps_per_task, strategies, world)
     out_dir = Path(out)
     if out_dir.exists():
         shutil.rmtree(out_dir)
@@ -113,7 +131,7 @@ def lifelong_demo(seeds: int = 3, steps_per_task: int = 2500, out: str = "runs/d
     if not quiet:
         import sys
 
-        sys.stderr.write(f"lifelong demo: DQN through {len(DEMO_TASKS)} goal-grid tasks × {steps_per_task} steps, "
+        sys.stderr.write(f"lifelong demo: DQN through {len(block.tasks)} {block.family} tasks × {steps_per_task} steps, "
                          f"{', '.join(block.strategies)} + single-task references, {seeds} seeds, {backend}\n")
     results = run_jobs(run_arm, jobs, backend=backend, workers=workers, on_result=on_result)
     progress.close()
@@ -127,7 +145,7 @@ def lifelong_demo(seeds: int = 3, steps_per_task: int = 2500, out: str = "runs/d
     aggregated = aggregate(per_seed)
     summary = aggregated["lifelong"]
     plots = [str(matrix_heatmaps({n: np.asarray(summary[n]["matrix"]) for n in block.strategies},
-                                 out_dir / "r_matrix.png", [f"g{t['goal'][0]}{t['goal'][1]}" for t in DEMO_TASKS])),
+                                 out_dir / "r_matrix.png", task_labels(block))),
              str(life_plot(per_seed, block, out_dir / "life_return.png"))]
     strategies_out = {n: {k: summary[n][k] for k in ("average_performance", "forgetting", "forward_transfer", "backward_transfer",
                                                      "forward_transfer_gem", "matrix", "average_performance_ci",
@@ -135,7 +153,7 @@ def lifelong_demo(seeds: int = 3, steps_per_task: int = 2500, out: str = "runs/d
                                                      "forward_transfer_gem_ci", "seeds")}
                       for n in block.strategies}
     result = {"strategies": strategies_out, "run_dir": str(out_dir), "plots": plots,
-              "stream": {"family": "goal-grid", "tasks": DEMO_TASKS, "steps_per_task": steps_per_task, "learner": "dqn"}}
+              "stream": {"family": block.family, "tasks": block.tasks, "steps_per_task": steps_per_task, "learner": "dqn"}}
     if "references_below_random" in aggregated:
         result["references_below_random"] = aggregated["references_below_random"]
     from llmagentos.kernel.checkpoint import atomic_write_json

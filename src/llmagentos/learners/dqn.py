@@ -31,12 +31,14 @@ from llmagentos.core.config import param
 from llmagentos.core.errors import UsageError
 from llmagentos.core.schedules import linear, make_schedule
 from llmagentos.core.seeding import make_rng, rng_state, set_rng_state
-from llmagentos.learners.common.buffers import ReplayBatch, ReplayBuffer
+from llmagentos.learners.common.buffers import ReplayBatch
 from llmagentos.learners.common.encoders import (EncoderName, ImageChannels, ObservationAdapter, encoder_param,
                                                   image_channels_param, observation_trunk)
 from llmagentos.learners.common.fast_mlp import NumpyMLP, numpy_forward
+from llmagentos.learners.common.frame_replay import make_replay
 from llmagentos.learners.common.hooks import UpdateHooks
-from llmagentos.learners.common.networks import mlp, orthogonal_init
+from llmagentos.learners.common.networks import mlp, orthogonal_init, sequential_forward as _sequential
+from llmagentos.learners.world_presets import CLASSIC_DQN_PRESETS, DQN_DEFAULT_STEPS, DQN_PRESETS
 
 
 @dataclass
@@ -66,26 +68,16 @@ class DQNConfig:
     activation: Literal["relu", "tanh", "elu", "gelu"] = param("relu", "activation of the hidden layers")
     encoder: EncoderName = encoder_param()
     image_channels: ImageChannels = image_channels_param()
+    replay: Literal["auto", "plain", "frames"] = param("auto", "replay memory: frames stores each uint8 frame once "
+                                                               "(auto: for image observations), plain stores s and s' whole")
     num_envs: int = param(1, "parallel environments (a vector env when > 1)")
     torch_threads: int | None = param(1, "torch intra-op threads (1 is fastest for small networks; None: torch's default)")
 
-    #: per-env overrides applied before --set (kernel.run.make_config)
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "CartPole-v1": {},
-        # the next three follow rl-baselines3-zoo's DQN hyperparameters (constant step size, 1-step targets)
-        "Acrobot-v1": {"learning_rate": 6.3e-4, "learning_rate_final": None, "gamma": 0.99, "n_step": 1, "batch_size": 128,
-                       "buffer_size": 50_000, "learning_starts": 0, "train_freq": 4, "gradient_steps": 4,
-                       "target_update_interval": 250, "exploration_steps": 12_000, "epsilon_final": 0.1, "hidden": [256, 256]},
-        "MountainCar-v0": {"learning_rate": 4e-3, "learning_rate_final": None, "gamma": 0.98, "n_step": 1, "batch_size": 128,
-                           "buffer_size": 10_000, "learning_starts": 1_000, "train_freq": 16, "gradient_steps": 8,
-                           "target_update_interval": 300, "exploration_steps": 24_000, "epsilon_final": 0.07, "hidden": [256, 256]},
-        "LunarLander-v3": {"learning_rate": 6.3e-4, "learning_rate_final": None, "gamma": 0.99, "n_step": 1, "batch_size": 128,
-                           "buffer_size": 50_000, "learning_starts": 0, "train_freq": 4, "gradient_steps": 4,
-                           "target_update_interval": 250, "exploration_steps": 12_000, "epsilon_final": 0.1, "hidden": [256, 256]},
-    }
+    #: per-env overrides applied before --set (kernel.run.make_config); the CartPole preset is the defaults
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"CartPole-v1": {}, **CLASSIC_DQN_PRESETS, **DQN_PRESETS}
     #: step budget the kernel uses when neither --steps nor --episodes is given
     DEFAULT_STEPS: ClassVar[dict[str, int]] = {"CartPole-v1": 50_000, "Acrobot-v1": 100_000,
-                                               "MountainCar-v0": 120_000, "LunarLander-v3": 100_000}
+                                               "MountainCar-v0": 120_000, "LunarLander-v3": 100_000, **DQN_DEFAULT_STEPS}
 
     def validate(self) -> None:
         positive = ("learning_rate", "buffer_size", "batch_size", "train_freq", "gradient_steps",
@@ -166,31 +158,6 @@ class QNetwork(nn.Module):
         return head(features)
 
 
-_ACTIVATIONS = {nn.ReLU: torch.relu, nn.Tanh: torch.tanh}
-
-
-def _sequential(body: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``body(x)`` for an MLP ``nn.Sequential``, calling the functional ops directly.
-
-    Same result as ``body(x)``; it skips the per-module call machinery (hooks), which costs more
-    than the arithmetic itself for networks this small, and falls back to ``body(x)`` otherwise. A layer
-    with a forward hook (plasticity diagnostics and remedies watch activations) is called as a module.
-    """
-    if type(body) is not nn.Sequential:
-        return body(x)
-    for layer in body:
-        kind = type(layer)
-        if layer._forward_hooks:
-            x = layer(x)
-        elif kind is nn.Linear:
-            x = F.linear(x, layer.weight, layer.bias)
-        elif kind in _ACTIVATIONS:
-            x = _ACTIVATIONS[kind](x)
-        else:
-            x = layer(x)
-    return x
-
-
 # -- the update rule --------------------------------------------------------------------------------
 
 def dqn_target(q_net: nn.Module, target_net: nn.Module, batch: ReplayBatch, gamma: float, double: bool = False) -> torch.Tensor:
@@ -260,8 +227,7 @@ class DQN(UpdateHooks, Agent):
         self._obs_shape, obs_dtype = self.adapter.shape, self.adapter.dtype
         # Dict, Tuple, MultiDiscrete and MultiBinary observations are stored as the adapter's flat rows
         self._adapt = self.adapter.flat
-        self.buffer = ReplayBuffer(config.buffer_size, self._obs_shape, obs_dtype, n_step=config.n_step,
-                                   gamma=config.gamma, num_envs=config.num_envs)
+        self.buffer = make_replay(config.replay, config.buffer_size, self.adapter, config.n_step, config.gamma, config.num_envs)
         self.epsilon = linear(config.epsilon_start, config.epsilon_final, config.exploration_steps)
         self.lr = make_schedule("linear", config.learning_rate, config.learning_rate_final, config.lr_decay_steps)
         self.t = 0
@@ -377,9 +343,8 @@ class DQN(UpdateHooks, Agent):
         if restart_schedules:
             self.t = 0
         if clear_memory:
-            b = self.buffer
-            self.buffer = ReplayBuffer(b.capacity, b.obs_shape, b.obs.dtype, b.action_shape, b.action.dtype,
-                                       b.n_step, b.gamma, b.num_envs)
+            c = self.config
+            self.buffer = make_replay(c.replay, c.buffer_size, self.adapter, c.n_step, c.gamma, c.num_envs)
 
     def end_task(self) -> dict[str, float]:
         """Open n-step windows close at the task's last state, as at a time limit, so no row spans two tasks."""
@@ -404,7 +369,7 @@ class DQN(UpdateHooks, Agent):
 
     def prepare_observations(self, observations: Any) -> torch.Tensor:
         """The network's input tensor for a batch of raw observations (no gradient)."""
-        return torch.as_tensor(np.asarray(observations, dtype=self.buffer.obs.dtype))
+        return torch.as_tensor(np.asarray(observations, dtype=self.buffer.obs_dtype))
 
     def recent_transitions(self, n: int, rng: np.random.Generator, recent: int) -> dict[str, np.ndarray] | None:
         """Up to ``n`` distinct rows of D drawn uniformly by ``rng`` from the ``recent`` it stored last."""

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Literal
 from llmagentos.core.config import param
 from llmagentos.core.errors import UsageError
 from llmagentos.learners.common.encoders import EncoderName, ImageChannels, encoder_param, image_channels_param
+from llmagentos.learners.world_presets import PPO_DEFAULT_STEPS, PPO_PRESETS
 
 @dataclass
 class PolicyGradientConfig:
@@ -154,10 +155,11 @@ class PPOConfig(A2CConfig):
         "LunarLander-v3": {"num_envs": 16, "n_steps": 1024, "batch_size": 64, "n_epochs": 4, "gamma": 0.999,
                            "gae_lambda": 0.98, "ent_coef": 0.01, "learning_rate": 3e-4, "lr_final": None,
                            "clip_range_final": None, "schedule_steps": 1_000_000},
+        **PPO_PRESETS,
     }
     DEFAULT_STEPS: ClassVar[dict[str, int]] = {"CartPole-v1": 100_000, "Acrobot-v1": 200_000,
                                                "MountainCar-v0": 1_000_000, "Pendulum-v1": 200_000,
-                                               "LunarLander-v3": 1_000_000}
+                                               "LunarLander-v3": 1_000_000, **PPO_DEFAULT_STEPS}
 
     def validate(self) -> None:
         super().validate()

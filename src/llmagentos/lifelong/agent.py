@@ -14,7 +14,7 @@ its life:
 
 :func:`run_stream` trains one lifelong agent through a :class:`~llmagentos.lifelong.stream.TaskStream`
 and fills the evaluation matrix; :func:`run_drifting` lives in a :class:`DriftingWorld` without
-boundaries. Both are pure functions of their seeds; the kernel (``kernel/lifelong_run.py``) builds the
+boundaries. Both are pure functions of their seeds; the lifelong job (``jobs/lifelong.py``) builds the
 learners, schedules the seeds and stores the results.
 
 The learner is reached only through the agent contract: ``begin_task`` / ``end_task`` at the boundaries,

@@ -57,8 +57,8 @@ class ReplayBuffer:
         self.n_step = int(n_step)
         self.gamma = float(gamma)
         self.num_envs = int(num_envs)
-        self.obs = np.zeros((self.capacity, *self.obs_shape), dtype=obs_dtype)
-        self.next_obs = np.zeros_like(self.obs)
+        self.obs_dtype = np.dtype(obs_dtype)
+        self._allocate_observations()
         self.action = np.zeros((self.capacity, *self.action_shape), dtype=action_dtype)
         self.reward = np.zeros(self.capacity, dtype=np.float32)
         self.terminated = np.zeros(self.capacity, dtype=np.float32)
@@ -72,12 +72,17 @@ class ReplayBuffer:
     def __len__(self) -> int:
         return self.size
 
+    def _allocate_observations(self) -> None:
+        """s and s' of every row, stored as they come (the frame-once memory overrides this)."""
+        self.obs = np.zeros((self.capacity, *self.obs_shape), dtype=self.obs_dtype)
+        self.next_obs = np.zeros_like(self.obs)
+
     # -- writing --------------------------------------------------------------------------------
     def add(self, obs: Any, action: Any, reward: Any, next_obs: Any, terminated: Any, truncated: Any) -> None:
         """Store one transition, or one row per sub-env when ``obs`` carries a leading batch axis."""
         obs = np.asarray(obs)
         if obs.ndim == len(self.obs_shape):
-            if self.n_step == 1 and self.num_envs == 1:  # the common case, written without temporaries
+            if self.n_step == 1 and self.num_envs == 1 and type(self)._write is ReplayBuffer._write:  # the common case, written without temporaries
                 p = self.pos
                 self.obs[p], self.next_obs[p], self.action[p] = obs, next_obs, action
                 self.reward[p], self.terminated[p], self.n_steps[p] = reward, terminated, 1.0
@@ -143,8 +148,8 @@ class ReplayBuffer:
     # -- reading --------------------------------------------------------------------------------
     def make_batch(self, batch_size: int) -> ReplayBatch:
         """Preallocated arrays for :meth:`sample`'s ``out`` (so a training loop allocates nothing per step)."""
-        return ReplayBatch(np.zeros((batch_size, *self.obs_shape), self.obs.dtype), np.zeros((batch_size, *self.action_shape), self.action.dtype),
-                           np.zeros(batch_size, np.float32), np.zeros((batch_size, *self.obs_shape), self.obs.dtype),
+        return ReplayBatch(np.zeros((batch_size, *self.obs_shape), self.obs_dtype), np.zeros((batch_size, *self.action_shape), self.action.dtype),
+                           np.zeros(batch_size, np.float32), np.zeros((batch_size, *self.obs_shape), self.obs_dtype),
                            np.zeros(batch_size, np.float32), np.zeros(batch_size, np.float32))
 
     def sample(self, batch_size: int, rng: np.random.Generator, out: ReplayBatch | None = None) -> ReplayBatch:
@@ -170,12 +175,15 @@ class ReplayBuffer:
         """The filled part of the memory, the write position and the open n-step windows, as arrays and JSON."""
         state: dict[str, Any] = {name: getattr(self, name)[: self.size].copy() for name in ReplayBatch.FIELDS}
         state.update(pos=self.pos, size=self.size, capacity=self.capacity)
-        state["pending"] = [{"obs": np.array([w[0] for w in window], dtype=self.obs.dtype).reshape(-1, *self.obs_shape),
-                             "action": np.array([w[1] for w in window], dtype=self.action.dtype).reshape(-1, *self.action_shape),
-                             "reward": np.array([w[2] for w in window], dtype=np.float64),
-                             **({"last_next": last} if last is not None else {})}
-                            for window, last in zip(self._pending, self._last_next)]
+        state["pending"] = self._pending_state()
         return state
+
+    def _pending_state(self) -> list[dict[str, Any]]:
+        return [{"obs": np.array([w[0] for w in window], dtype=self.obs_dtype).reshape(-1, *self.obs_shape),
+                 "action": np.array([w[1] for w in window], dtype=self.action.dtype).reshape(-1, *self.action_shape),
+                 "reward": np.array([w[2] for w in window], dtype=np.float64),
+                 **({"last_next": last} if last is not None else {})}
+                for window, last in zip(self._pending, self._last_next)]
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if int(state["capacity"]) != self.capacity:
@@ -189,6 +197,9 @@ class ReplayBuffer:
                                  f"this agent needs ({size}, {', '.join(map(str, target.shape[1:]))})")
             target[:size] = saved
         self.pos, self.size = int(state["pos"]), size
+        self._load_pending(state)
+
+    def _load_pending(self, state: dict[str, Any]) -> None:
         if len(state["pending"]) != self.num_envs:
             raise UsageError(f"checkpoint replay buffer was made for {len(state['pending'])} env(s), this one for {self.num_envs}")
         self._pending = [[(np.asarray(o), a.item() if np.ndim(a) == 0 else np.asarray(a), float(r))

@@ -9,6 +9,7 @@ import math
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU}
@@ -97,3 +98,28 @@ class SmallCNN(_FrameCNN):
         channels = observation_shape[-1] if channels_last else observation_shape[0]
         convs = nn.Sequential(orthogonal_init(nn.Conv2d(channels, 16, 3, stride=1)), nn.ReLU(), nn.Flatten())
         super().__init__(observation_shape, convs, features, channels_last, scale)
+
+
+_ACTIVATIONS = {nn.ReLU: torch.relu, nn.Tanh: torch.tanh}
+
+
+def sequential_forward(body: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``body(x)`` for an MLP ``nn.Sequential``, calling the functional ops directly.
+
+    Same result as ``body(x)``; it skips the per-module call machinery (hooks), which costs more
+    than the arithmetic itself for networks this small, and falls back to ``body(x)`` otherwise. A layer
+    with a forward hook (plasticity diagnostics and remedies watch activations) is called as a module.
+    """
+    if type(body) is not nn.Sequential:
+        return body(x)
+    for layer in body:
+        kind = type(layer)
+        if layer._forward_hooks:
+            x = layer(x)
+        elif kind is nn.Linear:
+            x = F.linear(x, layer.weight, layer.bias)
+        elif kind in _ACTIVATIONS:
+            x = _ACTIVATIONS[kind](x)
+        else:
+            x = layer(x)
+    return x
