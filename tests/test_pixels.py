@@ -121,7 +121,7 @@ class _Stop(Exception):
 
 def _train_until_checkpoint(spec: TrainSpec) -> None:
     """Train, and stop the process's run (as a kill would) right after its first checkpoint is written."""
-    from llmagentos.kernel import run as run_module
+    from llmagentos.jobs import trainer as run_module
 
     original = run_module.Trainer._checkpoint
 

@@ -18,6 +18,10 @@ import pytest
 
 import ray  # noqa: F401  (the `ray` extra, which the README's test command installs)
 
+# every test that starts a Ray cluster runs on one xdist worker: two clusters at once on this machine collide on
+# the ports Ray picks for itself (the client server's specific-server port 23000)
+pytestmark = pytest.mark.xdist_group("ray-cluster")
+
 TOKEN = "0123456789abcdef0123456789abcdef"
 
 

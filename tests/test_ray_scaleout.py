@@ -18,6 +18,10 @@ import pytest
 from llmagentos.kernel.remote import RunTransferError, pack_dir, receive
 from helpers import comparable
 
+# every test that starts a Ray cluster runs on one xdist worker: two clusters at once on this machine collide on
+# the ports Ray picks for itself (the client server's specific-server port 23000)
+pytestmark = pytest.mark.xdist_group("ray-cluster")
+
 SEEDS = "0:3"
 #: tiny jobs that still take about a second each, so a node can be removed while one runs there
 TRAIN = {"env": "CliffWalking-v1", "algo": "q-learning", "steps": 1200, "eval_every": 400, "eval_episodes": 1,
