@@ -4,12 +4,5 @@
 # The peer's code stays where it is; nothing of it is copied into the project. SB3 comes from setup_peers.sh.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
-PY="${PYTHON:-python3}"
-VENV="$HERE/.venv-jax"
-if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c "import jax, gymnax, flax, optax, distrax" 2>/dev/null; then
-  exit 0
-fi
-rm -rf "$VENV"
-"$PY" -m venv "$VENV"
-"$VENV/bin/pip" install -q jax gymnax flax optax distrax
-"$VENV/bin/python" -c "import jax, gymnax, flax; print('jax', jax.__version__, 'flax', flax.__version__)"
+. "$HERE/peer_venv.sh"
+build_peer_venv "$HERE/.venv-jax" "jax, gymnax, flax, optax, distrax" jax gymnax flax optax distrax
