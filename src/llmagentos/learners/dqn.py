@@ -39,6 +39,7 @@ from llmagentos.learners.common.frame_replay import make_replay
 from llmagentos.learners.common.hooks import UpdateHooks
 from llmagentos.learners.common.networks import mlp, orthogonal_init, sequential_forward as _sequential
 from llmagentos.learners.world_presets import CLASSIC_DQN_PRESETS, DQN_DEFAULT_STEPS, DQN_PRESETS
+from llmagentos.learners.registry import RegisteredName
 
 
 @dataclass
@@ -199,7 +200,7 @@ class DQN(UpdateHooks, Agent):
     each step with :meth:`add_update_hook`; the task-boundary and consolidation accessors are at the end.
     """
 
-    algo = "dqn"
+    algo = RegisteredName()
     Config = DQNConfig
     supports_vector_env = True
     learns_off_policy = True

@@ -31,6 +31,7 @@ from llmagentos.core.config import param
 from llmagentos.core.errors import UsageError
 from llmagentos.core.schedules import make_schedule
 from llmagentos.core.seeding import derive_seed, make_rng, rng_state, set_rng_state
+from llmagentos.learners.registry import RegisteredName
 
 #: the normal-form games, on which the il preset gives Q-learning the same exploration as the other learners
 MATRIX_GAME_IDS = ("llmagentos/ClimbingGame-v0", "llmagentos/PenaltyGame-v0", "llmagentos/PrisonersDilemma-v0",
@@ -225,7 +226,7 @@ class JointActionLearners(TabularMultiAgentLearner):
     of every other agent's actions; it ranks its own actions by EV_i(s, a_i) = Σ_{a_−i} Q_i(s, a_i, a_−i) Π_j f_j(a_j),
     with f_j = C_i(s, j, ·) / Σ C_i(s, j, ·) the empirical frequencies (uniform before any count)."""
 
-    algo = "jal"
+    algo = RegisteredName()
     Config = JALConfig
     tables = ("q", "counts")
 
@@ -270,7 +271,7 @@ class DistributedQLearning(TabularMultiAgentLearner):
     lower a value, and a policy π_i(s) that changes only when the best value of s improves, so that agents agree
     on one optimal joint action even when several exist. Exact for deterministic cooperative games."""
 
-    algo = "distributed-q"
+    algo = RegisteredName()
     Config = DistributedQConfig
     tables = ("q", "pi")
 
@@ -308,7 +309,7 @@ class HystereticQLearning(TabularMultiAgentLearner):
     """Matignon, Laurent & Le Fort-Piat (2007): Q-learning with two step sizes, α for good news and β < α for bad
     news, so a teammate's exploratory blunder lowers a value only a little."""
 
-    algo = "hysteretic"
+    algo = RegisteredName()
     Config = HystereticConfig
 
     def update(self, i: int, s: int, joint: list[int], r: float, s_next: int, terminated: bool) -> float:
@@ -333,7 +334,7 @@ class FrequencyMaximumQ(TabularMultiAgentLearner):
     the best reward seen after a and freq the share of a's plays that earned it. Defined for single-stage games;
     in states, maxR and freq are kept per (s, a) and the immediate reward is used."""
 
-    algo = "fmq"
+    algo = RegisteredName()
     Config = FMQConfig
     tables = ("q", "max_reward", "max_count", "count")
 
@@ -383,7 +384,7 @@ class LenientLearners(TabularMultiAgentLearner):
     update that would lower Q(s,a) is ignored with probability l = 1 − exp(−K·T(s,a)), and T(s,a) decays with each
     update, so agents forgive teammates' early exploration and become exact Q-learners later."""
 
-    algo = "lenient"
+    algo = RegisteredName()
     Config = LenientConfig
     tables = ("q", "lenient_t")
 

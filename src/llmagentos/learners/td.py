@@ -16,6 +16,7 @@ from llmagentos.core.config import param
 from llmagentos.core.errors import UsageError
 from llmagentos.core.schedules import make_schedule
 from llmagentos.core.seeding import derive_seed, make_rng, rng_state, set_rng_state
+from llmagentos.learners.registry import RegisteredName
 
 
 @dataclass
@@ -166,7 +167,7 @@ class TabularTDAgent(Agent):
 
 
 class Sarsa(TabularTDAgent):
-    algo = "sarsa"
+    algo = RegisteredName()
 
     def next_value(self, next_state: int) -> float:
         # y = r + γ Q(s', a'), a' ~ π(·|s') chosen now and then taken by the next act()
@@ -176,7 +177,7 @@ class Sarsa(TabularTDAgent):
 
 
 class ExpectedSarsa(TabularTDAgent):
-    algo = "expected-sarsa"
+    algo = RegisteredName()
 
     def next_value(self, next_state: int) -> float:
         # y = r + γ Σ_a' π(a'|s') Q(s', a')
@@ -184,7 +185,7 @@ class ExpectedSarsa(TabularTDAgent):
 
 
 class QLearning(TabularTDAgent):
-    algo = "q-learning"
+    algo = RegisteredName()
 
     def next_value(self, next_state: int) -> float:
         # y = r + γ max_a' Q(s', a')
