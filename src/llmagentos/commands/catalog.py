@@ -75,4 +75,5 @@ def algos(names: tuple[str, ...], as_json: bool) -> None:
             settings = ", ".join(f"{k}={v}" for k, v in p["config"].items())
             click.echo(f"    preset {p['name']} ({', '.join(p['envs'])}; vector {p['vector']}): {p['summary']} — {settings}")
         for row in algo["config"]:
-            click.echo(f"    {row['name']}: {row['type']} = {row['default']!r}  — {row['doc']}")
+            bounds = f"  ({row['bounds']})" if row["bounds"] else ""
+            click.echo(f"    {row['name']}: {row['type']} = {row['default']!r}{bounds}  — {row['doc']}")
