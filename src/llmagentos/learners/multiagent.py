@@ -65,28 +65,22 @@ class TabularMAConfig:
 
     DEFAULT_STEPS: ClassVar[dict[str, int]] = {gid: MATRIX_GAME_STEPS for gid in MATRIX_GAME_IDS}
 
-    alpha: float = param(0.1, "step size α")
-    gamma: float = param(0.95, "discount γ (one-step matrix games end every episode, so it does not matter there)")
+    alpha: float = param(0.1, "step size α", gt=0, le=1)
+    gamma: float = param(0.95, "discount γ (one-step matrix games end every episode, so it does not matter there)", ge=0, le=1)
     exploration: Literal["epsilon-greedy", "boltzmann"] = param("boltzmann", "behaviour policy")
     epsilon: float = param(0.1, "ε of ε-greedy exploration (start value when it decays)")
     epsilon_final: float | None = param(None, "final ε of a decaying schedule (None keeps ε constant)")
     temperature: float = param(500.0, "Boltzmann temperature τ (start value when it decays)")
     temperature_final: float | None = param(0.05, "final τ of a decaying schedule (None keeps τ constant)")
     schedule: Literal["constant", "linear", "exponential"] = param("exponential", "shape of every decaying schedule")
-    decay_steps: int = param(2500, "steps over which decaying schedules move from start to final")
+    decay_steps: int = param(2500, "steps over which decaying schedules move from start to final", gt=0)
     initial_value: float = param(0.0, "initial value of every table entry")
 
     def validate(self) -> None:
-        if not 0.0 < self.alpha <= 1.0:
-            raise UsageError(f"alpha must be in (0, 1], got {self.alpha}")
-        if not 0.0 <= self.gamma <= 1.0:
-            raise UsageError(f"gamma must be in [0, 1], got {self.gamma}")
         if not 0.0 <= self.epsilon <= 1.0 or not 0.0 <= (self.epsilon_final or 0.0) <= 1.0:
             raise UsageError(f"epsilon and epsilon_final must be in [0, 1], got {self.epsilon}, {self.epsilon_final}")
         if self.temperature <= 0 or (self.temperature_final is not None and self.temperature_final <= 0):
             raise UsageError(f"temperatures must be > 0, got {self.temperature}, {self.temperature_final}")
-        if self.decay_steps <= 0:
-            raise UsageError(f"decay_steps must be > 0, got {self.decay_steps}")
 
 
 class TabularMultiAgentLearner(MultiAgentLearner):
