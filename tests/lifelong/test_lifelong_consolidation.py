@@ -155,5 +155,5 @@ def test_strategy_names_come_from_the_registry():
         assert cls.Fields is None or {f.name for f in dataclasses.fields(cls.Fields)} <= fields
     schema = LifelongBlock.model_json_schema()
     assert tuple(schema["properties"]["strategies"]["items"]["enum"]) == STRATEGIES
-    docs = (Path(__file__).parent.parent / "docs" / "lifelong.md").read_text(encoding="utf-8")
+    docs = (Path(__file__).parents[2] / "docs" / "lifelong.md").read_text(encoding="utf-8")
     assert all(f"`{name}`" in docs for name in STRATEGIES)
