@@ -89,3 +89,19 @@ def test_the_layer_test_sees_imports_inside_functions():
     # jobs.train reaches the multi-agent loop at module level, the transfer job the kernel inside a function
     assert "llmagentos.jobs.multiagent" in graph["llmagentos.jobs.train"]
     assert "llmagentos.kernel.run" in graph["llmagentos.jobs.transfer"]
+
+
+def test_algorithm_names_are_written_once_in_the_registry():
+    """An agent class reads its ``algo`` from its registry line (``RegisteredName``); no learner spells it again."""
+    from llmagentos.learners import registry
+
+    for entry in registry.ALGORITHMS.values():
+        if entry.kind in ("agent", "multiagent"):
+            assert registry.load(entry.target).algo == entry.name
+    for path in (SRC / "learners").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef):
+                for statement in node.body:
+                    if isinstance(statement, ast.Assign) and any(getattr(t, "id", "") == "algo" for t in statement.targets):
+                        assert not isinstance(statement.value, ast.Constant), f"{path.name}: {node.name}.algo is spelled out"

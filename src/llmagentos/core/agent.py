@@ -34,7 +34,8 @@ class Transition:
 class Agent:
     """Base class of every learner that interacts with an environment.
 
-    Subclasses set ``algo`` (the registry name) and ``Config`` (a dataclass of hyperparameters), and
+    Subclasses set ``algo`` (the registry name: ``algo = RegisteredName()`` reads it from the class's line in
+    ``learners/registry.py``) and ``Config`` (a dataclass of hyperparameters), and
     implement :meth:`act` and :meth:`observe`. ``state_dict`` must return everything needed to
     continue exactly where the agent stopped, as numpy arrays, torch tensors and JSON values only.
     """

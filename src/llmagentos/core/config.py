@@ -18,22 +18,66 @@ from llmagentos.core.errors import UsageError
 from llmagentos.core.limits import check_finite
 
 
-def param(default: Any, doc: str, **kwargs: Any) -> Any:
-    """A config field with a default and a one-line docstring."""
+def param(default: Any, doc: str, *, gt: float | None = None, ge: float | None = None, lt: float | None = None,
+          le: float | None = None, **kwargs: Any) -> Any:
+    """A config field with a default, a one-line docstring and, for numbers, its bounds.
+
+    ``gt``/``ge``/``lt``/``le`` (>, ≥, <, ≤) are declared once here; the ``--set`` and YAML checks
+    (:func:`check_bounds`), the JSON Schema and ``llmagentos algos`` all read them from the field.
+    """
+    metadata = {"doc": doc, **{k: v for k, v in (("gt", gt), ("ge", ge), ("lt", lt), ("le", le)) if v is not None}}
     if isinstance(default, (list, dict, set)):
         value = default
-        return dataclasses.field(default_factory=lambda: type(value)(value), metadata={"doc": doc}, **kwargs)
-    return dataclasses.field(default=default, metadata={"doc": doc}, **kwargs)
+        return dataclasses.field(default_factory=lambda: type(value)(value), metadata=metadata, **kwargs)
+    return dataclasses.field(default=default, metadata=metadata, **kwargs)
+
+
+BOUND_KEYS = ("gt", "ge", "lt", "le")
+
+
+def bounds_of(field: dataclasses.Field) -> dict[str, float]:
+    """The bounds a field declares (``{"gt": 0, "le": 1}``), empty when it has none."""
+    return {k: field.metadata[k] for k in BOUND_KEYS if k in field.metadata}
+
+
+def bounds_text(bounds: dict[str, float], positive: str = "> 0") -> str | None:
+    """``in (0, 1]``, ``>= 0``, ``> 0`` (or the config's word for it, ``positive``) — what error sentences say."""
+    low = ("(", bounds["gt"]) if "gt" in bounds else ("[", bounds["ge"]) if "ge" in bounds else None
+    high = (")", bounds["lt"]) if "lt" in bounds else ("]", bounds["le"]) if "le" in bounds else None
+    if low and high:
+        return f"in {low[0]}{low[1]:g}, {high[1]:g}{high[0]}"
+    if low:
+        return positive if low == ("(", 0) else f"{'>' if low[0] == '(' else '>='} {low[1]:g}"
+    if high:
+        return f"{'<' if high[0] == ')' else '<='} {high[1]:g}"
+    return None
+
+
+def check_bounds(config: Any) -> None:
+    """Refuse a field outside its declared bounds with one sentence: ``[PREFIX]name must be in (0, 1], got 3.0``.
+
+    A config class may set ``BOUNDS_PREFIX`` (who speaks: ``"dqn "``) and ``BOUNDS_POSITIVE`` (its word for > 0).
+    """
+    prefix, positive = getattr(config, "BOUNDS_PREFIX", ""), getattr(config, "BOUNDS_POSITIVE", "> 0")
+    for f in dataclasses.fields(config):
+        bounds, value = bounds_of(f), getattr(config, f.name)
+        if not bounds or value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        inside = (("gt" not in bounds or value > bounds["gt"]) and ("ge" not in bounds or value >= bounds["ge"])
+                  and ("lt" not in bounds or value < bounds["lt"]) and ("le" not in bounds or value <= bounds["le"]))
+        if not inside:
+            raise UsageError(f"{prefix}{f.name} must be {bounds_text(bounds, positive)}, got {value}")
 
 
 def describe(config_cls: type) -> list[dict[str, Any]]:
-    """One row per field: name, type, default and doc (what ``llmagentos algos`` prints)."""
+    """One row per field: name, type, default, doc and bounds (what ``llmagentos algos`` prints)."""
     hints = typing.get_type_hints(config_cls)
     rows = []
     for f in dataclasses.fields(config_cls):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         rows.append({"name": f.name, "type": type_name(hints[f.name]), "default": default,
-                     "doc": f.metadata.get("doc", "")})
+                     "doc": f.metadata.get("doc", ""),
+                     "bounds": bounds_text(bounds_of(f), getattr(config_cls, "BOUNDS_POSITIVE", "> 0"))})
     return rows
 
 
@@ -148,6 +192,7 @@ def apply_overrides(config: Any, overrides: dict[str, Any], owner: str = "config
             raise UsageError(f"{owner} has no field {key!r}; its fields are: {', '.join(names)}")
         changes[key] = check_finite(coerce(value, hints[key], f"{owner}.{key}"), f"{owner}.{key}")
     new = dataclasses.replace(config, **changes)
+    check_bounds(new)  # each field's declared bounds; validate() keeps the checks that span several fields
     validate = getattr(new, "validate", None)
     if callable(validate):
         validate()

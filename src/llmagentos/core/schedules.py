@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Literal
 
 from llmagentos.core.errors import UsageError
@@ -66,15 +67,22 @@ class Every:
     ``due(step)`` says it is time (``step`` reached the next multiple); ``done(step)`` moves the next time past
     ``step``, so a loop whose step count jumps (vector envs, several steps a turn) does it once, never once per
     multiple skipped. ``period=None`` is never. ``next`` is plain data, kept in checkpoints as it is.
+    A fractional period (``Fraction(total, points)``: ``points`` times spread over ``total`` steps) is due at
+    the nearest whole step, ``round(k · total / points)``.
     """
 
-    def __init__(self, period: int | None, next_at: int | None = None) -> None:
+    def __init__(self, period: int | Fraction | None, next_at: int | None = None) -> None:
         self.period = period
         self.next = period if next_at is None else next_at
 
+    @classmethod
+    def after(cls, period: int | None, step: int) -> "Every":
+        """The schedule of a loop continued at ``step`` (a resumed run): next due at the first multiple after it."""
+        return cls(period, None if period is None else (step // period + 1) * period)
+
     def due(self, step: int) -> bool:
-        return self.next is not None and step >= self.next
+        return self.next is not None and step >= round(self.next)
 
     def done(self, step: int) -> None:
-        while self.next is not None and self.period is not None and self.next <= step:
+        while self.next is not None and self.period is not None and round(self.next) <= step:
             self.next += self.period

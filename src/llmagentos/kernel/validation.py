@@ -15,17 +15,21 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
+from llmagentos.core.config import bounds_of
 from llmagentos.core.errors import UsageError
 from llmagentos.learners import registry
 
 def _pydantic_field(f: dataclasses.Field, hint: Any) -> tuple[Any, Any]:
-    """A dataclass field as pydantic's (type, Field): its default or default factory, and its doc."""
+    """A dataclass field as pydantic's (type, Field): its default or default factory, its doc, and its bounds in
+    the JSON Schema (checked by ``check_bounds`` with the config's own sentences, not by pydantic)."""
     doc = f.metadata.get("doc", "")
+    schema_names = {"gt": "exclusiveMinimum", "ge": "minimum", "lt": "exclusiveMaximum", "le": "maximum"}
+    extra = {"json_schema_extra": {schema_names[k]: v for k, v in bounds_of(f).items()}} if bounds_of(f) else {}
     if f.default is not dataclasses.MISSING:
-        return hint, Field(default=f.default, description=doc)
+        return hint, Field(default=f.default, description=doc, **extra)
     if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-        return hint, Field(default_factory=f.default_factory, description=doc)
-    return hint, Field(description=doc)
+        return hint, Field(default_factory=f.default_factory, description=doc, **extra)
+    return hint, Field(description=doc, **extra)
 
 
 @functools.lru_cache(maxsize=None)

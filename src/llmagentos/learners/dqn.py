@@ -39,29 +39,30 @@ from llmagentos.learners.common.frame_replay import make_replay
 from llmagentos.learners.common.hooks import UpdateHooks
 from llmagentos.learners.common.networks import mlp, orthogonal_init, sequential_forward as _sequential
 from llmagentos.learners.world_presets import CLASSIC_DQN_PRESETS, DQN_DEFAULT_STEPS, DQN_PRESETS
+from llmagentos.learners.registry import RegisteredName
 
 
 @dataclass
 class DQNConfig:
     """Hyperparameters of :class:`DQN`; the defaults (tuned on CartPole-v1, 50k-step budget) are its CartPole preset."""
 
-    learning_rate: float = param(1e-3, "Adam step size")
+    learning_rate: float = param(1e-3, "Adam step size", gt=0)
     learning_rate_final: float | None = param(5e-5, "final step size of a linear decay (None keeps it constant)")
-    lr_decay_steps: int = param(50_000, "environment steps over which the step size decays to its final value")
-    gamma: float = param(0.995, "discount γ")
-    buffer_size: int = param(50_000, "capacity of the replay memory D, in transitions")
-    batch_size: int = param(256, "transitions per minibatch")
-    learning_starts: int = param(1_000, "environment steps of pure collection before the first update")
-    train_freq: int = param(4, "environment steps between two rounds of updates")
-    gradient_steps: int = param(1, "gradient steps per round of updates")
-    target_update_interval: int = param(100, "gradient steps between two target syncs θ⁻ ← θ (or Polyak moves)")
-    tau: float = param(1.0, "target sync rate: 1 copies θ into θ⁻, τ < 1 does θ⁻ ← τθ + (1 − τ)θ⁻ (Polyak)")
-    epsilon_start: float = param(1.0, "ε of ε-greedy exploration at step 0")
-    epsilon_final: float = param(0.02, "ε after the exploration phase")
-    exploration_steps: int = param(8_000, "environment steps over which ε falls linearly from start to final")
+    lr_decay_steps: int = param(50_000, "environment steps over which the step size decays to its final value", gt=0)
+    gamma: float = param(0.995, "discount γ", ge=0, le=1)
+    buffer_size: int = param(50_000, "capacity of the replay memory D, in transitions", gt=0)
+    batch_size: int = param(256, "transitions per minibatch", gt=0)
+    learning_starts: int = param(1_000, "environment steps of pure collection before the first update", ge=0)
+    train_freq: int = param(4, "environment steps between two rounds of updates", gt=0)
+    gradient_steps: int = param(1, "gradient steps per round of updates", gt=0)
+    target_update_interval: int = param(100, "gradient steps between two target syncs θ⁻ ← θ (or Polyak moves)", gt=0)
+    tau: float = param(1.0, "target sync rate: 1 copies θ into θ⁻, τ < 1 does θ⁻ ← τθ + (1 − τ)θ⁻ (Polyak)", gt=0, le=1)
+    epsilon_start: float = param(1.0, "ε of ε-greedy exploration at step 0", ge=0, le=1)
+    epsilon_final: float = param(0.02, "ε after the exploration phase", ge=0, le=1)
+    exploration_steps: int = param(8_000, "environment steps over which ε falls linearly from start to final", gt=0)
     double: bool = param(True, "Double DQN: the online network picks a*, the target network values it")
     dueling: bool = param(False, "dueling head: Q(s,a) = V(s) + A(s,a) − mean_a' A(s,a')")
-    n_step: int = param(8, "rewards summed in each target (n-step returns)")
+    n_step: int = param(8, "rewards summed in each target (n-step returns)", gt=0)
     loss: Literal["huber", "mse"] = param("huber", "TD error penalty: Huber (smooth L1) or squared")
     max_grad_norm: float | None = param(10.0, "clip the gradient's global L2 norm to this (None: no clipping)")
     hidden: list[int] = param([128, 128], "widths of the Q-network's hidden layers (the trunk)")
@@ -70,9 +71,12 @@ class DQNConfig:
     image_channels: ImageChannels = image_channels_param()
     replay: Literal["auto", "plain", "frames"] = param("auto", "replay memory: frames stores each uint8 frame once "
                                                                "(auto: for image observations), plain stores s and s' whole")
-    num_envs: int = param(1, "parallel environments (a vector env when > 1)")
+    num_envs: int = param(1, "parallel environments (a vector env when > 1)", gt=0)
     torch_threads: int | None = param(1, "torch intra-op threads (1 is fastest for small networks; None: torch's default)")
 
+    #: how check_bounds words a field outside its bounds: "dqn batch_size must be positive, got 0"
+    BOUNDS_PREFIX: ClassVar[str] = "dqn "
+    BOUNDS_POSITIVE: ClassVar[str] = "positive"
     #: per-env overrides applied before --set (kernel.run.make_config); the CartPole preset is the defaults
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"CartPole-v1": {}, **CLASSIC_DQN_PRESETS, **DQN_PRESETS}
     #: step budget the kernel uses when neither --steps nor --episodes is given
@@ -80,20 +84,6 @@ class DQNConfig:
                                                "MountainCar-v0": 120_000, "LunarLander-v3": 100_000, **DQN_DEFAULT_STEPS}
 
     def validate(self) -> None:
-        positive = ("learning_rate", "buffer_size", "batch_size", "train_freq", "gradient_steps",
-                    "target_update_interval", "exploration_steps", "n_step", "num_envs", "lr_decay_steps")
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise UsageError(f"dqn {name} must be positive, got {getattr(self, name)}")
-        if self.learning_starts < 0:
-            raise UsageError(f"dqn learning_starts must be >= 0, got {self.learning_starts}")
-        if not 0.0 <= self.gamma <= 1.0:
-            raise UsageError(f"dqn gamma must be in [0, 1], got {self.gamma}")
-        if not 0.0 < self.tau <= 1.0:
-            raise UsageError(f"dqn tau must be in (0, 1], got {self.tau}")
-        for name in ("epsilon_start", "epsilon_final"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise UsageError(f"dqn {name} must be in [0, 1], got {getattr(self, name)}")
         if self.max_grad_norm is not None and self.max_grad_norm <= 0:
             raise UsageError(f"dqn max_grad_norm must be positive or None, got {self.max_grad_norm}")
         if any(w <= 0 for w in self.hidden):
@@ -199,7 +189,7 @@ class DQN(UpdateHooks, Agent):
     each step with :meth:`add_update_hook`; the task-boundary and consolidation accessors are at the end.
     """
 
-    algo = "dqn"
+    algo = RegisteredName()
     Config = DQNConfig
     supports_vector_env = True
     learns_off_policy = True

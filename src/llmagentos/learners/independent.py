@@ -17,6 +17,7 @@ from llmagentos.core.errors import UsageError
 from llmagentos.core.seeding import derive_seed
 from llmagentos.learners.multiagent import (
     MATRIX_GAME_EXPLORATION, MATRIX_GAME_IDS, MATRIX_GAME_STEPS, MultiAgentLearner)
+from llmagentos.learners.registry import RegisteredName
 
 
 @dataclass
@@ -52,7 +53,7 @@ class IndependentLearners(MultiAgentLearner):
     (its ``num_envs`` is set to match).
     """
 
-    algo = "il"
+    algo = RegisteredName()
     Config = ILConfig
 
     def __init__(self, observation_spaces: dict[str, Any], action_spaces: dict[str, Any],

@@ -206,6 +206,7 @@ def meta_train(maml: MAML, config: Any, step: Callable[[], float], metric: str, 
     """
     import time
 
+    from llmagentos.core.schedules import Every
     from llmagentos.core.seeding import rng_state, set_rng_state
 
     window: list[float] = []
@@ -219,15 +220,18 @@ def meta_train(maml: MAML, config: Any, step: Callable[[], float], metric: str, 
                 set_rng_state(generator, resume["rngs"][name])
         window, elapsed = [float(v) for v in resume["window"]], float(resume["meta_seconds"])
     started = time.perf_counter() - elapsed
+    logs = Every.after(config.log_every, maml.iterations)  # a resumed loop logs and checkpoints on the same multiples
+    checkpoints = Every.after(config.checkpoint_every or None, maml.iterations)
     while maml.iterations < config.meta_iterations:
         window.append(step())
         iteration = maml.iterations
-        if on_log is not None and (iteration % config.log_every == 0 or iteration == config.meta_iterations):
+        if on_log is not None and (logs.due(iteration) or iteration == config.meta_iterations):
+            logs.done(iteration)
             on_log(iteration, {metric: float(np.mean(window)),
                                "meta_iteration_ms": 1000 * (time.perf_counter() - started) / iteration})
             window = []
-        if (on_checkpoint is not None and config.checkpoint_every and iteration % config.checkpoint_every == 0
-                and iteration < config.meta_iterations):
+        if on_checkpoint is not None and checkpoints.due(iteration) and iteration < config.meta_iterations:
+            checkpoints.done(iteration)
             on_checkpoint({"maml": maml.state_dict(), "window": list(window),
                            "meta_seconds": time.perf_counter() - started,
                            "rngs": {name: (g.get_state() if isinstance(g, torch.Generator) else rng_state(g))

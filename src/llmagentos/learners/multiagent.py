@@ -31,6 +31,7 @@ from llmagentos.core.config import param
 from llmagentos.core.errors import UsageError
 from llmagentos.core.schedules import make_schedule
 from llmagentos.core.seeding import derive_seed, make_rng, rng_state, set_rng_state
+from llmagentos.learners.registry import RegisteredName
 
 #: the normal-form games, on which the il preset gives Q-learning the same exploration as the other learners
 MATRIX_GAME_IDS = ("llmagentos/ClimbingGame-v0", "llmagentos/PenaltyGame-v0", "llmagentos/PrisonersDilemma-v0",
@@ -64,28 +65,22 @@ class TabularMAConfig:
 
     DEFAULT_STEPS: ClassVar[dict[str, int]] = {gid: MATRIX_GAME_STEPS for gid in MATRIX_GAME_IDS}
 
-    alpha: float = param(0.1, "step size α")
-    gamma: float = param(0.95, "discount γ (one-step matrix games end every episode, so it does not matter there)")
+    alpha: float = param(0.1, "step size α", gt=0, le=1)
+    gamma: float = param(0.95, "discount γ (one-step matrix games end every episode, so it does not matter there)", ge=0, le=1)
     exploration: Literal["epsilon-greedy", "boltzmann"] = param("boltzmann", "behaviour policy")
     epsilon: float = param(0.1, "ε of ε-greedy exploration (start value when it decays)")
     epsilon_final: float | None = param(None, "final ε of a decaying schedule (None keeps ε constant)")
     temperature: float = param(500.0, "Boltzmann temperature τ (start value when it decays)")
     temperature_final: float | None = param(0.05, "final τ of a decaying schedule (None keeps τ constant)")
     schedule: Literal["constant", "linear", "exponential"] = param("exponential", "shape of every decaying schedule")
-    decay_steps: int = param(2500, "steps over which decaying schedules move from start to final")
+    decay_steps: int = param(2500, "steps over which decaying schedules move from start to final", gt=0)
     initial_value: float = param(0.0, "initial value of every table entry")
 
     def validate(self) -> None:
-        if not 0.0 < self.alpha <= 1.0:
-            raise UsageError(f"alpha must be in (0, 1], got {self.alpha}")
-        if not 0.0 <= self.gamma <= 1.0:
-            raise UsageError(f"gamma must be in [0, 1], got {self.gamma}")
         if not 0.0 <= self.epsilon <= 1.0 or not 0.0 <= (self.epsilon_final or 0.0) <= 1.0:
             raise UsageError(f"epsilon and epsilon_final must be in [0, 1], got {self.epsilon}, {self.epsilon_final}")
         if self.temperature <= 0 or (self.temperature_final is not None and self.temperature_final <= 0):
             raise UsageError(f"temperatures must be > 0, got {self.temperature}, {self.temperature_final}")
-        if self.decay_steps <= 0:
-            raise UsageError(f"decay_steps must be > 0, got {self.decay_steps}")
 
 
 class TabularMultiAgentLearner(MultiAgentLearner):
@@ -225,7 +220,7 @@ class JointActionLearners(TabularMultiAgentLearner):
     of every other agent's actions; it ranks its own actions by EV_i(s, a_i) = Σ_{a_−i} Q_i(s, a_i, a_−i) Π_j f_j(a_j),
     with f_j = C_i(s, j, ·) / Σ C_i(s, j, ·) the empirical frequencies (uniform before any count)."""
 
-    algo = "jal"
+    algo = RegisteredName()
     Config = JALConfig
     tables = ("q", "counts")
 
@@ -270,7 +265,7 @@ class DistributedQLearning(TabularMultiAgentLearner):
     lower a value, and a policy π_i(s) that changes only when the best value of s improves, so that agents agree
     on one optimal joint action even when several exist. Exact for deterministic cooperative games."""
 
-    algo = "distributed-q"
+    algo = RegisteredName()
     Config = DistributedQConfig
     tables = ("q", "pi")
 
@@ -308,7 +303,7 @@ class HystereticQLearning(TabularMultiAgentLearner):
     """Matignon, Laurent & Le Fort-Piat (2007): Q-learning with two step sizes, α for good news and β < α for bad
     news, so a teammate's exploratory blunder lowers a value only a little."""
 
-    algo = "hysteretic"
+    algo = RegisteredName()
     Config = HystereticConfig
 
     def update(self, i: int, s: int, joint: list[int], r: float, s_next: int, terminated: bool) -> float:
@@ -333,7 +328,7 @@ class FrequencyMaximumQ(TabularMultiAgentLearner):
     the best reward seen after a and freq the share of a's plays that earned it. Defined for single-stage games;
     in states, maxR and freq are kept per (s, a) and the immediate reward is used."""
 
-    algo = "fmq"
+    algo = RegisteredName()
     Config = FMQConfig
     tables = ("q", "max_reward", "max_count", "count")
 
@@ -383,7 +378,7 @@ class LenientLearners(TabularMultiAgentLearner):
     update that would lower Q(s,a) is ignored with probability l = 1 − exp(−K·T(s,a)), and T(s,a) decays with each
     update, so agents forgive teammates' early exploration and become exact Q-learners later."""
 
-    algo = "lenient"
+    algo = RegisteredName()
     Config = LenientConfig
     tables = ("q", "lenient_t")
 

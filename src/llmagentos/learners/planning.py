@@ -14,24 +14,20 @@ from typing import Any
 
 import numpy as np
 
-from llmagentos.core.config import apply_overrides, param
+from llmagentos.core.config import apply_overrides, check_bounds, param
 from llmagentos.core.errors import UsageError
 from llmagentos.core.mdp import FiniteMDP
 
 
 @dataclass
 class PlanningConfig:
-    gamma: float = param(0.99, "discount γ in [0, 1] (1 is allowed on episodic MDPs)")
-    theta: float = param(1e-8, "stop a sweep loop when the largest change max_s |V_new(s) − V(s)| is below θ")
+    gamma: float = param(0.99, "discount γ in [0, 1] (1 is allowed on episodic MDPs)", ge=0, le=1)
+    theta: float = param(1e-8, "stop a sweep loop when the largest change max_s |V_new(s) − V(s)| is below θ", gt=0)
     max_iterations: int = param(100_000, "most sweeps of one evaluation or of value iteration before giving up")
     max_policy_iterations: int = param(10_000, "most improvement steps of policy iteration before giving up")
     tie_tolerance: float = param(1e-9, "policy iteration keeps its current action unless another beats it by more than this")
 
     def validate(self) -> None:
-        if not 0.0 <= self.gamma <= 1.0:
-            raise UsageError(f"gamma must be in [0, 1], got {self.gamma}")
-        if not self.theta > 0.0:
-            raise UsageError(f"theta must be > 0, got {self.theta}")
         if self.max_iterations <= 0 or self.max_policy_iterations <= 0:
             raise UsageError("max_iterations and max_policy_iterations must be positive")
         if self.tie_tolerance < 0:
@@ -59,6 +55,7 @@ class PlanningResult:
 def _config(config: PlanningConfig | None, overrides: dict[str, Any]) -> PlanningConfig:
     config = config or PlanningConfig()
     config = apply_overrides(config, overrides, owner="planning config") if overrides else config
+    check_bounds(config)
     config.validate()
     return config
 

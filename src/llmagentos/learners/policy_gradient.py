@@ -29,6 +29,7 @@ from llmagentos.core.errors import UsageError
 from llmagentos.learners.common.actor_critic import ActorCritic, HeadOutputs, PolicyGradientAgent, clip_grad_norm
 from llmagentos.learners.common.rollout import EpisodeBuffer, RolloutBuffer
 from llmagentos.learners.policy_gradient_config import A2CConfig, PolicyGradientConfig, PPOConfig, ReinforceConfig
+from llmagentos.learners.registry import RegisteredName
 
 __all__ = ["A2C", "PPO", "A2CConfig", "ActorCritic", "HeadOutputs", "PPOConfig", "PolicyGradientAgent",
            "PolicyGradientConfig", "Reinforce", "ReinforceConfig", "RolloutAgent", "a2c_loss", "clip_grad_norm",
@@ -135,7 +136,7 @@ def ppo_loss(log_prob: torch.Tensor, old_log_prob: torch.Tensor, advantages: tor
 class Reinforce(PolicyGradientAgent):
     """REINFORCE (Williams, 1992): ∇J = E[Σ_t ∇log π(a_t|s_t) (G_t − b(s_t))] from complete episodes."""
 
-    algo = "reinforce"
+    algo = RegisteredName()
     Config = ReinforceConfig
 
     def __init__(self, observation_space: Any, action_space: Any, config: ReinforceConfig | None = None,
@@ -278,7 +279,7 @@ class RolloutAgent(PolicyGradientAgent):
 class A2C(RolloutAgent):
     """Advantage actor-critic (synchronous A3C): one gradient step per rollout, advantages by GAE(λ)."""
 
-    algo = "a2c"
+    algo = RegisteredName()
     Config = A2CConfig
 
     def update(self, advantages: np.ndarray, returns: np.ndarray) -> dict[str, float]:
@@ -295,7 +296,7 @@ class A2C(RolloutAgent):
 class PPO(RolloutAgent):
     """Proximal policy optimisation with the clipped surrogate (Schulman et al., 2017)."""
 
-    algo = "ppo"
+    algo = RegisteredName()
     Config = PPOConfig
 
     def __init__(self, observation_space: Any, action_space: Any, config: PPOConfig | None = None, seed: int = 0) -> None:

@@ -83,3 +83,19 @@ def load(target: str) -> Any:
 
 def config_class(name: str) -> type:
     return load(get(name).config)
+
+
+class RegisteredName:
+    """An agent class's ``algo``, read from its line in :data:`ALGORITHMS` (the one place that names it).
+
+    ``algo = RegisteredName()`` in the class body; the name is the entry whose target is that class.
+    """
+
+    def __set_name__(self, owner: type, attribute: str) -> None:
+        self.target = f"{owner.__module__}:{owner.__qualname__}"
+
+    def __get__(self, instance: Any, owner: type | None = None) -> str:
+        return _NAME_OF_TARGET[self.target]
+
+
+_NAME_OF_TARGET = {entry.target: entry.name for entry in ALGORITHMS.values()}

@@ -16,33 +16,22 @@ from llmagentos.core.config import param
 from llmagentos.core.errors import UsageError
 from llmagentos.core.schedules import make_schedule
 from llmagentos.core.seeding import derive_seed, make_rng, rng_state, set_rng_state
+from llmagentos.learners.registry import RegisteredName
 
 
 @dataclass
 class TDConfig:
-    alpha: float = param(0.5, "step size α")
+    alpha: float = param(0.5, "step size α", gt=0, le=1)
     alpha_final: float | None = param(None, "final step size for a decaying α (None keeps α constant)")
-    gamma: float = param(0.99, "discount γ (1.0 is allowed on episodic tasks)")
+    gamma: float = param(0.99, "discount γ (1.0 is allowed on episodic tasks)", ge=0, le=1)
     exploration: Literal["epsilon-greedy", "boltzmann"] = param("epsilon-greedy", "behaviour policy")
-    epsilon: float = param(0.1, "ε of ε-greedy exploration (start value when it decays)")
+    epsilon: float = param(0.1, "ε of ε-greedy exploration (start value when it decays)", ge=0, le=1)
     epsilon_final: float | None = param(None, "final ε of a decaying schedule (None keeps ε constant)")
-    temperature: float = param(1.0, "Boltzmann temperature τ (start value when it decays)")
+    temperature: float = param(1.0, "Boltzmann temperature τ (start value when it decays)", gt=0)
     temperature_final: float | None = param(None, "final τ of a decaying schedule (None keeps τ constant)")
     schedule: Literal["constant", "linear", "exponential"] = param("linear", "shape of every decaying schedule")
-    decay_steps: int = param(10_000, "steps over which decaying schedules move from start to final")
+    decay_steps: int = param(10_000, "steps over which decaying schedules move from start to final", gt=0)
     initial_value: float = param(0.0, "initial Q(s, a) for every pair (optimistic values explore)")
-
-    def validate(self) -> None:
-        if not 0.0 < self.alpha <= 1.0:
-            raise UsageError(f"alpha must be in (0, 1], got {self.alpha}")
-        if not 0.0 <= self.gamma <= 1.0:
-            raise UsageError(f"gamma must be in [0, 1], got {self.gamma}")
-        if not 0.0 <= self.epsilon <= 1.0:
-            raise UsageError(f"epsilon must be in [0, 1], got {self.epsilon}")
-        if self.temperature <= 0:
-            raise UsageError(f"temperature must be > 0, got {self.temperature}")
-        if self.decay_steps <= 0:
-            raise UsageError(f"decay_steps must be > 0, got {self.decay_steps}")
 
 
 class TabularTDAgent(Agent):
@@ -166,7 +155,7 @@ class TabularTDAgent(Agent):
 
 
 class Sarsa(TabularTDAgent):
-    algo = "sarsa"
+    algo = RegisteredName()
 
     def next_value(self, next_state: int) -> float:
         # y = r + γ Q(s', a'), a' ~ π(·|s') chosen now and then taken by the next act()
@@ -176,7 +165,7 @@ class Sarsa(TabularTDAgent):
 
 
 class ExpectedSarsa(TabularTDAgent):
-    algo = "expected-sarsa"
+    algo = RegisteredName()
 
     def next_value(self, next_state: int) -> float:
         # y = r + γ Σ_a' π(a'|s') Q(s', a')
@@ -184,7 +173,7 @@ class ExpectedSarsa(TabularTDAgent):
 
 
 class QLearning(TabularTDAgent):
-    algo = "q-learning"
+    algo = RegisteredName()
 
     def next_value(self, next_state: int) -> float:
         # y = r + γ max_a' Q(s', a')

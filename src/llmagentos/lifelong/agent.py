@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, Callable, Iterator, Literal
 
 import numpy as np
@@ -36,6 +37,7 @@ from llmagentos.core.agent import Agent, Transition
 from llmagentos.core.config import param
 from llmagentos.core.errors import UsageError
 from llmagentos.core.loop import Interaction, evaluate
+from llmagentos.core.schedules import Every
 from llmagentos.core.seeding import derive_seed, make_rng, rng_state, set_rng_state
 from llmagentos.lifelong.consolidation import ConsolidationConfig, NetworkView, make_consolidation
 from llmagentos.lifelong.detection import ChangeDetector, DetectionConfig
@@ -367,13 +369,13 @@ def run_stream(agent: LifelongAgent, stream: Any, seed: int, run: StreamRunConfi
         result["transfers"].append(choice)
         result["boundaries"].append(position * stream.steps_per_task)
         interaction = Interaction(agent, env, seed=derive_seed(seed, "env", j))
-        points = max(run.curve_points, 1)
-        checkpoints = [round(k * stream.steps_per_task / points) for k in range(points)]
+        # curve points at round(k · S / points), k = 0 … points − 1 (the task's end adds the last one below)
+        curve_points = Every(Fraction(stream.steps_per_task, max(run.curve_points, 1)), next_at=0)
         curve = []
         seen_episodes = 0
         while interaction.steps < stream.steps_per_task:
-            if checkpoints and interaction.steps >= checkpoints[0]:
-                checkpoints.pop(0)
+            if curve_points.due(interaction.steps):
+                curve_points.done(interaction.steps)
                 curve.append(greedy(j, run.eval_episodes))
             interaction.step()
             while seen_episodes < len(interaction.episode_returns):

@@ -18,8 +18,11 @@ from llmagentos.kernel.run import TrainSpec, make_config
 from llmagentos.learners.dqn import DQN, DQNConfig
 from llmagentos.learners.policy_gradient import A2C, PPO, A2CConfig, PPOConfig, Reinforce, ReinforceConfig, gae
 from llmagentos.lifelong.agent import LifelongAgent, LifelongConfig, StreamRunConfig, network_view, run_stream
-from llmagentos.lifelong.consolidation import (ConsolidationConfig, LearningWithoutForgetting, NetworkView, PackNet,
-                                               SynapticIntelligence, diagonal_fisher, fisher_kind, log_policy)
+from llmagentos.lifelong.consolidation import ConsolidationConfig, NetworkView, log_policy
+from llmagentos.lifelong.strategies.ewc import diagonal_fisher, fisher_kind
+from llmagentos.lifelong.strategies.lwf import LearningWithoutForgetting
+from llmagentos.lifelong.strategies.packnet import PackNet
+from llmagentos.lifelong.strategies.si import SynapticIntelligence
 from llmagentos.lifelong.transfer import PolicyReuse
 
 CARTPOLE_OBS = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)

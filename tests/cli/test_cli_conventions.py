@@ -11,7 +11,7 @@ from helpers import cli
 
 from llmagentos.kernel.run import path_safe
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_set_values_are_stored_typed_in_job_json(tmp_path, capsys):

@@ -8,7 +8,7 @@ import pytest
 
 from llmagentos.config import load_spec
 
-EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.yaml"))
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
 
 
 def test_there_is_an_example_per_capability():

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from llmagentos.lifelong import metrics
-from llmagentos.lifelong.consolidation import NetworkView, diagonal_fisher
+from llmagentos.lifelong.consolidation import NetworkView
+from llmagentos.lifelong.strategies.ewc import diagonal_fisher
 from llmagentos.lifelong.detection import ChangeDetector, Cusum, DetectionConfig, detection_delays
 
 R = np.array([[0.9, 0.1, 0.0],
@@ -140,3 +141,22 @@ def test_detection_delays_match_switches_and_count_false_alarms():
     assert result["delays"] == [30, 10]
     assert result["false_alarms"] == [50, 320]
     assert detection_delays([100], [], horizon=50)["delays"] == [None]
+
+
+def test_diagonal_fisher_in_chunks_equals_the_fisher_at_once():
+    """EWC's Fisher is computed a bounded number of states at a time (the MinAtar CNN's per-state Jacobians would
+    not fit at once): chunks of 7 states, or of 1, give the Fisher of all 50 states at once (up to float rounding:
+    batched products round differently for different batch sizes), and a chunk of all 50 is the one-batch mean."""
+    torch.manual_seed(0)
+    policy = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    view = NetworkView(policy, lambda obs: torch.as_tensor(obs, dtype=torch.float32))
+    states = np.random.default_rng(1).normal(size=(50, 4)).astype(np.float32)
+    for kind in ("policy", "output"):
+        whole = diagonal_fisher(view, states, temperature=0.7, kind=kind)
+        assert whole.keys() == dict(policy.named_parameters()).keys()
+        for chunk in (7, 1):
+            chunked = diagonal_fisher(view, states, temperature=0.7, kind=kind, chunk=chunk)
+            for name in whole:
+                torch.testing.assert_close(chunked[name], whole[name], rtol=1e-6, atol=1e-9)
+        assert all(torch.equal(a, b) for a, b in zip(diagonal_fisher(view, states, 0.7, kind, chunk=50).values(),
+                                                       whole.values()))

@@ -1,6 +1,7 @@
 """Experiment specs: validated before any work with the field path, expanded into grid × seed jobs, re-runs skip."""
 
 import json
+import re
 
 import pytest
 import yaml
@@ -109,3 +110,24 @@ def test_resume_a_sweep_directory_reruns_only_unfinished_jobs(tmp_path, capsys):
     again = json.loads(out)
     assert code == 0 and again["skipped"] == [0]
     assert [comparable(r) for r in again["runs"]] == [comparable(r) for r in first]
+
+
+def test_field_bounds_are_declared_once_and_read_by_set_yaml_schema_and_algos(capsys):
+    """A bound written on the field (``param(..., gt=0, le=1)``) is what ``--set`` and specs enforce, in one
+    sentence, what the JSON Schema says and what ``llmagentos algos`` lists."""
+    from llmagentos.core.config import apply_overrides, describe
+    from llmagentos.learners.dqn import DQNConfig
+    from llmagentos.learners.td import TDConfig
+
+    for config, key, value, sentence in ((TDConfig(), "alpha", "0", "alpha must be in (0, 1], got 0.0"),
+                                         (TDConfig(), "decay_steps", "0", "decay_steps must be > 0, got 0"),
+                                         (DQNConfig(), "batch_size", "0", "dqn batch_size must be positive, got 0"),
+                                         (DQNConfig(), "learning_starts", "-1", "dqn learning_starts must be >= 0, got -1")):
+        with pytest.raises(UsageError, match=re.escape(sentence)):
+            apply_overrides(config, {key: value})
+    assert apply_overrides(TDConfig(), {"alpha": "1"}).alpha == 1.0  # the bound itself is inside (0, 1]
+    alpha = spec_schema()["$defs"]["QLearningConfig"]["properties"]["alpha"]
+    assert alpha["exclusiveMinimum"] == 0 and alpha["maximum"] == 1
+    assert {r["name"]: r["bounds"] for r in describe(TDConfig)}["alpha"] == "in (0, 1]"
+    code, out, _ = cli(["algos", "q-learning"], capsys)
+    assert code == 0 and "alpha: float = 0.5  (in (0, 1])" in out

@@ -12,7 +12,9 @@ from llmagentos.envs.families import get_family
 from llmagentos.learners.common.buffers import ReplayBatch
 from llmagentos.learners.dqn import DQN, DQNConfig, dqn_loss
 from llmagentos.lifelong.agent import network_view
-from llmagentos.lifelong.consolidation import ConsolidationConfig, PackNet, Replay, log_policy
+from llmagentos.lifelong.consolidation import ConsolidationConfig, log_policy
+from llmagentos.lifelong.strategies.packnet import PackNet
+from llmagentos.lifelong.strategies.replay import Replay
 
 
 def test_negative_force_reverses_the_push_and_is_in_the_descriptor():
@@ -134,3 +136,24 @@ def test_return_floor_scales_with_the_return_and_either_signal_raises_the_alarm(
         if detector.end_episode(1.0, step=episode):
             fired.append(episode)
     assert fired == [40] and detector.detections[0]["signals"] == ["td_error"]
+
+
+def test_strategy_names_come_from_the_registry():
+    """One registry line per strategy: its name, the ``strategy`` choices, the config's fields, the spec block's
+    choices and the docs' table all follow from the strategy classes listed in ``STRATEGY_TARGETS``."""
+    import dataclasses
+    import typing
+    from pathlib import Path
+
+    from llmagentos.jobs.lifelong import LifelongBlock
+    from llmagentos.lifelong.consolidation import STRATEGIES, STRATEGY_CLASSES, STRATEGY_TARGETS
+
+    assert STRATEGIES == ("finetune", "ewc", "si", "lwf", "replay", "packnet") and len(STRATEGY_TARGETS) == len(STRATEGIES)
+    assert typing.get_args(typing.get_type_hints(ConsolidationConfig)["strategy"]) == STRATEGIES
+    fields = {f.name for f in dataclasses.fields(ConsolidationConfig)}
+    for cls in STRATEGY_CLASSES.values():
+        assert cls.Fields is None or {f.name for f in dataclasses.fields(cls.Fields)} <= fields
+    schema = LifelongBlock.model_json_schema()
+    assert tuple(schema["properties"]["strategies"]["items"]["enum"]) == STRATEGIES
+    docs = (Path(__file__).parents[2] / "docs" / "lifelong.md").read_text(encoding="utf-8")
+    assert all(f"`{name}`" in docs for name in STRATEGIES)

@@ -162,3 +162,22 @@ def test_every_fires_once_per_due_step_even_when_steps_jump():
     assert fired == [10, 35, 40] and evals.next == 50
     never = Every(None)
     assert not never.due(10**9)
+
+
+def test_every_spreads_points_over_a_budget_and_resumes_on_the_same_multiples():
+    """A fractional period is due at round(k · total / points), the lifelong curve points; ``Every.after`` gives a
+    resumed loop (MAML's logs and checkpoints) the multiples the uninterrupted loop had."""
+    from fractions import Fraction
+
+    from llmagentos.core.schedules import Every
+
+    for total, points in ((1000, 3), (600, 5), (7, 4), (2500, 1)):
+        spread, fired = Every(Fraction(total, points), next_at=0), []
+        for step in range(total):
+            if spread.due(step):
+                spread.done(step)
+                fired.append(step)
+        assert fired == [round(k * total / points) for k in range(points)]
+    resumed = Every.after(500, 1000)
+    assert not resumed.due(1499) and resumed.due(1500) and Every.after(500, 0).next == 500
+    assert not Every.after(None, 10).due(10**9)

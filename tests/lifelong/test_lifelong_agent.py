@@ -8,7 +8,8 @@ from llmagentos.core.errors import UsageError
 from llmagentos.kernel.checkpoint import load_state, save_state
 from llmagentos.jobs.lifelong import LifelongBlock, build_agent, resolve_stream, run_arm, validate_block
 from llmagentos.lifelong.agent import StreamRunConfig, run_stream
-from llmagentos.lifelong.consolidation import ConsolidationConfig, NetworkView, PackNet
+from llmagentos.lifelong.consolidation import ConsolidationConfig, NetworkView
+from llmagentos.lifelong.strategies.packnet import PackNet
 from llmagentos.lifelong.stream import DriftingWorld, TaskStream
 
 DQN = {"learning_starts": 100, "exploration_steps": 600, "buffer_size": 2000, "target_update_interval": 50,

@@ -15,7 +15,7 @@ import pytest
 
 from helpers import cli
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 TRAIN = ["train", "--env", "CliffWalking-v1", "--algo", "q-learning", "--eval-episodes", "1", "--quiet"]
 
 

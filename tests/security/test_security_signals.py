@@ -14,7 +14,7 @@ import pytest
 
 from helpers import cli, comparable
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 #: the issue asks for 2 s; the margin is for a shared, overloaded test machine
 STOP_WITHIN = 3.0
 SPEC = """train:

@@ -1,0 +1,1 @@
+"""The consolidation strategies, one module each; :mod:`llmagentos.lifelong.consolidation` lists them."""
