@@ -136,3 +136,19 @@ NATIVE: dict[str, Callable[[int, dict[str, Any]], Any]] = {
 }
 #: native ids that take no env args (Gymnasium's CartPole: its variants are not implemented here)
 FIXED_NATIVE = ("CartPole-v1", "CartPole-v0")
+
+
+def exact_vector_env(gym_id: str | None, env_args: dict[str, Any] | None, num_envs: int,
+                     wrappers: list[Any] | None = None) -> Any | None:
+    """A native vector env of ``num_envs`` copies that steps exactly as that many ``gymnasium.make(gym_id)`` copies
+    (copy i seeded seed + i), or None where there is none (other worlds, any wrapper). Batched greedy evaluation
+    uses it: each copy plays the episode a single env reset with seed + i would. CartPole-v1/v0 get the
+    CartPole family's implementation here (the same equations), whose copies own their random streams."""
+    if wrappers or gym_id is None:
+        return None
+    if gym_id in FIXED_NATIVE:
+        if env_args:
+            return None
+        return _from_single(gym_id, "VectorCartPoleFamily")(num_envs, {})
+    native = NATIVE.get(gym_id)
+    return None if native is None else native(num_envs, dict(env_args or {}))

@@ -168,7 +168,7 @@ class VectorCartPoleFamily(NativeVectorEnv):
         super().__init__(single, num_envs, max_episode_steps)
         self.physics = single  # the single env's constants (gravity, masses, lengths, force, thresholds, tau)
         self.sutton_barto = bool(getattr(single, "_sutton_barto_reward", False))
-        self.task = single._vector if single.append_task else None
+        self.task = single._vector if getattr(single, "append_task", False) else None  # CartPole-v1's env has none
         self.state = np.zeros((self.num_envs, 4))
 
     def _start(self, copies: np.ndarray) -> None:
