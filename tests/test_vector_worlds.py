@@ -82,3 +82,26 @@ def test_native_vector_refuses_what_it_does_not_implement():
     with pytest.raises(UsageError, match="no native vector implementation with wrappers or env args"):
         make_env("llmagentos/PointNav-v0", num_envs=2, vector="native",
                  wrappers=[{"name": "ClipReward", "args": {"min_reward": -1}}])
+
+
+@pytest.mark.parametrize(("env_id", "env_args", "algo"), [("CartPole-v1", {}, "ppo"),
+                                                           ("llmagentos/GoalGrid-v0", {"one_hot": True, "size": 3, "goal": [1, 1], "slip": 0.6}, "dqn")])
+def test_batched_greedy_evaluation_plays_the_episodes_serial_evaluation_plays(env_id, env_args, algo):
+    """What the fast presets' batched evaluation rests on: copy i of the exact vector env plays the episode a
+    single env reset with seed + i plays, so the returns are evaluate()'s."""
+    import torch
+
+    from llmagentos.core.loop import evaluate, evaluate_vector
+    from llmagentos.envs.vector import exact_vector_env
+    from llmagentos.kernel.run import make_agent
+
+    torch.manual_seed(0)
+    single = make_env(env_id, env_args)
+    agent = make_agent(algo, single, seed=3)
+    vector = exact_vector_env(env_id, env_args, 6)
+    cap = single.spec.max_episode_steps
+    serial = evaluate(agent, single, 6, seed=40, step_cap=cap)
+    assert evaluate_vector(agent, vector, seed=40, step_cap=cap) == serial
+    assert len(set(serial)) > 1  # the episodes differ, so a mix-up of copies and seeds would show
+    assert exact_vector_env("FrozenLake-v1", {}, 6) is None
+    assert exact_vector_env("CartPole-v1", {}, 6, wrappers=[lambda env: env]) is None
