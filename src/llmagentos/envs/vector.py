@@ -51,11 +51,24 @@ def make_vector_env(make_one: Callable[[], Any], num_envs: int, mode: str = "syn
                              f"{', '.join(FIXED_NATIVE)}); use --vector sync or async")
         return native(num_envs, dict(env_args or {}))
     if mode == "async":
-        return AsyncVectorEnv([make_one] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
+        return AsyncVectorEnv([_worker_maker(make_one)] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
     if gym_id is not None:
         return gym.make_vec(gym_id, num_envs=num_envs, vectorization_mode="sync", wrappers=wrappers or None,
                             vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP}, **(env_args or {}))
     return SyncVectorEnv([make_one] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
+
+
+def _worker_maker(make_one: Callable[[], Any]) -> Callable[[], Any]:
+    """``make_one`` run in an async worker after restoring SIGTERM's default there: a forked worker inherits the
+    kernel's stop handler, which would turn the SIGTERM that closes it into a traceback."""
+
+    def make() -> Any:
+        import signal
+
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        return make_one()
+
+    return make
 
 
 class VectorCartPole(VectorEnv):
