@@ -6,7 +6,6 @@ multi-agent trainer (:mod:`llmagentos.jobs.multiagent`) subclasses it and keeps 
 
 from __future__ import annotations
 
-import math
 
 import time
 from pathlib import Path
@@ -35,6 +34,10 @@ from llmagentos.learners import presets, registry
 
 #: schedule values a learner reports with each update, logged at every update (``train/learning_rate`` ...)
 SCHEDULE_METRICS = ("learning_rate", "clip_range")
+
+
+#: at most this many steps' metrics wait to be summed (they are summed at every evaluation and checkpoint too)
+FOLD_METRICS_EVERY = 4096
 
 
 class Trainer:
@@ -85,6 +88,7 @@ class Trainer:
         self.evals, self.checkpoints = Every(self.eval_every), Every(spec.checkpoint_every)
         self.sums: dict[str, float] = {}
         self.counts: dict[str, int] = {}
+        self._pending_metrics: list[dict[str, Any]] = []
         self.elapsed_before = 0.0
         self.last_eval: dict[str, Any] = {}
         self.run_dir = run_dir or new_run_dir(spec)
@@ -139,6 +143,7 @@ class Trainer:
         point = {"step": steps, "mean_return": result["mean_return"], "wall_seconds": round(self._elapsed(), 3)}
         self.curve.append(point)
         log.write("eval", steps, {**self._eval_record(result), "steps_per_second": steps / max(self._elapsed(), 1e-9)})
+        self._fold_metrics()
         train = {k: self.sums[k] / self.counts[k] for k in self.sums}
         train.update(self.agent.train_metrics())
         if train:
@@ -153,6 +158,7 @@ class Trainer:
     def _checkpoint(self, log: MetricsLog) -> None:
         ckpt_dir = self.run_dir / "checkpoints"
         steps = self.interaction.steps
+        self._fold_metrics()
         state = {"agent": self.agent.state_dict(), "interaction": self.interaction.state(), "rng": global_rng_state(),
                  "kernel": {"curve": self.curve, "next_eval": self.evals.next, "next_checkpoint": self.checkpoints.next,
                             "sums": self.sums, "counts": self.counts, "metrics_lines": log.lines,
@@ -221,18 +227,16 @@ class Trainer:
         step = interaction.step
         by_steps = self.spec.steps is not None
         budget = self.spec.steps if by_steps else self.spec.episodes
-        next_event = self._next_event()
+        next_event = self._next_event(interaction.steps)
         show_progress = progress.enabled
+        pending = self._pending_metrics.append
         deferring = defer_stop_signals()
         try:
             while (interaction.steps if by_steps else interaction.episodes) < budget:  # type: ignore[operator]
                 raise_if_stopped()
                 metrics = step()
                 if metrics:
-                    sums, counts = self.sums, self.counts
-                    for key, value in metrics.items():
-                        sums[key] = sums.get(key, 0.0) + float(value)
-                        counts[key] = counts.get(key, 0) + 1
+                    pending(metrics)  # summed in order at the next event (_fold_metrics): one call here per step
                     if "learning_rate" in metrics:  # an update that reports its step size: log the schedules in use
                         log.write("train", interaction.steps, {k: metrics[k] for k in SCHEDULE_METRICS if k in metrics})
                 while seen_episodes < interaction.episodes:
@@ -241,6 +245,7 @@ class Trainer:
                                                              "length": interaction.episode_lengths[seen_episodes]})
                     seen_episodes += 1
                 if interaction.steps >= next_event:  # the two schedules' checks, once either can be due
+                    self._fold_metrics()
                     if self.evals.due(interaction.steps) and not self._budget_done():
                         self._log_eval(log)
                         self.evals.done(interaction.steps)
@@ -248,7 +253,7 @@ class Trainer:
                         # advanced first, so the checkpoint records the next one and a resumed run does not repeat it
                         self.checkpoints.done(interaction.steps)
                         self._checkpoint(log)
-                    next_event = self._next_event()
+                    next_event = self._next_event(interaction.steps)
                 if show_progress:
                     done = interaction.steps if by_steps else interaction.episodes
                     note = f"eval {self.curve[-1]['mean_return']:.1f}" if self.curve else ""
@@ -272,10 +277,19 @@ class Trainer:
             self.store.record_run(self.run_dir, status="finished", summary=summary)
         return summary
 
-    def _next_event(self) -> float:
-        """The first step at which an evaluation or a checkpoint can be due (infinity when neither will be)."""
+    def _next_event(self, step: int) -> int:
+        """The first step at which an evaluation or a checkpoint can be due, or the pending metrics are folded."""
         due = [s.next for s in (self.evals, self.checkpoints) if s.next is not None]
-        return min(due) if due else math.inf
+        return min(due + [step + FOLD_METRICS_EVERY])
+
+    def _fold_metrics(self) -> None:
+        """Add the steps' pending metrics to the running sums and counts, in the order the steps returned them."""
+        sums, counts = self.sums, self.counts
+        for metrics in self._pending_metrics:
+            for key, value in metrics.items():
+                sums[key] = sums.get(key, 0.0) + float(value)
+                counts[key] = counts.get(key, 0) + 1
+        self._pending_metrics.clear()  # in place: the loop holds its append
 
     def _store_agent(self) -> dict[str, Any]:
         """Save the trained agent as the next version of ``spec.agent``, with the task and run that made it."""
