@@ -14,7 +14,7 @@ import numpy as np
 from llmagentos.core.errors import UsageError
 
 
-@dataclass
+@dataclass(slots=True)  # slots: one is built per env step, and slots build and read faster
 class Transition:
     """One environment step (s, a, r, s', terminated, truncated), or a batch of them from a vector env.
 
@@ -122,16 +122,20 @@ def is_discrete(space: Any) -> bool:
     return isinstance(space, spaces.Discrete)
 
 
+def greedy_index(row: list[float], rng: np.random.Generator) -> int:
+    """:func:`greedy_argmax` of a short row given as a Python list (what tabular agents pass every step)."""
+    top = max(row)
+    if row.count(top) == 1:
+        return row.index(top)
+    tied = [i for i, v in enumerate(row) if v == top]
+    return tied[int(rng.integers(len(tied)))]
+
+
 def greedy_argmax(values: np.ndarray, rng: np.random.Generator) -> int:
     """argmax with ties broken uniformly at random by ``rng`` (the agent's own generator)."""
     if values.ndim == 1 and values.size <= 64:
         # small rows (tabular agents, every step): list operations beat numpy's per-call overhead
-        row = values.tolist()
-        top = max(row)
-        if row.count(top) == 1:
-            return row.index(top)
-        tied = [i for i, v in enumerate(row) if v == top]
-        return tied[int(rng.integers(len(tied)))]
+        return greedy_index(values.tolist(), rng)
     best = np.flatnonzero(values == values.max())
     if len(best) == 1:
         return int(best[0])

@@ -46,24 +46,30 @@ class Interaction:
         self._return0 = 0.0
         self._length0 = 0
         self._bare = None if self.vector else _bare_env(env)
+        # set once the env checker has seen its first step (see step)
+        self._bare_step: Any = None
+        self._limit: Any = None
 
     def step(self) -> dict[str, float]:
         """One call to the env (n transitions for a vector env); returns the agent's training metrics."""
         agent = self.agent
         observation = self.observation
         action = agent.act(observation, explore=True)
-        bare = self._bare
-        if bare is not None and bare[1].checked_step:
+        bare_step = self._bare_step
+        if bare_step is not None:
             # gymnasium.make's own wrappers, once the checker has seen a step: step the env itself and keep the time
             # limit's count here (the same result, three Python calls fewer per step)
-            next_obs, reward, terminated, truncated, info = bare[2].step(action)
-            limit = bare[0]
+            next_obs, reward, terminated, truncated, info = bare_step(action)
+            limit = self._limit
             if limit is not None:
                 limit._elapsed_steps += 1
                 if limit._elapsed_steps >= limit._max_episode_steps:
                     truncated = True
         else:
             next_obs, reward, terminated, truncated, info = self.env.step(action)
+            bare = self._bare
+            if bare is not None and bare[1].checked_step:  # from the next step on, the short way above
+                self._limit, self._bare_step = bare[0], bare[2].step
         if self.vector:
             return self._vector_step(action, next_obs, reward, terminated, truncated, info)
         reward = float(reward)
@@ -200,3 +206,25 @@ def evaluate(agent: Agent, env: Any, episodes: int, seed: int, step_cap: int | N
                 break
         returns.append(total)
     return returns
+
+
+def evaluate_vector(agent: Agent, env: Any, seed: int, step_cap: int | None = None) -> list[float]:
+    """:func:`evaluate`'s returns for ``env.num_envs`` greedy episodes played at once, one per copy of a
+    same-step-autoreset vector env whose copy i is reset with seed+i, acting on the whole batch per step.
+
+    On a vector env that steps exactly as single copies (:func:`~llmagentos.envs.vector.exact_vector_env`) these are
+    the episodes :func:`evaluate` plays, up to the agent's batched forward pass, which may round differently from
+    its one-observation pass. Each copy's first episode counts, cut after ``step_cap`` steps as there.
+    """
+    if step_cap is None:
+        step_cap = getattr(env, "max_episode_steps", None) or DEFAULT_EVAL_STEP_CAP
+    obs, _ = env.reset(seed=seed)
+    totals = np.zeros(env.num_envs)
+    running = np.ones(env.num_envs, dtype=bool)
+    for _ in range(step_cap):
+        obs, reward, terminated, truncated, _ = env.step(agent.act(obs, explore=False))
+        totals += np.where(running, reward, 0.0)  # later episodes of a copy (autoreset) do not count
+        running &= ~(np.asarray(terminated) | np.asarray(truncated))
+        if not running.any():
+            break
+    return totals.tolist()

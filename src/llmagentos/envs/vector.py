@@ -6,9 +6,11 @@ which is what the kernel's loop expects:
 
 * ``sync`` (the default): the copies in this process, one after another (Gymnasium's ``SyncVectorEnv``);
 * ``async``: each copy in a subprocess (``AsyncVectorEnv``), for worlds expensive enough that several cores help;
-* ``native``: one numpy implementation that steps every copy at once with array arithmetic (CartPole-v1/v0
-  here, :class:`VectorCartPole`), hundreds of envs per call for the cost of a few. Its copies share one
-  random stream, so its episodes differ from ``sync``'s for the same seed.
+* ``native``: one numpy implementation that steps every copy at once with array arithmetic, hundreds of envs
+  per call for the cost of a few: CartPole-v1/v0 (:class:`VectorCartPole`, whose copies share one random
+  stream, so its episodes differ from ``sync``'s for the same seed) and the project's own grid worlds, goal
+  grid, CartPole family and PointNav (:mod:`llmagentos.envs.vector_worlds`, which step exactly as ``sync``
+  does for the same seed and actions).
 """
 
 from __future__ import annotations
@@ -41,17 +43,32 @@ def make_vector_env(make_one: Callable[[], Any], num_envs: int, mode: str = "syn
         raise UsageError(f"unknown vector mode {mode!r}; choose one of: {', '.join(VECTOR_MODES)}")
     if mode == "native":
         native = NATIVE.get(gym_id or "")
-        if native is None or wrappers or env_args:
+        refused = wrappers or (env_args and gym_id in FIXED_NATIVE)
+        if native is None or refused:
             why = "with wrappers or env args" if native is not None else "of its own"
             raise UsageError(f"{gym_id or 'this world'} has no native vector implementation {why} "
-                             f"(native: {', '.join(NATIVE)} without --wrapper/--env-arg); use --vector sync or async")
-        return native(num_envs)
+                             f"(native: {', '.join(NATIVE)}, without --wrapper, and without --env-arg for "
+                             f"{', '.join(FIXED_NATIVE)}); use --vector sync or async")
+        return native(num_envs, dict(env_args or {}))
     if mode == "async":
-        return AsyncVectorEnv([make_one] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
+        return AsyncVectorEnv([_worker_maker(make_one)] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
     if gym_id is not None:
         return gym.make_vec(gym_id, num_envs=num_envs, vectorization_mode="sync", wrappers=wrappers or None,
                             vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP}, **(env_args or {}))
     return SyncVectorEnv([make_one] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP)
+
+
+def _worker_maker(make_one: Callable[[], Any]) -> Callable[[], Any]:
+    """``make_one`` run in an async worker after restoring SIGTERM's default there: a forked worker inherits the
+    kernel's stop handler, which would turn the SIGTERM that closes it into a traceback."""
+
+    def make() -> Any:
+        import signal
+
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        return make_one()
+
+    return make
 
 
 class VectorCartPole(VectorEnv):
@@ -105,8 +122,46 @@ class VectorCartPole(VectorEnv):
         return obs, np.ones(self.num_envs), terminated, truncated, info
 
 
-#: Gymnasium ids with a native vector implementation here: id -> (num_envs -> vector env)
-NATIVE: dict[str, Callable[[int], Any]] = {
-    "CartPole-v1": lambda n: VectorCartPole(n, max_episode_steps=500),
-    "CartPole-v0": lambda n: VectorCartPole(n, max_episode_steps=200),
+def _from_single(gym_id: str, vector_class: str) -> Callable[[int, dict[str, Any]], Any]:
+    """A factory that makes one env of ``gym_id`` (so its arguments are checked and its tables built as usual) and
+    copies it into ``vector_class`` of :mod:`llmagentos.envs.vector_worlds`, with the made env's time limit."""
+
+    def make(num_envs: int, env_args: dict[str, Any]) -> Any:
+        import gymnasium as gym
+
+        import llmagentos.envs  # noqa: F401  (registers the ids)
+        from llmagentos.envs import vector_worlds
+
+        single = gym.make(gym_id, **env_args)
+        return getattr(vector_worlds, vector_class)(single.unwrapped, num_envs, single.spec.max_episode_steps)
+
+    return make
+
+
+#: Gymnasium ids with a native vector implementation here: id -> ((num_envs, env_args) -> vector env)
+NATIVE: dict[str, Callable[[int, dict[str, Any]], Any]] = {
+    "CartPole-v1": lambda n, _: VectorCartPole(n, max_episode_steps=500),
+    "CartPole-v0": lambda n, _: VectorCartPole(n, max_episode_steps=200),
+    **{gym_id: _from_single(gym_id, "VectorTabular") for gym_id in (
+        "llmagentos/GridWorld4x4-v0", "llmagentos/WindyGridWorld-v0", "llmagentos/GridWorld-v0", "llmagentos/GoalGrid-v0")},
+    "llmagentos/CartPoleFamily-v0": _from_single("llmagentos/CartPoleFamily-v0", "VectorCartPoleFamily"),
+    "llmagentos/PointNav-v0": _from_single("llmagentos/PointNav-v0", "VectorPointNav"),
 }
+#: native ids that take no env args (Gymnasium's CartPole: its variants are not implemented here)
+FIXED_NATIVE = ("CartPole-v1", "CartPole-v0")
+
+
+def exact_vector_env(gym_id: str | None, env_args: dict[str, Any] | None, num_envs: int,
+                     wrappers: list[Any] | None = None) -> Any | None:
+    """A native vector env of ``num_envs`` copies that steps exactly as that many ``gymnasium.make(gym_id)`` copies
+    (copy i seeded seed + i), or None where there is none (other worlds, any wrapper). Batched greedy evaluation
+    uses it: each copy plays the episode a single env reset with seed + i would. CartPole-v1/v0 get the
+    CartPole family's implementation here (the same equations), whose copies own their random streams."""
+    if wrappers or gym_id is None:
+        return None
+    if gym_id in FIXED_NATIVE:
+        if env_args:
+            return None
+        return _from_single(gym_id, "VectorCartPoleFamily")(num_envs, {})
+    native = NATIVE.get(gym_id)
+    return None if native is None else native(num_envs, dict(env_args or {}))

@@ -6,6 +6,7 @@ multi-agent trainer (:mod:`llmagentos.jobs.multiagent`) subclasses it and keeps 
 
 from __future__ import annotations
 
+
 import time
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,11 @@ from llmagentos import __version__
 from llmagentos.core.agent import Agent
 from llmagentos.core.config import to_dict
 from llmagentos.core.errors import UsageError, arguments_refused_as_usage
-from llmagentos.core.loop import Interaction, evaluate
+from llmagentos.core.loop import Interaction, evaluate, evaluate_vector
 from llmagentos.core.schedules import Every
 from llmagentos.core.seeding import derive_seed, seed_everything
+from llmagentos.envs.resolve import world_from_object
+from llmagentos.envs.vector import exact_vector_env
 from llmagentos.kernel.checkpoint import (
     CheckpointError, atomic_write_json, load_state, read_json, remove_stale_temporaries, save_state)
 from llmagentos.kernel.logging import MetricsLog
@@ -31,6 +34,10 @@ from llmagentos.learners import presets, registry
 
 #: schedule values a learner reports with each update, logged at every update (``train/learning_rate`` ...)
 SCHEDULE_METRICS = ("learning_rate", "clip_range")
+
+
+#: at most this many steps' metrics wait to be summed (they are summed at every evaluation and checkpoint too)
+FOLD_METRICS_EVERY = 4096
 
 
 class Trainer:
@@ -58,6 +65,10 @@ class Trainer:
             self.env = make_env(world, spec.env_args, num_envs=num_envs, wrappers=spec.wrappers, vector=vector)
             self.eval_env = make_env(world, spec.env_args, wrappers=spec.wrappers)
         self.agent = make_agent(spec.algo, self.env, config=self.config, seed=spec.seed)
+        self._world = world
+        self._batch_eval = bool(preset is not None and preset.batch_evaluation
+                                and getattr(self.agent, "supports_vector_env", False))
+        self._eval_vector: Any = None  # built at the first batched evaluation (False: the world has none)
         if stored is not None:
             _continue_agent(self.agent, *stored)
         # a run is a task of the agent's life: schedules without a horizon of their own run over its budget
@@ -77,6 +88,7 @@ class Trainer:
         self.evals, self.checkpoints = Every(self.eval_every), Every(spec.checkpoint_every)
         self.sums: dict[str, float] = {}
         self.counts: dict[str, int] = {}
+        self._pending_metrics: list[dict[str, Any]] = []
         self.elapsed_before = 0.0
         self.last_eval: dict[str, Any] = {}
         self.run_dir = run_dir or new_run_dir(spec)
@@ -96,7 +108,15 @@ class Trainer:
         return self.elapsed_before + (time.perf_counter() - self.started)
 
     def _evaluate(self) -> dict[str, Any]:
-        returns = evaluate(self.agent, self.eval_env, self.spec.eval_episodes, seed=self.eval_seed)
+        if self._batch_eval and self._eval_vector is None:
+            gym_id = world_from_object(self._world).gym_id
+            self._eval_vector = exact_vector_env(gym_id, self.spec.env_args, self.spec.eval_episodes,
+                                                 self.spec.wrappers) or False
+        if self._batch_eval and self._eval_vector:  # a preset's batched evaluation (the defaults keep theirs)
+            cap = getattr(getattr(self.eval_env, "spec", None), "max_episode_steps", None)
+            returns = evaluate_vector(self.agent, self._eval_vector, seed=self.eval_seed, step_cap=cap)
+        else:
+            returns = evaluate(self.agent, self.eval_env, self.spec.eval_episodes, seed=self.eval_seed)
         return {"mean_return": float(np.mean(returns)), "std_return": float(np.std(returns)), "episodes": len(returns)}
 
     # -- what a kind of run changes (the multi-agent trainer overrides these) ------------------
@@ -123,6 +143,7 @@ class Trainer:
         point = {"step": steps, "mean_return": result["mean_return"], "wall_seconds": round(self._elapsed(), 3)}
         self.curve.append(point)
         log.write("eval", steps, {**self._eval_record(result), "steps_per_second": steps / max(self._elapsed(), 1e-9)})
+        self._fold_metrics()
         train = {k: self.sums[k] / self.counts[k] for k in self.sums}
         train.update(self.agent.train_metrics())
         if train:
@@ -137,6 +158,7 @@ class Trainer:
     def _checkpoint(self, log: MetricsLog) -> None:
         ckpt_dir = self.run_dir / "checkpoints"
         steps = self.interaction.steps
+        self._fold_metrics()
         state = {"agent": self.agent.state_dict(), "interaction": self.interaction.state(), "rng": global_rng_state(),
                  "kernel": {"curve": self.curve, "next_eval": self.evals.next, "next_checkpoint": self.checkpoints.next,
                             "sums": self.sums, "counts": self.counts, "metrics_lines": log.lines,
@@ -205,16 +227,16 @@ class Trainer:
         step = interaction.step
         by_steps = self.spec.steps is not None
         budget = self.spec.steps if by_steps else self.spec.episodes
+        next_event = self._next_event(interaction.steps)
+        show_progress = progress.enabled
+        pending = self._pending_metrics.append
         deferring = defer_stop_signals()
         try:
             while (interaction.steps if by_steps else interaction.episodes) < budget:  # type: ignore[operator]
                 raise_if_stopped()
                 metrics = step()
                 if metrics:
-                    sums, counts = self.sums, self.counts
-                    for key, value in metrics.items():
-                        sums[key] = sums.get(key, 0.0) + float(value)
-                        counts[key] = counts.get(key, 0) + 1
+                    pending(metrics)  # summed in order at the next event (_fold_metrics): one call here per step
                     if "learning_rate" in metrics:  # an update that reports its step size: log the schedules in use
                         log.write("train", interaction.steps, {k: metrics[k] for k in SCHEDULE_METRICS if k in metrics})
                 while seen_episodes < interaction.episodes:
@@ -222,14 +244,17 @@ class Trainer:
                                                              "return": interaction.episode_returns[seen_episodes],
                                                              "length": interaction.episode_lengths[seen_episodes]})
                     seen_episodes += 1
-                if self.evals.due(interaction.steps) and not self._budget_done():
-                    self._log_eval(log)
-                    self.evals.done(interaction.steps)
-                if self.checkpoints.due(interaction.steps) and self._checkpoint_ready():
-                    # advanced first, so the checkpoint records the next one and a resumed run does not repeat it
-                    self.checkpoints.done(interaction.steps)
-                    self._checkpoint(log)
-                if progress.enabled:
+                if interaction.steps >= next_event:  # the two schedules' checks, once either can be due
+                    self._fold_metrics()
+                    if self.evals.due(interaction.steps) and not self._budget_done():
+                        self._log_eval(log)
+                        self.evals.done(interaction.steps)
+                    if self.checkpoints.due(interaction.steps) and self._checkpoint_ready():
+                        # advanced first, so the checkpoint records the next one and a resumed run does not repeat it
+                        self.checkpoints.done(interaction.steps)
+                        self._checkpoint(log)
+                    next_event = self._next_event(interaction.steps)
+                if show_progress:
                     done = interaction.steps if by_steps else interaction.episodes
                     note = f"eval {self.curve[-1]['mean_return']:.1f}" if self.curve else ""
                     progress.update(done, note)
@@ -251,6 +276,20 @@ class Trainer:
         if self.store is not None:
             self.store.record_run(self.run_dir, status="finished", summary=summary)
         return summary
+
+    def _next_event(self, step: int) -> int:
+        """The first step at which an evaluation or a checkpoint can be due, or the pending metrics are folded."""
+        due = [s.next for s in (self.evals, self.checkpoints) if s.next is not None]
+        return min(due + [step + FOLD_METRICS_EVERY])
+
+    def _fold_metrics(self) -> None:
+        """Add the steps' pending metrics to the running sums and counts, in the order the steps returned them."""
+        sums, counts = self.sums, self.counts
+        for metrics in self._pending_metrics:
+            for key, value in metrics.items():
+                sums[key] = sums.get(key, 0.0) + float(value)
+                counts[key] = counts.get(key, 0) + 1
+        self._pending_metrics.clear()  # in place: the loop holds its append
 
     def _store_agent(self) -> dict[str, Any]:
         """Save the trained agent as the next version of ``spec.agent``, with the task and run that made it."""

@@ -34,6 +34,9 @@ class Preset:
     vector: str = "sync"
     #: one line for ``llmagentos algos``
     summary: str = ""
+    #: play the greedy evaluation's episodes at once, one per copy of a vector env that steps exactly as single envs
+    #: (the same episodes; only the batched forward pass may round differently), where the world has one
+    batch_evaluation: bool = True
 
 
 _CARTPOLE = ("CartPole-v1",)

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from llmagentos.core.agent import Agent, Transition, greedy_argmax
+from llmagentos.core.agent import Agent, Transition, greedy_argmax, greedy_index
 from llmagentos.core.config import param
 from llmagentos.core.errors import UsageError
 from llmagentos.core.schedules import make_schedule
@@ -56,6 +56,11 @@ class TabularTDAgent(Agent):
         self.alpha = make_schedule(config.schedule, config.alpha, config.alpha_final, config.decay_steps)
         self.epsilon = make_schedule(config.schedule, config.epsilon, config.epsilon_final, config.decay_steps)
         self.temperature = make_schedule(config.schedule, config.temperature, config.temperature_final, config.decay_steps)
+        # read once per step: the behaviour policy's kind and constants, not looked up through config and schedules
+        self._boltzmann = config.exploration == "boltzmann"
+        self._constant_epsilon = self.epsilon.start if self.epsilon.kind == "constant" else None
+        self._constant_alpha = self.alpha.start if self.alpha.kind == "constant" else None
+        self._gamma = config.gamma
         # Sarsa chooses a' while updating; the loop's next act() for s' must then return that same a'
         self._pending: tuple[int, int] | None = None
 
@@ -72,14 +77,14 @@ class TabularTDAgent(Agent):
         return (1.0 - eps) * best / best.sum() + eps / self.n_actions
 
     def _sample(self, state: int) -> int:
-        if self.config.exploration == "boltzmann":
+        if self._boltzmann:
             return int(self.rng.choice(self.n_actions, p=self.policy(state)))
         rng = self.rng
-        epsilon = self.epsilon
+        epsilon = self._constant_epsilon
         # a constant ε is read directly: this runs once per step and the schedule call is a hot spot
-        if rng.random() < (epsilon.start if epsilon.kind == "constant" else epsilon(self.t)):
+        if rng.random() < (epsilon if epsilon is not None else self.epsilon(self.t)):
             return int(rng.integers(self.n_actions))
-        return greedy_argmax(self.q[state], rng)
+        return greedy_index(self.q[state].tolist(), rng)
 
     def act(self, observation: Any, explore: bool = True) -> int:
         state = int(observation)
@@ -98,14 +103,16 @@ class TabularTDAgent(Agent):
 
     def observe(self, transition: Transition) -> dict[str, float]:
         s, a, r = int(transition.observation), int(transition.action), float(transition.reward)
+        terminated = transition.terminated
         # a terminal s' has no future; a time-limit truncation still bootstraps from s'
-        future = 0.0 if transition.terminated else self.next_value(int(transition.next_observation))
-        q_sa = self.q.item(s, a)  # a Python float: scalar arithmetic below is the same IEEE double, only faster
-        td_error = r + self.config.gamma * future - q_sa  # δ = r + γ V(s') − Q(s,a)
-        alpha = self.alpha
-        self.q[s, a] = q_sa + (alpha.start if alpha.kind == "constant" else alpha(self.t)) * td_error
+        future = 0.0 if terminated else self.next_value(int(transition.next_observation))
+        q = self.q
+        q_sa = q.item(s, a)  # a Python float: scalar arithmetic below is the same IEEE double, only faster
+        td_error = r + self._gamma * future - q_sa  # δ = r + γ V(s') − Q(s,a)
+        alpha = self._constant_alpha
+        q[s, a] = q_sa + (alpha if alpha is not None else self.alpha(self.t)) * td_error
         self.t += 1
-        if transition.terminated or transition.truncated:
+        if terminated or transition.truncated:
             self._pending = None
         return {"td_error": td_error}
 
