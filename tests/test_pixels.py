@@ -90,6 +90,9 @@ def test_hwc_and_chw_frames_store_and_play_the_same():
     with torch.no_grad():
         q = {k: agents[k].q_net(torch.as_tensor(b.obs)) for k, b in (("last", last), ("first", first))}
     assert torch.equal(q["last"], q["first"])
+    # acting on one frame goes through the small CNN in numpy: the same greedy actions as torch's Q-values
+    for k, b in (("last", last), ("first", first)):
+        assert [agents[k].act(o, explore=False) for o in b.obs] == q[k].argmax(1).tolist()
 
 
 class _Spaces:
