@@ -5,7 +5,7 @@ game's one-hot id as extra planes) meets Breakout, Space Invaders, Freeway, Aste
 once per strategy: fine-tuning, online EWC, replay with behaviour cloning and PackNet. The budgets are a
 demo's (a few thousand steps per game, where the MinAtar paper trains 5M frames per game): the R matrix
 shows what each strategy keeps of what it learned early, not playing strength. ``benchmarks/lifelong.py``-
-style longer streams are a spec away (``examples/continual_minatar.yaml``).
+style longer streams are a spec away (``examples/lifelong_continual_minatar.yaml``).
 """
 
 from __future__ import annotations

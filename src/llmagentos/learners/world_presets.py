@@ -34,6 +34,9 @@ MINATAR_DQN: dict[str, Any] = {
     "learning_starts": 5_000, "train_freq": 4, "gradient_steps": 1, "target_update_interval": 500,
     "exploration_steps": 50_000, "epsilon_final": 0.05, "n_step": 3, "double": True, "max_grad_norm": 10.0,
     "hidden": [128],
+    # a MinAtar frame's channels are objects (paddle, ball, ...), not a stack of frames in time, so the frame-once
+    # memory saves little; the plain one samples a minibatch ~4x faster (57 µs against 250 µs for 64 rows)
+    "replay": "plain",
 }
 #: PPO on a MinAtar game (PureJaxRL's MinAtar PPO shape — 4 epochs, γ 0.99, λ 0.95, entropy 0.01, a step size
 #: annealed to 0 — with 8 envs of 64 steps instead of 64 of 128, and a larger step size for the shorter rollouts)
