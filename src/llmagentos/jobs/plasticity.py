@@ -45,6 +45,8 @@ class RegressionOptions(_Strict):
     flipping: int = Field(default=15, description="slowly-changing bits f (one flips at each task boundary)")
     teacher_units: int = Field(default=100, description="LTU units of the fixed random target network")
     beta: float = Field(default=0.7, description="LTU threshold fraction β")
+    mirror: bool = Field(default=False, description="the second half of the stream retraces the first half's flips "
+                         "backwards (task N−1−j is task j), so the first and last tasks are equally hard")
 
 
 class OnlineNetwork(_Strict):

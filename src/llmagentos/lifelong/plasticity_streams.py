@@ -3,7 +3,9 @@
 - :class:`SlowlyChangingRegression`: Dohare et al.'s problem (Nature 2024, "slowly-changing regression", also
   called bit-flipping): the input is m bits, f of which change slowly (one of them flips at every task
   boundary, every T examples) and m − f of which are fresh random bits at every example; the target is the
-  output of a fixed random network of LTU units. Generated, no download.
+  output of a fixed random network of LTU units. Generated, no download. How hard a task is depends on its slow
+  bits, so the first and the last tasks of a stream can differ in difficulty; ``mirror`` makes the second half
+  retrace the first backwards, so the last tasks are the first ones again.
 - :class:`PermutedDigits`: scikit-learn's 8×8 handwritten digits with a new pixel permutation per task (the
   small cousin of Permuted MNIST).
 
@@ -33,7 +35,7 @@ class SlowlyChangingRegression:
     kind = "regression"
 
     def __init__(self, tasks: int, bits: int = 20, flipping: int = 15, teacher_units: int = 100, beta: float = 0.7,
-                 seed: int = 0) -> None:
+                 seed: int = 0, mirror: bool = False) -> None:
         if not 0 < flipping <= bits:
             raise UsageError(f"flipping bits must be in 1..bits ({bits}), got {flipping}")
         rng = np.random.default_rng(seed)
@@ -51,6 +53,10 @@ class SlowlyChangingRegression:
             self.slow.append(slow.copy())
             i = rng.integers(flipping)
             slow[i] = 1.0 - slow[i]
+        if mirror:
+            # the way back retraces the way out: task tasks−1−j is task j, so the stream's first and last tasks are
+            # the same tasks and a fall from first to last is the learner's, not harder tasks'
+            self.slow = self.slow[: (tasks + 1) // 2] + self.slow[: tasks // 2][::-1]
         self.seed = seed
 
     def loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
