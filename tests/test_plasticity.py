@@ -209,3 +209,50 @@ def test_the_trainer_logs_plasticity_diagnostics_at_each_evaluation(tmp_path):
     assert [r["step"] for r in diag] == [r["step"] for r in rows if r["kind"] == "eval"] and diag
     assert 0.0 <= diag[-1]["dormant_fraction"] <= 1.0 and 1 <= diag[-1]["effective_rank"] <= 16
     assert diag[-1]["weight_norm/trunk.0"] > 0 and "grad_norm/trunk.0" in diag[-1]
+
+
+def test_the_lifelong_summary_carries_dormant_units_and_rank_at_each_tasks_end_and_nothing_else_moves(monkeypatch):
+    from llmagentos.jobs.lifelong import LifelongBlock, aggregate, combine, run_arm, table
+
+    block = LifelongBlock(family="goal-grid", family_options={"size": 3}, tasks=[{"goal": [2, 2]}, {"goal": [0, 2]}],
+                          steps_per_task=300, append_task=True, learner="dqn", eval_episodes=1, curve_points=2,
+                          strategies=["finetune"], references=False,
+                          config={"learning_starts": 100, "exploration_steps": 200, "buffer_size": 1000,
+                                  "target_update_interval": 50, "hidden": [32], "learning_rate": 3e-3})
+    arm = {"block": block.model_dump(), "seed": 0, "arm": "finetune"}
+    measured = run_arm(arm)
+    monkeypatch.setattr("llmagentos.lifelong.agent.task_diagnostics", lambda *args, **kwargs: None)
+    unmeasured = run_arm(arm)
+    # the probe steps an env of its own: the run's returns, curves and life are exactly those of a run without it
+    for key in ("raw_matrix", "curves", "life", "scores"):
+        assert measured[key] == unmeasured[key], key
+    assert "dormant_fraction" not in unmeasured
+    assert len(measured["dormant_fraction"]) == len(measured["effective_rank"]) == 2
+    assert all(0.0 <= d <= 1.0 for d in measured["dormant_fraction"])
+    assert all(1 <= r <= 32 for r in measured["effective_rank"])  # srank of the 32-unit last hidden layer
+    reference = {"scores": [1.0, 1.0], "curves": measured["curves"]}  # stands in for the single-task reference arm
+    summary = combine(block, {"random": {"returns": [0.0, 0.0]}, "reference": reference, "finetune": measured})
+    entry = summary["strategies"]["finetune"]
+    assert entry["dormant_fraction"] == measured["dormant_fraction"]
+    assert entry["effective_rank_mean"] == pytest.approx(np.mean(measured["effective_rank"]))
+    figures = aggregate([{"seed": 0, **summary}])["lifelong"]["finetune"]
+    assert figures["dormant_fraction"] == pytest.approx(entry["dormant_fraction_mean"])
+    assert figures["effective_rank_curve"] == pytest.approx(measured["effective_rank"]) and len(figures["effective_rank_ci"]) == 2
+    headers, rows = table({"lifelong": {"finetune": figures}})
+    assert headers[-2:] == ["dormant % (mean)", "effective rank (mean)"] and rows[0][-1].startswith(f"{figures['effective_rank']:.3g}")
+
+
+def test_the_trainers_probe_never_steps_the_evaluation_env(tmp_path):
+    from llmagentos.jobs.trainer import Trainer
+    from llmagentos.kernel.run import TrainSpec
+
+    trainer = Trainer(TrainSpec(env="CartPole-v1", algo="dqn", steps=100, out=str(tmp_path / "r"), config={"hidden": [16]}),
+                      quiet=True)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the plasticity probe stepped the evaluation env")
+
+    trainer.eval_env.step = refuse
+    first = trainer._plasticity_diagnostics()
+    assert first is not None and 1 <= first["effective_rank"] <= 16
+    assert trainer._plasticity_diagnostics() == first  # the same probe states at every evaluation
