@@ -83,7 +83,15 @@ def test_redo_recycles_the_dormant_units_and_the_other_remedies_follow_their_for
     assert float(l2.penalty().detach()) == pytest.approx(0.5 * 4.0)  # λ ‖θ − θ₀‖²
     sp = make_remedy("shrink_perturb", RemedyConfig(shrink=0.5, perturb=0.0), layers, params, None, seed=0)
     assert sp.end_task()
-    assert torch.allclose(net[0].weight, 0.5 * before[0])  # θ ← λθ + σε with σ = 0
+    assert torch.allclose(net[0].weight, 0.5 * before[0])  # θ ← λθ + σθ_fresh with σ = 0
+    optimizer = torch.optim.Adam(params)
+    net(x).sum().backward()
+    optimizer.step()
+    noisy = make_remedy("shrink_perturb", RemedyConfig(shrink=0.5, perturb=1.0), layers, params, optimizer, seed=0)
+    w = net[0].weight.detach().clone()
+    noisy.end_task()
+    noise = net[0].weight.detach() - 0.5 * w  # σθ_fresh: drawn with the spread the tensor had when the remedy began
+    assert 0 < float(noise.abs().max()) <= noisy.init_spread[0] and not optimizer.state  # and the optimiser restarts
 
 
 def cbp_net(optimizer_cls=torch.optim.SGD):
@@ -122,6 +130,8 @@ def test_cbp_replaces_the_least_useful_mature_unit_and_zeroes_its_outgoing_weigh
     assert w_in[2].abs().sum() > 0 and net[0].bias[2] == 0.0  # incoming redrawn, bias zero
     assert (w_in[[0, 1, 3]] == 0).all()  # the others untouched
     assert remedy.age[0].tolist() == [3, 3, 0, 3] and remedy.utility[0][2] == 0.0
+    # the ranking used the bias-corrected utility û = u / (1 − η^age), η = 0.5 here
+    assert torch.allclose(remedy.corrected[0][[0, 1, 3]], remedy.utility[0][[0, 1, 3]] / (1 - 0.5 ** 3))
     assert optimizer.state[net[2].weight]["exp_avg"][0, 2] == 0.0  # its moments cleared
     # c = 0.25 × 3 eligible per update: the next replacement is at the 2nd update from here, and it takes
     # unit 0 (least useful of the mature ones) although the new unit 2 has the lowest utility: it is immature
