@@ -245,7 +245,7 @@ class ShrinkPerturb(Remedy):
 
 class L2Init(Remedy):
     """L2 regularisation towards the initial weights, "L2 Init" (Kumar, Marklund & Van Roy, "Maintaining
-    plasticity in continual learning via regenerative regularization", CoLLAs 2024, arXiv 2308.11958): the loss
+    plasticity in continual learning via regenerative regularization", arXiv 2308.11958, 2023): the loss
     gains λ ‖θ − θ₀‖², θ₀ the weights at initialisation, every parameter included. λ is the method's one
     hyper-parameter, which the paper selects per problem by a sweep; 0.01 is our default for short streams."""
 
