@@ -1,6 +1,7 @@
 """Loss-of-plasticity benchmark: plain training against the remedies on each plasticity stream.
 
     nice -n 10 python benchmarks/plasticity.py regression --seeds 5 --workers 2
+    nice -n 10 python benchmarks/plasticity.py bits --seeds 5 --workers 2
     nice -n 10 python benchmarks/plasticity.py digits --seeds 5 --workers 2
     nice -n 10 python benchmarks/plasticity.py rl-dqn --seeds 3 --workers 2
     nice -n 10 python benchmarks/plasticity.py rl-ppo --seeds 3 --workers 2
@@ -27,7 +28,7 @@ from llmagentos.cli import print_table
 from llmagentos.config import load_spec, run_spec
 from llmagentos.jobs.plasticity import table
 
-SECTIONS = {"regression": "plasticity_regression.yaml", "digits": "plasticity_digits.yaml",
+SECTIONS = {"regression": "plasticity_regression.yaml", "bits": "plasticity_bits.yaml", "digits": "plasticity_digits.yaml",
             "rl-dqn": "plasticity_goalgrid_dqn.yaml", "rl-ppo": "plasticity_goalgrid_ppo.yaml"}
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

@@ -249,6 +249,36 @@ def combine(block: LifelongBlock, results: dict[str, dict[str, Any]]) -> dict[st
                                 "backward_transfer": metrics.backward_transfer(norm),
                                 "forward_transfer": metrics.forward_transfer(curves, refs),
                                 "forward_transfer_gem": metrics.forward_transfer_gem(norm, [c[0] for c in refs])}
+    for a in block.strategies:
+        _add_plasticity(out["strategies"][a], results[a])
+    return out
+
+
+#: the plasticity diagnostics a deep learner's arm records at each task's end (lifelong/agent.py run_stream)
+PLASTICITY_KEYS = ("dormant_fraction", "effective_rank")
+
+
+def _add_plasticity(entry: dict[str, Any], arm: dict[str, Any]) -> None:
+    """Per task at the task's end (``dormant_fraction``, ``effective_rank``) and their means over the stream
+    (``..._mean``); nothing for a tabular learner."""
+    for key in PLASTICITY_KEYS:
+        if arm.get(key):
+            entry[key] = [float(v) for v in arm[key]]
+            entry[key + "_mean"] = float(np.mean(arm[key]))
+
+
+def _aggregate_plasticity(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """The stream's mean diagnostics, averaged over seeds with a bootstrap 95 % interval, and the per-task curves."""
+    from llmagentos.core.statistics import bootstrap_ci
+
+    out: dict[str, Any] = {}
+    for key in PLASTICITY_KEYS:
+        if not all(key + "_mean" in p for p in per_seed):
+            continue
+        means = [p[key + "_mean"] for p in per_seed]
+        out[key], out[key + "_ci"] = float(np.mean(means)), list(bootstrap_ci(means))
+        curve = "dormant_curve" if key == "dormant_fraction" else "effective_rank_curve"
+        out[curve] = np.mean([p[key] for p in per_seed], axis=0).tolist()
     return out
 
 
@@ -298,6 +328,7 @@ def aggregate(results: list[dict[str, Any]]) -> dict[str, Any]:
         if "matrix" in per_seed[0]:
             out[name] = {k: v for k, v in metrics.summarise([p["matrix"] for p in per_seed], [p["curves"] for p in per_seed],
                                                             [p["reference_curves"] for p in per_seed]).items()}
+            out[name].update(_aggregate_plasticity(per_seed))
         elif "delays" in per_seed[0]:
             delays = [d for p in per_seed for d in p["delays"]]
             found = [d for d in delays if d is not None]
@@ -323,14 +354,25 @@ def table(result: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
         return (["strategy", "switches", "detected", "median delay (steps)", "max delay", "false alarms / 100k steps"],
                 [[n, v["switches"], v["detected"], v["median_delay_steps"], v["max_delay_steps"], v["false_alarms_per_100k"]]
                  for n, v in per_strategy.items()])
-    return (["strategy"] + [label for _, label in TABLE_METRICS],
-            [[n] + [cell(v, metric) for metric, _ in TABLE_METRICS] for n, v in per_strategy.items()])
+    def plasticity_cell(values: dict[str, Any], metric: str) -> str | None:
+        if values.get(metric) is None:
+            return None
+        scale = 100.0 if metric == "dormant_fraction" else 1.0
+        lo, hi = values[metric + "_ci"]
+        return f"{values[metric] * scale:.3g} [{lo * scale:.3g}, {hi * scale:.3g}]"
+
+    plasticity = [(m, label) for m, label in PLASTICITY_COLUMNS if any(v.get(m) is not None for v in per_strategy.values())]
+    return (["strategy"] + [label for _, label in TABLE_METRICS] + [label for _, label in plasticity],
+            [[n] + [cell(v, metric) for metric, _ in TABLE_METRICS] + [plasticity_cell(v, metric) for metric, _ in plasticity]
+             for n, v in per_strategy.items()])
 
 
 #: the lifelong table's columns: (summary key, header)
 TABLE_METRICS = (("average_performance", "average performance"), ("forgetting", "forgetting"),
                  ("forward_transfer", "forward transfer"), ("forward_transfer_gem", "forward transfer (GEM)"),
                  ("backward_transfer", "backward transfer"))
+#: the plasticity columns a deep learner's sweep adds: (summary key, header), the stream's mean at the tasks' ends
+PLASTICITY_COLUMNS = (("dormant_fraction", "dormant % (mean)"), ("effective_rank", "effective rank (mean)"))
 
 
 def show(result: dict[str, Any]) -> None:

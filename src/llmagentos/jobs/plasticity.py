@@ -45,6 +45,8 @@ class RegressionOptions(_Strict):
     flipping: int = Field(default=15, description="slowly-changing bits f (one flips at each task boundary)")
     teacher_units: int = Field(default=100, description="LTU units of the fixed random target network")
     beta: float = Field(default=0.7, description="LTU threshold fraction β")
+    permute: bool = Field(default=False, description="the permuted variant: all bits random at every example, and "
+                          "each task shows them to the teacher through its own random permutation (every task equally hard)")
 
 
 class OnlineNetwork(_Strict):
@@ -112,7 +114,8 @@ def validate_block(raw: Any) -> PlasticityBlock:
         raise UsageError(f"invalid spec: plasticity.network.learning_rate: must be > 0, got {net.learning_rate}")
     if block.stream == "regression":
         o = block.regression
-        if not (0 < o.flipping <= o.bits <= 1000 and 0 < o.teacher_units <= 10_000 and 0.0 < o.beta < 1.0):
+        flipping_ok = o.permute or 0 < o.flipping <= o.bits  # the permuted variant has no slow bits
+        if not (flipping_ok and 0 < o.bits <= 1000 and 0 < o.teacher_units <= 10_000 and 0.0 < o.beta < 1.0):
             raise UsageError("invalid spec: plasticity.regression: need 0 < flipping <= bits <= 1000, "
                              "0 < teacher_units <= 10000 and 0 < beta < 1")
     if block.stream == "rl":

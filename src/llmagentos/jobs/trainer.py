@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -64,6 +64,8 @@ class Trainer:
         with arguments_refused_as_usage(f"environment {spec.env}"):
             self.env = make_env(world, spec.env_args, num_envs=num_envs, wrappers=spec.wrappers, vector=vector)
             self.eval_env = make_env(world, spec.env_args, wrappers=spec.wrappers)
+        # the plasticity probe's states come from an env of their own, never from the evaluation env
+        self._make_probe_env: Callable[[], Any] | None = lambda: make_env(world, spec.env_args, wrappers=spec.wrappers)
         self.agent = make_agent(spec.algo, self.env, config=self.config, seed=spec.seed)
         self._world = world
         self._batch_eval = bool(preset is not None and preset.batch_evaluation
@@ -92,6 +94,8 @@ class Trainer:
         self.elapsed_before = 0.0
         self.last_eval: dict[str, Any] = {}
         self.run_dir = run_dir or new_run_dir(spec)
+        self._probe: np.ndarray | None = None
+        self._probe_collected = False
 
     # -- bookkeeping --------------------------------------------------------------------------
     def _budget_done(self) -> bool:
@@ -149,11 +153,20 @@ class Trainer:
         if train:
             log.write("train", steps, train)
         self.sums, self.counts = {}, {}
-        from llmagentos.lifelong.plasticity import plasticity_record
-
-        diagnostics = plasticity_record(self.agent, self.eval_env, self.eval_seed)  # None without a network
+        diagnostics = self._plasticity_diagnostics()  # None without a network
         if diagnostics:
             log.write("plasticity", steps, diagnostics)
+
+    def _plasticity_diagnostics(self) -> dict[str, float] | None:
+        """The network's diagnostics on one probe batch, collected at the first evaluation (seeded with the
+        evaluation seed, so every evaluation and a resumed run look at the same states)."""
+        from llmagentos.lifelong.plasticity import agent_diagnostics, probe_batch
+
+        make = getattr(self, "_make_probe_env", None)
+        if not self._probe_collected:
+            self._probe = probe_batch(self.agent, make, self.eval_seed) if make is not None else None
+            self._probe_collected = True
+        return agent_diagnostics(self.agent, self._probe) if self._probe is not None else None
 
     def _checkpoint(self, log: MetricsLog) -> None:
         ckpt_dir = self.run_dir / "checkpoints"

@@ -41,6 +41,7 @@ from llmagentos.core.schedules import Every
 from llmagentos.core.seeding import derive_seed, make_rng, rng_state, set_rng_state
 from llmagentos.lifelong.consolidation import ConsolidationConfig, NetworkView, make_consolidation
 from llmagentos.lifelong.detection import ChangeDetector, DetectionConfig
+from llmagentos.lifelong.plasticity import task_diagnostics
 
 
 @dataclass
@@ -338,7 +339,8 @@ def run_stream(agent: LifelongAgent, stream: Any, seed: int, run: StreamRunConfi
     """Train ``agent`` through ``stream`` (boundaries known) and evaluate every task after each one.
 
     Returns ``{"raw_matrix": R_raw (stages × tasks), "curves": [[return at each curve point] per task],
-    "life": [[global step, episode return], ...], "boundaries", "knowledge", "transfers"}``. ``state`` (from
+    "life": [[global step, episode return], ...], "boundaries", "knowledge", "transfers"}`` and, for a deep
+    learner, ``"dormant_fraction"`` and ``"effective_rank"``: the network's plasticity diagnostics at each task's end. ``state`` (from
     ``on_task_end``) continues a stopped run at the next task; ``on_task_end(i, state)`` returning False stops
     after task i. ``tasks`` restricts the stream to those task indices (single-task references).
     """
@@ -395,6 +397,11 @@ def run_stream(agent: LifelongAgent, stream: Any, seed: int, run: StreamRunConfi
         result["curves"].append(curve)
         result["scores"].append(final)
         result["raw_matrix"].append([greedy(k, run.eval_episodes) for k in order])
+        # plasticity at the task's end (deep learners): probe states from an env of their own, seeded per task
+        diagnostics = task_diagnostics(agent.learner, lambda: stream.make_env(j), derive_seed(seed, "plasticity", j))
+        if diagnostics is not None:
+            for key in ("dormant_fraction", "effective_rank"):
+                result.setdefault(key, []).append(diagnostics.get(key, 0.0))
         if on_progress is not None:
             on_progress(done_steps)
         if on_task_end is not None:

@@ -194,9 +194,35 @@ def agent_diagnostics(agent: Any, observations: np.ndarray, tau: float = 0.025) 
     return out
 
 
+def probe_batch(agent: Any, make_env: Callable[[], Any], seed: int, probe: int = 256) -> np.ndarray | None:
+    """``probe`` random-policy observations (:func:`probe_observations`) of an env of their own, ``make_env()``,
+    closed afterwards: no env the run trains or evaluates on is stepped, so nothing it keeps (an episode in
+    progress, a normalising wrapper's statistics) moves. None for agents without a network and for observations
+    that are not arrays (Dict and Tuple spaces)."""
+    from gymnasium import spaces
+
+    groups = getattr(agent, "parameter_groups", None)
+    if groups is None or not groups():
+        return None
+    env = make_env()
+    try:
+        if not isinstance(getattr(env, "observation_space", None), (spaces.Box, spaces.Discrete)):
+            return None
+        return probe_observations(env, probe, seed)
+    finally:
+        env.close()
+
+
+def task_diagnostics(agent: Any, make_env: Callable[[], Any], seed: int, tau: float = 0.025,
+                     probe: int = 256) -> dict[str, float] | None:
+    """:func:`agent_diagnostics` on a :func:`probe_batch` of ``make_env()``; None without a network."""
+    batch = probe_batch(agent, make_env, seed, probe)
+    return agent_diagnostics(agent, batch, tau) if batch is not None else None
+
+
 def plasticity_record(agent: Any, env: Any, seed: int, tau: float = 0.025, probe: int = 256) -> dict[str, float] | None:
-    """What the kernel's trainer logs at each evaluation (``metrics.jsonl`` kind ``plasticity``, TensorBoard
-    ``plasticity/*``): :func:`agent_diagnostics` on a fixed batch of random-policy states of the evaluation env.
+    """:func:`agent_diagnostics` on a fixed batch of random-policy states of ``env`` (which this steps; the
+    kernel's trainer and the lifelong stream use :func:`probe_batch` on an env of its own instead).
 
     None for agents without a network and for observations that are not arrays (Dict and Tuple spaces).
     """

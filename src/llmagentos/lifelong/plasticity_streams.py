@@ -3,7 +3,10 @@
 - :class:`SlowlyChangingRegression`: Dohare et al.'s problem (Nature 2024, "slowly-changing regression", also
   called bit-flipping): the input is m bits, f of which change slowly (one of them flips at every task
   boundary, every T examples) and m − f of which are fresh random bits at every example; the target is the
-  output of a fixed random network of LTU units. Generated, no download.
+  output of a fixed random network of LTU units. Generated, no download. How hard a task is depends on its slow
+  bits, so the first and the last tasks of a stream can differ in difficulty. Its ``permute`` variant makes every
+  task exactly as hard as every other: all m bits are fresh random bits at every example, and each task shows
+  them to the teacher through its own fixed random permutation (permuted digits, on generated bits).
 - :class:`PermutedDigits`: scikit-learn's 8×8 handwritten digits with a new pixel permutation per task (the
   small cousin of Permuted MNIST).
 
@@ -28,13 +31,17 @@ from llmagentos.lifelong.remedies import RemedyConfig, make_remedy
 
 
 class SlowlyChangingRegression:
-    """x = (f slowly-flipping bits, m − f random bits, a constant 1); y = Σ_i v_i LTU_i(x) from a fixed random teacher."""
+    """x = (f slowly-flipping bits, m − f random bits, a constant 1); y = Σ_i v_i LTU_i(x) from a fixed random teacher.
+
+    With ``permute``: x = (m random bits, 1) and y = Σ_i v_i LTU_i(P_t x), P_t task t's fixed random permutation of
+    the bits (``flipping`` is then unused).
+    """
 
     kind = "regression"
 
     def __init__(self, tasks: int, bits: int = 20, flipping: int = 15, teacher_units: int = 100, beta: float = 0.7,
-                 seed: int = 0) -> None:
-        if not 0 < flipping <= bits:
+                 seed: int = 0, permute: bool = False) -> None:
+        if not permute and not 0 < flipping <= bits:
             raise UsageError(f"flipping bits must be in 1..bits ({bits}), got {flipping}")
         rng = np.random.default_rng(seed)
         self.tasks, self.bits, self.flipping = tasks, bits, flipping
@@ -51,6 +58,9 @@ class SlowlyChangingRegression:
             self.slow.append(slow.copy())
             i = rng.integers(flipping)
             slow[i] = 1.0 - slow[i]
+        # the permuted variant's permutations come from a generator of their own: teacher and flips stay as they are
+        order = np.random.default_rng([seed, 1])
+        self.permutations = [order.permutation(bits) for _ in range(tasks)] if permute else None
         self.seed = seed
 
     def loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -62,6 +72,13 @@ class SlowlyChangingRegression:
 
     def batches(self, task: int, steps: int, batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, task, seed])
+        if self.permutations is not None:
+            bits = rng.integers(0, 2, size=(steps, batch, self.bits)).astype(float)
+            ones = np.ones((steps, batch, 1))
+            seen = np.concatenate([bits[..., self.permutations[task]], ones], axis=2)  # P_t x: what the teacher reads
+            y = ((seen @ self.w.T > self.theta).astype(float) @ self.v)[..., None]
+            x = np.concatenate([bits, ones], axis=2)
+            return torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32)
         fast = rng.integers(0, 2, size=(steps, batch, self.bits - self.flipping)).astype(float)
         slow = np.broadcast_to(self.slow[task], (steps, batch, self.flipping))
         x = np.concatenate([slow, fast, np.ones((steps, batch, 1))], axis=2)
