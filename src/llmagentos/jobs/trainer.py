@@ -160,6 +160,8 @@ class Trainer:
     def _plasticity_diagnostics(self) -> dict[str, float] | None:
         """The network's diagnostics on one probe batch, collected at the first evaluation (seeded with the
         evaluation seed, so every evaluation and a resumed run look at the same states)."""
+        if not self.agent.parameter_groups():
+            return None  # no network: a tabular run never imports torch for its diagnostics
         from llmagentos.lifelong.plasticity import agent_diagnostics, probe_batch
 
         make = getattr(self, "_make_probe_env", None)
