@@ -20,8 +20,8 @@ MINATAR_DEMO_DQN: dict[str, Any] = {
     "image_channels": "last",  # 10×10×15 with the task planes: more channels than rows, so say where they are
 }
 MINATAR_DEMO_STRATEGIES = ["finetune", "ewc", "replay", "packnet"]
-#: states of EWC's Fisher estimate: its per-state Jacobians take states × 6 actions × 205k weights × 4 bytes
-#: (2.5 GB at the default 500), so the demo uses fewer
+#: states of EWC's Fisher estimate: fewer than the default 500 keeps the demo short (the per-state Jacobians,
+#: states × 6 actions × 205k weights, are computed in bounded chunks either way)
 FISHER_STATES = 100
 
 
