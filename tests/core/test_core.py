@@ -181,3 +181,37 @@ def test_every_spreads_points_over_a_budget_and_resumes_on_the_same_multiples():
     resumed = Every.after(500, 1000)
     assert not resumed.due(1499) and resumed.due(1500) and Every.after(500, 0).next == 500
     assert not Every.after(None, 10).due(10**9)
+
+
+class _CyclingAgent(Agent):
+    """Acts 0, 1, 2, 3, 0, … and learns nothing: the loop's own bookkeeping is all there is to compare."""
+
+    def __init__(self) -> None:
+        self.t = 0
+
+    def act(self, observation, explore: bool = True):
+        self.t += 1
+        return self.t % 4
+
+    def observe(self, transition: Transition) -> dict[str, float]:
+        return {}
+
+
+def test_a_restored_interaction_steps_and_snapshots_as_the_uninterrupted_one():
+    """A loop restored after the env checker's first step goes on exactly as the uninterrupted loop: same
+    transitions and the same recorded env state (the checker's own state included) at the next snapshot."""
+    def run(steps, loop=None, agent=None):
+        agent = agent or _CyclingAgent()
+        loop = loop or Interaction(agent, gym.make("CliffWalking-v1", max_episode_steps=30), seed=3)
+        for _ in range(steps):
+            loop.step()
+        return loop, agent
+
+    whole, _ = run(80)
+    half, half_agent = run(40)
+    agent = _CyclingAgent()
+    agent.t = half_agent.t
+    resumed = Interaction(agent, gym.make("CliffWalking-v1", max_episode_steps=30), seed=3)
+    resumed.load_state(json.loads(json.dumps(half.state())))
+    run(40, resumed, agent)
+    assert json.dumps(resumed.state(), sort_keys=True) == json.dumps(whole.state(), sort_keys=True)

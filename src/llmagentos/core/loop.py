@@ -149,6 +149,11 @@ class Interaction:
         obs = env_state._decode(state["observation"])
         self.observation = obs.item() if isinstance(obs, np.ndarray) and obs.ndim == 0 and not self.vector else obs
         env_state.restore(self.env, state["env"])
+        bare = self._bare
+        if bare is not None and bare[1].checked_step:
+            # the restored checker has seen its step already: go the short way at once, as the uninterrupted run
+            # did (one more step through the checker would run its later checks and change its recorded state)
+            self._limit, self._bare_step = bare[0], bare[2].step
 
 
 def _bare_env(env: Any) -> tuple[Any, Any, Any] | None:
