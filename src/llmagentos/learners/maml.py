@@ -21,18 +21,17 @@ MAML-RL on PointNav (§5.3) and the goal grid in :mod:`llmagentos.learners.maml_
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from llmagentos.core.config import param
-from llmagentos.core.errors import UsageError
+from llmagentos.core.config import check_bounds, param
+from llmagentos.core.limits import check_finite
 
 Params = dict[str, torch.Tensor]
 #: L(params, data) -> scalar: the loss of the model with ``params`` on one task's ``data`` (a tuple of tensors)
@@ -43,25 +42,24 @@ TaskLoss = Callable[[Params, Any], torch.Tensor]
 class MAMLConfig:
     """MAML's hyper-parameters (defaults: the sinusoid setting of Finn et al., 2017)."""
 
-    inner_lr: float = param(0.01, "α: step size of the inner (adaptation) gradient steps")
-    inner_steps: int = param(1, "inner gradient steps per task during meta-training")
-    meta_lr: float = param(1e-3, "β: Adam step size of the meta-update")
-    meta_batch_size: int = param(25, "N: tasks per meta-update")
-    meta_iterations: int = param(10_000, "meta-updates to run (70,000 is the paper's sinusoid setting)")
-    checkpoint_every: int = param(500, "meta-updates between checkpoints a killed job resumes from exactly (0: none)")
+    inner_lr: float = param(0.01, "α: step size of the inner (adaptation) gradient steps", gt=0)
+    inner_steps: int = param(1, "inner gradient steps per task during meta-training", gt=0)
+    meta_lr: float = param(1e-3, "β: Adam step size of the meta-update", gt=0)
+    meta_batch_size: int = param(25, "N: tasks per meta-update", gt=0)
+    meta_iterations: int = param(10_000, "meta-updates to run (70,000 is the paper's sinusoid setting)", gt=0)
+    checkpoint_every: int = param(500, "meta-updates between checkpoints a killed job resumes from exactly (0: none)", ge=0)
     first_order: bool = param(False, "first-order MAML: treat the inner gradients as constants (no second derivatives)")
     meta_sgd: bool = param(False, "Meta-SGD: learn one inner step size per parameter entry, initialised to inner_lr")
 
+    #: how check_bounds words a field outside its bounds: "maml config: meta_lr must be positive, got 0.0"
+    BOUNDS_PREFIX: ClassVar[str] = "maml config: "
+    BOUNDS_POSITIVE: ClassVar[str] = "positive"
+
     def validate(self) -> None:
-        for name in ("inner_steps", "meta_batch_size", "meta_iterations"):
-            if getattr(self, name) <= 0:
-                raise UsageError(f"maml config: {name} must be a positive integer, got {getattr(self, name)}")
-        if self.checkpoint_every < 0:
-            raise UsageError(f"maml config: checkpoint_every must be ≥ 0 (0: no checkpoints), got {self.checkpoint_every}")
-        if not (self.inner_lr > 0 and math.isfinite(self.inner_lr)):
-            raise UsageError(f"maml config: inner_lr must be a positive number, got {self.inner_lr}")
-        if not (self.meta_lr > 0 and math.isfinite(self.meta_lr)):
-            raise UsageError(f"maml config: meta_lr must be a positive number, got {self.meta_lr}")
+        # the fields' declared bounds: a config built in code (tests, scripts) never passes apply_overrides
+        check_bounds(self)
+        for name in ("inner_lr", "meta_lr"):
+            check_finite(getattr(self, name), f"maml config: {name}")
 
 
 def mse_loss(model: nn.Module) -> TaskLoss:

@@ -87,25 +87,20 @@ class RLMAMLConfig(MAMLConfig):
     #: the task family the config's experiment runs on (get_family name)
     family: ClassVar[str] = ""
 
-    meta_batch_size: int = param(10, "N: tasks per meta-update")
-    meta_iterations: int = param(150, "meta-updates to run")
+    meta_batch_size: int = param(10, "N: tasks per meta-update", gt=0)
+    meta_iterations: int = param(150, "meta-updates to run", gt=0)
     hidden: list[int] = param([64, 64], "hidden layer widths of the policy network (tanh)")
-    episodes: int = param(10, "episodes per task and adaptation step (the inner and outer batch)")
-    gamma: float = param(0.99, "γ: discount of the returns-to-go the policy gradient weighs")
-    eval_tasks: int = param(40, "held-out tasks the final returns are averaged over")
-    eval_steps: int = param(3, "adaptation steps at evaluation; returns are reported after 0..this many")
+    episodes: int = param(10, "episodes per task and adaptation step (the inner and outer batch)", gt=0)
+    gamma: float = param(0.99, "γ: discount of the returns-to-go the policy gradient weighs", gt=0, le=1)
+    eval_tasks: int = param(40, "held-out tasks the final returns are averaged over", gt=0)
+    eval_steps: int = param(3, "adaptation steps at evaluation; returns are reported after 0..this many", gt=0)
     eval_seed: int = param(2017, "seed of the held-out tasks and of their action noise")
     pretrain_iterations: int | None = param(None, "REINFORCE updates of the pretrained baseline on the task mixture (None: meta_iterations)")
-    log_every: int = param(10, "meta-iterations between logged meta-losses and returns")
-    checkpoint_every: int = param(25, "meta-updates between checkpoints a killed job resumes from exactly (0: none)")
+    log_every: int = param(10, "meta-iterations between logged meta-losses and returns", gt=0)
+    checkpoint_every: int = param(25, "meta-updates between checkpoints a killed job resumes from exactly (0: none)", ge=0)
 
     def validate(self) -> None:
         super().validate()
-        for name in ("episodes", "eval_tasks", "eval_steps", "log_every"):
-            if getattr(self, name) <= 0:
-                raise UsageError(f"maml config: {name} must be a positive integer, got {getattr(self, name)}")
-        if not 0 < self.gamma <= 1:
-            raise UsageError(f"maml config: gamma must lie in (0, 1], got {self.gamma}")
         if self.pretrain_iterations is not None and self.pretrain_iterations < 0:
             raise UsageError(f"maml config: pretrain_iterations must be ≥ 0, got {self.pretrain_iterations}")
 
@@ -133,14 +128,9 @@ class PointNavMAMLConfig(RLMAMLConfig):
 
     family: ClassVar[str] = "pointnav"
 
-    inner_lr: float = param(0.05, "α: step size of the inner policy-gradient steps")
-    meta_lr: float = param(0.003, "β: Adam step size of the meta-update (and of the pretrained baseline); 0.01 collapsed after ~90 iterations")
-    init_std: float = param(0.1, "initial standard deviation of the policy's actions")
-
-    def validate(self) -> None:
-        super().validate()
-        if not self.init_std > 0:
-            raise UsageError(f"maml config: init_std must be positive, got {self.init_std}")
+    inner_lr: float = param(0.05, "α: step size of the inner policy-gradient steps", gt=0)
+    meta_lr: float = param(0.003, "β: Adam step size of the meta-update (and of the pretrained baseline); 0.01 collapsed after ~90 iterations", gt=0)
+    init_std: float = param(0.1, "initial standard deviation of the policy's actions", gt=0)
 
     def make_policy(self, obs_dim: int, action_space: Any) -> nn.Module:
         return GaussianPolicy(obs_dim, int(np.prod(action_space.shape)), self.hidden, self.init_std)
@@ -152,22 +142,18 @@ class GoalGridMAMLConfig(RLMAMLConfig):
 
     family: ClassVar[str] = "goal-grid"
 
-    inner_lr: float = param(10.0, "α: step size of the inner policy-gradient steps (large: a one-hot cell sees few visits)")
-    meta_lr: float = param(0.01, "β: Adam step size of the meta-update (and of the pretrained baseline)")
+    inner_lr: float = param(10.0, "α: step size of the inner policy-gradient steps (large: a one-hot cell sees few visits)", gt=0)
+    meta_lr: float = param(0.01, "β: Adam step size of the meta-update (and of the pretrained baseline)", gt=0)
     hidden: list[int] = param([], "hidden layer widths of the softmax policy ([]: linear in the one-hot cell)")
-    size: int = param(5, "the grid is size × size, start in the top-left corner, every other cell a goal")
-    max_steps: int = param(20, "time limit of an episode")
-    meta_iterations: int = param(400, "meta-updates to run")
-    eval_tasks: int = param(24, "distinct goals the final returns are averaged over (at most size² − 1, or held_out)")
+    size: int = param(5, "the grid is size × size, start in the top-left corner, every other cell a goal", ge=2)
+    max_steps: int = param(20, "time limit of an episode", gt=0)
+    meta_iterations: int = param(400, "meta-updates to run", gt=0)
+    eval_tasks: int = param(24, "distinct goals the final returns are averaged over (at most size² − 1, or held_out)", gt=0)
     held_out: int = param(0, "goals (drawn with eval_seed) kept out of meta-training and pretraining, the evaluation's "
                              "goals; 0: evaluate on goals that training also drew from")
 
     def validate(self) -> None:
         super().validate()
-        if self.size < 2:
-            raise UsageError(f"maml config: size must be at least 2, got {self.size}")
-        if self.max_steps <= 0:
-            raise UsageError(f"maml config: max_steps must be a positive integer, got {self.max_steps}")
         goals = self.size ** 2 - 1
         if not 0 <= self.held_out < goals:
             raise UsageError(f"maml config: held_out must lie in [0, {goals - 1}] (training needs a goal), got {self.held_out}")

@@ -31,19 +31,16 @@ class SinusoidMAMLConfig(MAMLConfig):
     hidden: list[int] = param([40, 40], "hidden layer widths of the ReLU MLP 1 → hidden → 1")
     init: str = param("orthogonal", "weight initialisation: orthogonal (the project's), torch (nn.Linear's default) "
                       "or finn (truncated normal, std 0.01, zero biases: Finn et al.'s code)")
-    k_support: int = param(10, "K: support points per task (the adaptation data)")
-    k_query: int = param(10, "query points per task (the meta-objective's and the evaluation's data)")
+    k_support: int = param(10, "K: support points per task (the adaptation data)", gt=0)
+    k_query: int = param(10, "query points per task (the meta-objective's and the evaluation's data)", gt=0)
     eval_tasks: int = param(600, "held-out tasks the final errors are averaged over")
-    eval_steps: int = param(10, "adaptation steps at evaluation; errors are reported after 0, 1 and this many")
+    eval_steps: int = param(10, "adaptation steps at evaluation; errors are reported after 0, 1 and this many", gt=0)
     eval_seed: int = param(2017, "seed of the held-out tasks (the same tasks for every training seed)")
     pretrain_iterations: int | None = param(None, "Adam steps of the pretrained baseline on the task mixture (None: meta_iterations)")
-    log_every: int = param(500, "meta-iterations between logged meta-losses")
+    log_every: int = param(500, "meta-iterations between logged meta-losses", gt=0)
 
     def validate(self) -> None:
         super().validate()
-        for name in ("k_support", "k_query", "eval_tasks", "eval_steps", "log_every"):
-            if getattr(self, name) <= 0:
-                raise UsageError(f"maml config: {name} must be a positive integer, got {getattr(self, name)}")
         if self.eval_tasks < 2:
             raise UsageError("maml config: eval_tasks must be at least 2 (a confidence interval needs two tasks)")
         if not self.hidden or any(h <= 0 for h in self.hidden):

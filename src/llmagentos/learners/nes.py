@@ -28,8 +28,9 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from llmagentos.core.config import param
+from llmagentos.core.config import check_bounds, param
 from llmagentos.core.errors import UsageError
+from llmagentos.core.limits import check_finite
 from llmagentos.core.seeding import make_rng, rng_state, set_rng_state
 
 Evaluate = Callable[[np.ndarray], Sequence[float]]
@@ -41,36 +42,35 @@ class NESConfig:
 
     method: Literal["snes", "openai-es"] = param("snes", "snes: separable NES (μ and per-weight σ); openai-es: fixed σ, mirrored, Adam")
     population: int | None = param(None, "λ: samples per generation (None: 4 + ⌊3 ln d⌋, Wierstra's default; openai-es rounds up to even)")
-    sigma_init: float = param(1.0, "σ₀: initial search standard deviation (openai-es keeps it fixed)")
+    sigma_init: float = param(1.0, "σ₀: initial search standard deviation (openai-es keeps it fixed)", gt=0)
     center_lr: float | None = param(None, "η_μ: step size of the mean (None: 1.0 for snes, 0.01 Adam step for openai-es)")
     sigma_lr: float | None = param(None, "η_σ: step size of log σ in snes (None: (3 + ln d) / (5 √d))")
     mirrored: bool = param(True, "snes: samples in mirrored pairs s, −s (Brockhoff et al., 2010); false: Algorithm 6 exactly")
-    weight_decay: float = param(0.005, "openai-es: L2 coefficient pulling the mean toward 0")
-    generations: int = param(50, "generations to run at most")
+    weight_decay: float = param(0.005, "openai-es: L2 coefficient pulling the mean toward 0", ge=0)
+    generations: int = param(50, "generations to run at most", gt=0)
     hidden: list[int] = param([], "hidden layer widths of the policy MLP ([] = a linear policy)")
-    episodes: int = param(5, "episodes per task that make up one fitness evaluation")
-    eval_episodes: int = param(10, "episodes of the centre μ's evaluation after each generation")
+    episodes: int = param(5, "episodes per task that make up one fitness evaluation", gt=0)
+    eval_episodes: int = param(10, "episodes of the centre μ's evaluation after each generation", gt=0)
     threshold: float | None = param(None, "stop when the centre's mean return reaches this (None: the env's reward threshold)")
     init: Literal["zeros", "network"] = param("zeros", "the first centre μ: all zeros, or the policy network's own initial weights")
 
     METHODS: ClassVar[tuple[str, ...]] = ("snes", "openai-es")
+    #: how check_bounds words a field outside its bounds: "nes config: generations must be positive, got 0"
+    BOUNDS_PREFIX: ClassVar[str] = "nes config: "
+    BOUNDS_POSITIVE: ClassVar[str] = "positive"
 
     def validate(self) -> None:
         if self.method not in self.METHODS:
             raise UsageError(f"nes config: method must be one of {', '.join(self.METHODS)}, got {self.method!r}")
         if self.population is not None and self.population < 2:
             raise UsageError(f"nes config: population must be at least 2, got {self.population}")
-        if not (self.sigma_init > 0 and math.isfinite(self.sigma_init)):
-            raise UsageError(f"nes config: sigma_init must be a positive number, got {self.sigma_init}")
+        # the fields' declared bounds: a config built in code (tests, scripts) never passes apply_overrides
+        check_bounds(self)
+        check_finite(self.sigma_init, "nes config: sigma_init")
         for name in ("center_lr", "sigma_lr"):
             value = getattr(self, name)
             if value is not None and not (value > 0 and math.isfinite(value)):
                 raise UsageError(f"nes config: {name} must be a positive number or null, got {value}")
-        for name in ("generations", "episodes", "eval_episodes"):
-            if getattr(self, name) <= 0:
-                raise UsageError(f"nes config: {name} must be a positive integer, got {getattr(self, name)}")
-        if self.weight_decay < 0:
-            raise UsageError(f"nes config: weight_decay must be ≥ 0, got {self.weight_decay}")
         if self.init not in ("zeros", "network"):
             raise UsageError(f"nes config: init must be zeros or network, got {self.init!r}")
         if any(h <= 0 for h in self.hidden):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from llmagentos.core.config import param
+from llmagentos.core.config import check_bounds, param
 from llmagentos.core.errors import UsageError
 from llmagentos.learners.common.encoders import EncoderName, ImageChannels, encoder_param, image_channels_param
 from llmagentos.learners.world_presets import PPO_DEFAULT_STEPS, PPO_PRESETS
@@ -19,9 +19,9 @@ from llmagentos.learners.world_presets import PPO_DEFAULT_STEPS, PPO_PRESETS
 class PolicyGradientConfig:
     """Fields every policy-gradient agent shares."""
 
-    num_envs: int = param(1, "parallel environments (a same-step-autoreset vector env when > 1)")
-    gamma: float = param(0.99, "discount γ")
-    learning_rate: float = param(3e-4, "Adam step size (the start value when lr_final is set)")
+    num_envs: int = param(1, "parallel environments (a same-step-autoreset vector env when > 1)", ge=1)
+    gamma: float = param(0.99, "discount γ", ge=0, le=1)
+    learning_rate: float = param(3e-4, "Adam step size (the start value when lr_final is set)", gt=0)
     lr_final: float | None = param(None, "step size reached linearly after schedule_steps (None keeps it constant)")
     schedule_steps: int | None = param(None, "environment steps over which linear schedules move to their final value "
                                              "(None: the run's budget, or the task's in a lifelong stream)")
@@ -30,8 +30,8 @@ class PolicyGradientConfig:
     encoder: EncoderName = encoder_param()
     image_channels: ImageChannels = image_channels_param()
     share_trunk: bool = param(False, "one shared trunk with linear policy and value heads (else two separate MLPs)")
-    vf_coef: float = param(0.5, "weight c₁ of the value loss")
-    ent_coef: float = param(0.0, "weight c₂ of the entropy bonus")
+    vf_coef: float = param(0.5, "weight c₁ of the value loss", ge=0)
+    ent_coef: float = param(0.0, "weight c₂ of the entropy bonus", ge=0)
     max_grad_norm: float | None = param(0.5, "clip the global gradient norm to this (None: no clipping)")
     log_std_init: float = param(0.0, "initial log σ of the Gaussian policy (Box actions)")
     normalize_observations: bool = param(False, "normalise observations by running mean and variance")
@@ -40,12 +40,8 @@ class PolicyGradientConfig:
     torch_threads: int | None = param(1, "torch intra-op threads (1 is fastest for small networks; None: torch's default)")
 
     def validate(self) -> None:
-        if self.num_envs < 1:
-            raise UsageError(f"num_envs must be at least 1, got {self.num_envs}")
-        if not 0.0 <= self.gamma <= 1.0:
-            raise UsageError(f"gamma must be in [0, 1], got {self.gamma}")
-        if self.learning_rate <= 0:
-            raise UsageError(f"learning_rate must be > 0, got {self.learning_rate}")
+        # the fields' declared bounds first: an agent built from a config in code never passes apply_overrides
+        check_bounds(self)
         if self.lr_final is not None and self.lr_final < 0:
             raise UsageError(f"lr_final must be >= 0 or None, got {self.lr_final}")
         if self.schedule_steps is not None and self.schedule_steps <= 0:
@@ -54,8 +50,6 @@ class PolicyGradientConfig:
             raise UsageError(f"hidden must be a non-empty list of positive widths, got {self.hidden}")
         if self.max_grad_norm is not None and self.max_grad_norm <= 0:
             raise UsageError(f"max_grad_norm must be > 0 or None, got {self.max_grad_norm}")
-        if self.vf_coef < 0 or self.ent_coef < 0:
-            raise UsageError("vf_coef and ent_coef must be >= 0")
         if self.torch_threads is not None and self.torch_threads <= 0:
             raise UsageError(f"torch_threads must be positive or None, got {self.torch_threads}")
 
@@ -64,12 +58,12 @@ class PolicyGradientConfig:
 class ReinforceConfig(PolicyGradientConfig):
     """REINFORCE: updates after ``episodes_per_update`` complete episodes with their Monte-Carlo returns."""
 
-    learning_rate: float = param(3e-3, "Adam step size (the start value when lr_final is set)")
+    learning_rate: float = param(3e-3, "Adam step size (the start value when lr_final is set)", gt=0)
     baseline: bool = param(True, "subtract a learned state-value baseline V(s) from G_t")
     normalize_returns: bool = param(True, "standardise G_t over each update's batch (the baseline then learns the "
                                           "standardised return)")
-    episodes_per_update: int = param(1, "complete episodes per gradient step")
-    vf_coef: float = param(1.0, "weight of the baseline's squared error")
+    episodes_per_update: int = param(1, "complete episodes per gradient step", ge=1)
+    vf_coef: float = param(1.0, "weight of the baseline's squared error", ge=0)
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "CartPole-v1": {},
@@ -84,21 +78,16 @@ class ReinforceConfig(PolicyGradientConfig):
                                                "MountainCar-v0": 1_000_000, "Pendulum-v1": 500_000,
                                                "LunarLander-v3": 1_000_000}
 
-    def validate(self) -> None:
-        super().validate()
-        if self.episodes_per_update < 1:
-            raise UsageError(f"episodes_per_update must be at least 1, got {self.episodes_per_update}")
-
 
 @dataclass
 class A2CConfig(PolicyGradientConfig):
     """Advantage actor-critic: one gradient step per n_steps × num_envs rollout, advantages by GAE(λ)."""
 
-    num_envs: int = param(8, "parallel environments (a same-step-autoreset vector env when > 1)")
-    n_steps: int = param(5, "steps per env in each rollout")
-    gae_lambda: float = param(1.0, "λ of GAE (1: n-step returns, 0: one-step TD)")
-    learning_rate: float = param(7e-4, "Adam step size (the start value when lr_final is set)")
-    ent_coef: float = param(0.0, "weight c₂ of the entropy bonus")
+    num_envs: int = param(8, "parallel environments (a same-step-autoreset vector env when > 1)", ge=1)
+    n_steps: int = param(5, "steps per env in each rollout", ge=1)
+    gae_lambda: float = param(1.0, "λ of GAE (1: n-step returns, 0: one-step TD)", ge=0, le=1)
+    learning_rate: float = param(7e-4, "Adam step size (the start value when lr_final is set)", gt=0)
+    ent_coef: float = param(0.0, "weight c₂ of the entropy bonus", ge=0)
     normalize_advantages: bool = param(False, "standardise advantages over each rollout")
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
@@ -114,26 +103,19 @@ class A2CConfig(PolicyGradientConfig):
                                                "MountainCar-v0": 1_000_000, "Pendulum-v1": 1_000_000,
                                                "LunarLander-v3": 1_000_000}
 
-    def validate(self) -> None:
-        super().validate()
-        if self.n_steps < 1:
-            raise UsageError(f"n_steps must be at least 1, got {self.n_steps}")
-        if not 0.0 <= self.gae_lambda <= 1.0:
-            raise UsageError(f"gae_lambda must be in [0, 1], got {self.gae_lambda}")
-
 
 @dataclass
 class PPOConfig(A2CConfig):
     """PPO: clipped surrogate over n_epochs of minibatches from each n_steps × num_envs rollout."""
 
-    num_envs: int = param(8, "parallel environments (a same-step-autoreset vector env when > 1)")
-    n_steps: int = param(32, "steps per env in each rollout")
+    num_envs: int = param(8, "parallel environments (a same-step-autoreset vector env when > 1)", ge=1)
+    n_steps: int = param(32, "steps per env in each rollout", ge=1)
     batch_size: int = param(128, "minibatch size (n_steps × num_envs must be a multiple of it)")
-    n_epochs: int = param(20, "passes over each rollout")
-    gamma: float = param(0.98, "discount γ")
-    gae_lambda: float = param(0.8, "λ of GAE")
-    learning_rate: float = param(1e-3, "Adam step size (the start value when lr_final is set)")
-    clip_range: float = param(0.2, "ε of the clipped surrogate (the start value when clip_range_final is set)")
+    n_epochs: int = param(20, "passes over each rollout", ge=1)
+    gamma: float = param(0.98, "discount γ", ge=0, le=1)
+    gae_lambda: float = param(0.8, "λ of GAE", ge=0, le=1)
+    learning_rate: float = param(1e-3, "Adam step size (the start value when lr_final is set)", gt=0)
+    clip_range: float = param(0.2, "ε of the clipped surrogate (the start value when clip_range_final is set)", gt=0, lt=1)
     clip_range_final: float | None = param(None, "ε reached linearly after schedule_steps (None keeps it constant)")
     clip_range_vf: float | None = param(None, "clip the value change to ±this around the old value (None: no clipping)")
     target_kl: float | None = param(None, "stop an update's epochs once the approximate KL to the old policy exceeds "
@@ -166,7 +148,4 @@ class PPOConfig(A2CConfig):
         rollout = self.n_steps * self.num_envs
         if self.batch_size < 1 or rollout % self.batch_size:
             raise UsageError(f"batch_size must divide n_steps × num_envs = {rollout}, got {self.batch_size}")
-        if self.n_epochs < 1:
-            raise UsageError(f"n_epochs must be at least 1, got {self.n_epochs}")
-        if not 0.0 < self.clip_range < 1.0:
-            raise UsageError(f"clip_range must be in (0, 1), got {self.clip_range}")
+

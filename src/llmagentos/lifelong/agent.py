@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Callable, ClassVar, Iterator, Literal
 
 import numpy as np
 import torch
@@ -50,27 +50,15 @@ class LifelongConfig(ConsolidationConfig, DetectionConfig):
 
     transfer: Literal["continue", "closest", "probe"] = param("continue", "what a new task starts from: the current weights, the stored task with the closest descriptor, or the stored weights that earn most when probed on it")
     transfer_part: Literal["full", "trunk"] = param("full", "what is copied from the chosen stored task (transfer modes of lifelong/transfer.py): the whole network or Q table, or all but the output layers")
-    probe_episodes: int = param(3, "greedy episodes per stored task when transfer is 'probe'")
+    probe_episodes: int = param(3, "greedy episodes per stored task when transfer is 'probe'", gt=0)
     reset_exploration: bool = param(True, "restart the learner's schedules (ε, step size, clip range) on each new task, over the task's budget; False continues them on the life's clock")
     reset_buffer: bool = param(True, "empty the learner's own replay memory on each new task (old tasks are then kept only by consolidation)")
-    state_memory: int = param(2_000, "states kept (reservoir sample) from the current task for the Fisher and for replay")
+    state_memory: int = param(2_000, "states kept (reservoir sample) from the current task for the Fisher and for replay", gt=0)
 
-    def validate(self) -> None:
-        for name in ("ewc_lambda", "fisher_states", "replay_per_task", "replay_batch", "state_memory", "detect_window",
-                     "detect_warmup", "probe_episodes"):
-            if getattr(self, name) < 0 or (name != "ewc_lambda" and getattr(self, name) == 0):
-                raise UsageError(f"lifelong {name} must be positive, got {getattr(self, name)}")
-        for name in ("temperature", "si_xi", "lwf_temperature"):
-            if not getattr(self, name) > 0.0:
-                raise UsageError(f"lifelong {name} must be > 0, got {getattr(self, name)}")
-        for name in ("replay_td_weight", "packnet_retrain_steps", "si_c", "lwf_lambda"):
-            if getattr(self, name) < 0:
-                raise UsageError(f"lifelong {name} must be >= 0, got {getattr(self, name)}")
-        if not (self.packnet_retrain_lr > 0 and self.packnet_retrain_batch > 0):
-            raise UsageError("lifelong packnet_retrain_lr and packnet_retrain_batch must be positive, "
-                             f"got {self.packnet_retrain_lr} and {self.packnet_retrain_batch}")
-        if not 0.0 < self.packnet_keep < 1.0:
-            raise UsageError(f"lifelong packnet_keep must be in (0, 1), got {self.packnet_keep}")
+    #: how check_bounds words a field outside its bounds (the fields of the strategies and the detector included):
+    #: "lifelong replay_batch must be positive, got 0"
+    BOUNDS_PREFIX: ClassVar[str] = "lifelong "
+    BOUNDS_POSITIVE: ClassVar[str] = "positive"
 
 
 def network_view(learner: Agent) -> NetworkView | None:

@@ -45,7 +45,7 @@ class StrategyFields:
 
     strategy: Literal[STRATEGIES] = param("finetune", "how old tasks are kept: " + ", ".join(  # type: ignore[valid-type]
         f"{cls.name} ({cls.summary})" for cls in STRATEGY_CLASSES.values()))
-    temperature: float = param(1.0, "softmax temperature τ turning network outputs into a policy (Fisher, cloning)")
+    temperature: float = param(1.0, "softmax temperature τ turning network outputs into a policy (Fisher, cloning)", gt=0)
 
 
 #: the consolidation config: the shared fields, then each strategy's ``Fields`` in registry order

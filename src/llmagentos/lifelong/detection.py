@@ -77,8 +77,8 @@ class DetectionConfig:
     detect_signal: Literal["return", "td_error", "both"] = param("return", "what betrays a change when boundaries are not given: a drop in episode return, a rise in mean |TD error| (or loss) per episode, or either")
     detect_slack: float = param(1.0, "CUSUM slack k, in reference standard deviations")
     detect_threshold: float = param(10.0, "CUSUM alarm threshold h, in reference standard deviations")
-    detect_window: int = param(50, "episodes in the detector's reference window")
-    detect_warmup: int = param(20, "episodes watched after a change before the detector may raise another alarm")
+    detect_window: int = param(50, "episodes in the detector's reference window", gt=0)
+    detect_warmup: int = param(20, "episodes watched after a change before the detector may raise another alarm", gt=0)
     detect_min_scale: float = param(0.05, "smallest reference standard deviation of returns, in return units (TD errors use 1 % of it)")
     detect_min_relative: float = param(0.05, "smallest reference standard deviation as a share of the reference mean's magnitude (returns of 500 get 25)")
 

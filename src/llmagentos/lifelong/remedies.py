@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import torch
 from torch import nn
@@ -38,28 +38,19 @@ class RemedyConfig:
     """The remedies' settings (each remedy reads its own fields). The defaults are the papers' (checked against
     each paper and its reference code, see each class); where a default differs on purpose, the class says why."""
 
-    cbp_replacement_rate: float = param(1e-4, "continual backprop ρ: units replaced per eligible unit per update")
-    cbp_decay: float = param(0.99, "continual backprop η: decay of the running utility")
-    cbp_maturity: int = param(100, "continual backprop m: updates a unit lives before it may be replaced")
-    redo_tau: float = param(0.1, "ReDo τ: a unit whose normalised mean |activation| is ≤ τ is recycled")
-    redo_period: int = param(1000, "ReDo F: updates between two recyclings")
-    shrink: float = param(0.4, "shrink-and-perturb λ: θ ← λθ + σθ_fresh at every task boundary")
-    perturb: float = param(0.1, "shrink-and-perturb σ: scale of the noise θ_fresh, a fresh initialisation")
-    l2_init: float = param(0.01, "L2-init λ: weight of ‖θ − θ₀‖² in the loss")
-    reset_period: int = param(0, "reset K: updates between resets of the last layers (0: at every task boundary)")
-    reset_layers: int = param(1, "how many of the last Linear layers a reset re-initialises")
+    cbp_replacement_rate: float = param(1e-4, "continual backprop ρ: units replaced per eligible unit per update", ge=0)
+    cbp_decay: float = param(0.99, "continual backprop η: decay of the running utility", ge=0, lt=1)
+    cbp_maturity: int = param(100, "continual backprop m: updates a unit lives before it may be replaced", ge=0)
+    redo_tau: float = param(0.1, "ReDo τ: a unit whose normalised mean |activation| is ≤ τ is recycled", ge=0)
+    redo_period: int = param(1000, "ReDo F: updates between two recyclings", gt=0)
+    shrink: float = param(0.4, "shrink-and-perturb λ: θ ← λθ + σθ_fresh at every task boundary", ge=0, le=1)
+    perturb: float = param(0.1, "shrink-and-perturb σ: scale of the noise θ_fresh, a fresh initialisation", ge=0)
+    l2_init: float = param(0.01, "L2-init λ: weight of ‖θ − θ₀‖² in the loss", ge=0)
+    reset_period: int = param(0, "reset K: updates between resets of the last layers (0: at every task boundary)", ge=0)
+    reset_layers: int = param(1, "how many of the last Linear layers a reset re-initialises", gt=0)
 
-    def validate(self) -> None:
-        for name in ("cbp_replacement_rate", "perturb", "l2_init", "redo_tau"):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and v >= 0):
-                raise UsageError(f"remedy {name} must be a finite number >= 0, got {v}")
-        if not 0.0 <= self.cbp_decay < 1.0:
-            raise UsageError(f"remedy cbp_decay must be in [0, 1), got {self.cbp_decay}")
-        if not 0.0 <= self.shrink <= 1.0:
-            raise UsageError(f"remedy shrink must be in [0, 1], got {self.shrink}")
-        if self.cbp_maturity < 0 or self.redo_period <= 0 or self.reset_period < 0 or self.reset_layers <= 0:
-            raise UsageError("remedy cbp_maturity and reset_period must be >= 0, redo_period and reset_layers > 0")
+    #: how check_bounds words a field outside its bounds: "remedy cbp_decay must be in [0, 1), got 1.0"
+    BOUNDS_PREFIX: ClassVar[str] = "remedy "
 
 
 class Remedy:

@@ -25,10 +25,10 @@ FISHER_CHUNK_ENTRIES = 2 ** 27
 
 @dataclass
 class EWCFields:
-    ewc_lambda: float = param(100.0, "EWC penalty strength λ")
+    ewc_lambda: float = param(100.0, "EWC penalty strength λ", ge=0)
     fisher: Literal["auto", "output", "policy"] = param("auto", "EWC's Fisher: of a unit Gaussian on the network's outputs (Q-values, Gaussian means), of the softmax policy softmax(outputs/τ), or auto: the policy's for policy-gradient learners with discrete actions, the outputs' otherwise")
     ewc_gamma: float = param(1.0, "online EWC decay γ of the accumulated Fisher (1 sums the tasks' Fishers)")
-    fisher_states: int = param(500, "states from the task used to estimate the diagonal Fisher")
+    fisher_states: int = param(500, "states from the task used to estimate the diagonal Fisher", gt=0)
 
 
 def diagonal_fisher(view: NetworkView, states: np.ndarray, temperature: float = 1.0,

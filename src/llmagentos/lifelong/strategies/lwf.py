@@ -19,8 +19,8 @@ from llmagentos.lifelong.strategies.base import Consolidation, NetworkView, dist
 
 @dataclass
 class LwFFields:
-    lwf_lambda: float = param(1.0, "weight of learning without forgetting's distillation loss")
-    lwf_temperature: float = param(2.0, "distillation temperature T of learning without forgetting (Li & Hoiem use 2)")
+    lwf_lambda: float = param(1.0, "weight of learning without forgetting's distillation loss", ge=0)
+    lwf_temperature: float = param(2.0, "distillation temperature T of learning without forgetting (Li & Hoiem use 2)", gt=0)
 
 
 class LearningWithoutForgetting(Consolidation):

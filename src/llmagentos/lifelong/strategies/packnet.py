@@ -21,10 +21,10 @@ from llmagentos.lifelong.strategies.base import Consolidation, NetworkView, dist
 
 @dataclass
 class PackNetFields:
-    packnet_keep: float = param(0.5, "share of free weights PackNet keeps for a task when the number of tasks is unknown")
-    packnet_retrain_steps: int = param(500, "gradient steps PackNet retrains a task's kept weights after pruning (0: no retraining)")
-    packnet_retrain_lr: float = param(3e-4, "Adam step size of PackNet's retraining")
-    packnet_retrain_batch: int = param(128, "transitions per retraining step")
+    packnet_keep: float = param(0.5, "share of free weights PackNet keeps for a task when the number of tasks is unknown", gt=0, lt=1)
+    packnet_retrain_steps: int = param(500, "gradient steps PackNet retrains a task's kept weights after pruning (0: no retraining)", ge=0)
+    packnet_retrain_lr: float = param(3e-4, "Adam step size of PackNet's retraining", gt=0)
+    packnet_retrain_batch: int = param(128, "transitions per retraining step", gt=0)
 
 
 class PackNet(Consolidation):

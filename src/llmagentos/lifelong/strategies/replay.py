@@ -19,9 +19,9 @@ from llmagentos.lifelong.strategies.base import Consolidation, NetworkView, dist
 
 @dataclass
 class ReplayFields:
-    replay_per_task: int = param(500, "states kept from each past task for replay")
-    replay_batch: int = param(32, "replayed states per learner update")
-    replay_td_weight: float = param(1.0, "weight of the learner's TD loss on replayed old transitions (CLEAR's RL term; learners with a replay memory)")
+    replay_per_task: int = param(500, "states kept from each past task for replay", gt=0)
+    replay_batch: int = param(32, "replayed states per learner update", gt=0)
+    replay_td_weight: float = param(1.0, "weight of the learner's TD loss on replayed old transitions (CLEAR's RL term; learners with a replay memory)", ge=0)
     bc_policy_weight: float = param(1.0, "weight of the policy-cloning term KL(π_old ‖ π_θ)")
     bc_value_weight: float = param(1.0, "weight of the output-cloning term ‖q_θ − q_old‖²")
 

@@ -18,8 +18,8 @@ from llmagentos.lifelong.strategies.base import Consolidation, NetworkView
 
 @dataclass
 class SIFields:
-    si_c: float = param(1.0, "synaptic intelligence's penalty strength c")
-    si_xi: float = param(0.1, "synaptic intelligence's damping ξ of the importance ω_k / (Δ_k² + ξ)")
+    si_c: float = param(1.0, "synaptic intelligence's penalty strength c", ge=0)
+    si_xi: float = param(0.1, "synaptic intelligence's damping ξ of the importance ω_k / (Δ_k² + ξ)", gt=0)
 
 
 class SynapticIntelligence(Consolidation):
