@@ -73,3 +73,14 @@ def importable_module(folder: Path, name: str, source: str) -> Iterator[Path]:
         yield folder
     finally:
         sys.path.remove(str(folder))
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    """The CLI in this process: its exit status and what it printed on stdout and stderr."""
+    try:
+        main(list(argv))
+        code = 0
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -7,22 +7,12 @@ import json
 
 import pytest
 
-from llmagentos.cli import main
+from helpers import run_cli
 from llmagentos.kernel.progress import Progress
 
 PLAN_KEYS = {"env", "algo", "gamma", "values", "policy", "iterations", "seconds"}
 TRAIN_KEYS = {"env", "algo", "seed", "steps", "episodes", "wall_seconds", "steps_per_second", "eval", "curve", "online",
               "solved_at_step", "threshold", "run_dir"}
-
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_json(out: str) -> dict:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from llmagentos.cli import main
+from helpers import run_cli
 from llmagentos.config import validate_spec
 from llmagentos.core.errors import UsageError
 from llmagentos.envs.make import make_env
@@ -18,16 +18,6 @@ from llmagentos.jobs.train import train
 from llmagentos.kernel.run import VOLATILE_KEYS, TrainSpec
 from llmagentos.learners.dqn import DQN
 from llmagentos.learners.policy_gradient import PPO
-
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_native_vector_cartpole_steps_as_n_gymnasium_cartpoles():
