@@ -157,3 +157,14 @@ def test_strategy_names_come_from_the_registry():
     assert tuple(schema["properties"]["strategies"]["items"]["enum"]) == STRATEGIES
     docs = (Path(__file__).parents[2] / "docs" / "lifelong.md").read_text(encoding="utf-8")
     assert all(f"`{name}`" in docs for name in STRATEGIES)
+
+
+@pytest.mark.parametrize("name", ["os:system", "llmagentos.lifelong.strategies.ewc:EWC", "subprocess:run"])
+def test_a_spec_cannot_name_a_module_as_a_strategy(name):
+    """Strategy classes are loaded from the registry's own targets only: a spec naming anything else is refused
+    before a module is imported."""
+    from llmagentos.jobs.lifelong import validate_block
+
+    with pytest.raises(UsageError, match="lifelong.strategies"):
+        validate_block({"family": "goal-grid", "tasks": 2, "steps_per_task": 10, "learner": "q-learning",
+                        "strategies": [name]})
