@@ -70,7 +70,9 @@ def store_runs(store: Path, capsys) -> list[dict]:
 @pytest.mark.parametrize("backend, signum", [("inline", signal.SIGTERM), ("processes", signal.SIGINT)])
 def test_a_signal_stops_a_sweep_at_once_and_resume_records_every_job_once(tmp_path, capsys, backend, signum):
     spec = tmp_path / "spec.yaml"
-    spec.write_text(SPEC.format(steps=40_000) + f"seeds: 4\nbackend: {backend}\nworkers: 1\n")
+    # 20 000 steps keep seed 1 running ~1.5 s (quiet core) after its first checkpoint: time enough to be stopped
+    # part-way, while seeds 0, 2, 3 and the reference run stay cheap
+    spec.write_text(SPEC.format(steps=20_000) + f"seeds: 4\nbackend: {backend}\nworkers: 1\n")
     out, store = tmp_path / "sweep", tmp_path / "store"
     proc = launch(["run", str(spec), "--set", f"out={out}", "--quiet"], store)
     # seed 0 finished and recorded; seed 1 in flight with a checkpoint: now stop
@@ -98,7 +100,7 @@ def test_a_signal_stops_a_sweep_at_once_and_resume_records_every_job_once(tmp_pa
     assert {e["status"] for e in json.loads((out / "sweep.json").read_text())["jobs"]} == {"finished"}
     # the job stopped part-way (checkpointed on the signal) ends exactly as if it had never stopped
     reference = tmp_path / "reference.yaml"
-    reference.write_text(SPEC.format(steps=40_000) + f"seeds: [1]\nout: {tmp_path / 'reference'}\n")
+    reference.write_text(SPEC.format(steps=20_000) + f"seeds: [1]\nout: {tmp_path / 'reference'}\n")
     assert cli(["--store", str(store), "run", str(reference), "--quiet"], capsys)[0] == 0
     resumed = json.loads((out / "seed-1" / "summary.json").read_text())
     fresh = json.loads((tmp_path / "reference" / "seed-1" / "summary.json").read_text())
