@@ -235,7 +235,7 @@ def test_a_frame_world_by_python_evaluates_and_resumes_in_new_processes(world_di
     assert comparable(run_json(world_dir, "resume", str(run_dir), "--json")) == comparable(summary)
 
 
-def test_a_tuple_world_from_a_spec_learns_and_resumes_in_new_processes(world_dir):
+def test_a_tuple_world_from_a_spec_learns_and_resumes_in_new_processes(world_dir, capsys, monkeypatch):
     (world_dir / "signal.yaml").write_text(textwrap.dedent("""\
         imports: [obsworld]
         out: signal
@@ -246,7 +246,10 @@ def test_a_tuple_world_from_a_spec_learns_and_resumes_in_new_processes(world_dir
           checkpoint_every: 1000
           eval_episodes: 5
         """))
-    (summary,) = run_json(world_dir, "run", "signal.yaml", "--json")["runs"]
+    monkeypatch.chdir(world_dir)  # the spec's out: is relative; it runs in this process, eval and resume in new ones
+    code, out, err = cli(["run", "signal.yaml", "--json"], capsys)
+    assert code == 0, err
+    (summary,) = json.loads(out)["runs"]
     assert summary["eval"]["mean_return"] == 4.0  # the cue names the paying action; a random policy gets 4/3
     run_dir = world_dir / "signal" / "seed-0"
     assert run_json(world_dir, "eval", str(run_dir), "--json")["mean_return"] == 4.0
@@ -276,10 +279,14 @@ def test_policy_gradients_act_in_multidiscrete_and_multibinary_spaces(world_dir,
 
 # -- MiniGrid and Taxi ----------------------------------------------------------------------------------------
 
-def test_minigrid_image_observations_from_the_cli_evaluate_and_resume(tmp_path):
-    summary = run_json(tmp_path, "train", "--env", "minigrid:MiniGrid-Empty-5x5-v0", "--wrapper", "minigrid.wrappers:ImgObsWrapper",
-                  "--algo", "ppo", "--steps", "1024", "--set", "n_steps=16", "--set", "n_epochs=4",
-                  "--checkpoint-every", "512", "--eval-episodes", "2", "--out", "img", "--json")
+def test_minigrid_image_observations_from_the_cli_evaluate_and_resume(tmp_path, capsys):
+    # trained by the CLI in this process (a new one would only repeat the torch imports); eval and resume in new ones
+    code, out, err = cli(["train", "--env", "minigrid:MiniGrid-Empty-5x5-v0", "--wrapper", "minigrid.wrappers:ImgObsWrapper",
+                          "--algo", "ppo", "--steps", "1024", "--set", "n_steps=16", "--set", "n_epochs=4",
+                          "--checkpoint-every", "512", "--eval-episodes", "2", "--out", str(tmp_path / "img"), "--json"],
+                         capsys)
+    assert code == 0, err
+    summary = json.loads(out)
     assert summary["steps"] == 1024 and json.loads((tmp_path / "img" / "job.json").read_text())["wrappers"] == [
         {"name": "minigrid.wrappers:ImgObsWrapper", "args": {}}]
     result = run_json(tmp_path, "eval", "img", "--episodes", "2", "--json")
@@ -365,13 +372,15 @@ def test_independent_deep_learners_read_frame_observations():
     assert set(actions) == {"a", "b"} and all(a in range(3) for a in actions.values())
 
 
-def test_minatar_breakout_trains_from_the_cli_through_its_entry_point(tmp_path):
+def test_minatar_breakout_trains_from_the_cli_through_its_entry_point(tmp_path, capsys):
     """MinAtar declares its ids through Gymnasium's plugin group; its 10×10×4 bool frames go through the small CNN,
     stored as uint8, and the run evaluates in a new process."""
-    from helpers import one_json, run
-
-    trained = one_json(run(tmp_path, "train", "--env", "MinAtar/Breakout-v1", "--algo", "dqn", "--steps", "400",
-                           "--set", "learning_starts=100", "--eval-episodes", "1", "--out", "breakout", "--json"))
+    # trained by the CLI in this process (a new one would only repeat the torch and MinAtar imports)
+    code, out, err = cli(["train", "--env", "MinAtar/Breakout-v1", "--algo", "dqn", "--steps", "400",
+                          "--set", "learning_starts=100", "--eval-episodes", "1", "--out", str(tmp_path / "breakout"),
+                          "--json"], capsys)
+    assert code == 0, err
+    trained = json.loads(out)
     assert trained["steps"] == 400 and trained["config"]["encoder"] == "auto"
     evaluated = one_json(run(tmp_path, "eval", "breakout", "--episodes", "1", "--json"))
     assert evaluated["env"] == "MinAtar/Breakout-v1" and len(evaluated["returns"]) == 1
