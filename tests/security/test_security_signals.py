@@ -109,7 +109,7 @@ def test_a_signal_stops_a_sweep_at_once_and_resume_records_every_job_once(tmp_pa
 
 def test_sigterm_stops_a_single_run_with_a_checkpoint_and_a_stopped_row(tmp_path, capsys):
     run_dir, store = tmp_path / "run", tmp_path / "store"
-    proc = launch(["train", "--env", "CliffWalking-v1", "--algo", "q-learning", "--steps", "40000",
+    proc = launch(["train", "--env", "CliffWalking-v1", "--algo", "q-learning", "--steps", "20000",
                    "--eval-episodes", "1", "--checkpoint-every", "500", "--out", str(run_dir), "--quiet"], store)
     wait_for(lambda: (run_dir / "checkpoints" / "latest.json").exists())
     took, code, err = stop_and_time(proc, lambda: proc.send_signal(signal.SIGTERM))
