@@ -283,7 +283,8 @@ def test_minigrid_image_observations_from_the_cli_evaluate_and_resume(tmp_path, 
     # trained by the CLI in this process (a new one would only repeat the torch imports); eval and resume in new ones
     code, out, err = cli(["train", "--env", "minigrid:MiniGrid-Empty-5x5-v0", "--wrapper", "minigrid.wrappers:ImgObsWrapper",
                           "--algo", "ppo", "--steps", "1024", "--set", "n_steps=16", "--set", "n_epochs=4",
-                          "--checkpoint-every", "512", "--eval-episodes", "2", "--out", str(tmp_path / "img"), "--json"],
+                          "--checkpoint-every", "512", "--eval-every", "256", "--eval-episodes", "2", "--out", str(tmp_path / "img"),
+                          "--json"],
                          capsys)
     assert code == 0, err
     summary = json.loads(out)
@@ -299,7 +300,7 @@ def test_minigrid_dict_observations_from_python_evaluate_and_resume(tmp_path):
     import minigrid  # noqa: F401  (registers the MiniGrid ids in this process)
 
     summary = llmagentos.train(env="minigrid:MiniGrid-Empty-5x5-v0", algo="dqn", steps=600, checkpoint_every=300,
-                               eval_episodes=2, config={"learning_starts": 200, "batch_size": 32},
+                               eval_every=150, eval_episodes=2, config={"learning_starts": 200, "batch_size": 32},
                                out=tmp_path / "dict")
     agent = llmagentos.load(summary["run_dir"])
     assert agent.agent.adapter.shape == (148,) and agent.agent.adapter.ignored == ["'mission'"]
