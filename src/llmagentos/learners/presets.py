@@ -43,8 +43,8 @@ _CARTPOLE = ("CartPole-v1",)
 
 _FAST = [
     Preset("fast", "ppo", _CARTPOLE, vector="native",
-           summary="16 native envs × 32 steps, 4 epochs of 4 minibatches, step size 2.5e-3 annealed over 60k steps",
-           config={"num_envs": 16, "n_steps": 32, "batch_size": 128, "n_epochs": 4, "learning_rate": 2.5e-3,
+           summary="16 native envs × 32 steps, 4 epochs of 4 minibatches, ReLU, step size 2.5e-3 annealed over 60k steps",
+           config={"activation": "relu", "num_envs": 16, "n_steps": 32, "batch_size": 128, "n_epochs": 4, "learning_rate": 2.5e-3,
                    "lr_final": 0.0, "clip_range_final": 0.0, "schedule_steps": 60_000, "gamma": 0.99,
                    "gae_lambda": 0.95}),
     Preset("fast", "a2c", _CARTPOLE, vector="native", summary="16 native envs × 5 steps (the defaults' 8 sync envs)",
