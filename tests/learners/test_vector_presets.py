@@ -91,11 +91,12 @@ def test_async_vector_envs_give_the_same_run_as_sync(tmp_path):
 
 
 def test_the_fast_ppo_preset_learns_cartpole_on_native_vector_envs(tmp_path, capsys):
-    code, out, _ = run_cli(capsys, "train", "--env", "CartPole-v1", "--algo", "ppo", "--preset", "fast", "--steps", "20480",
-                        "--eval-every", "20480", "--eval-episodes", "5", "--seed", "2", "--quiet", "--json",
-                        "--out", str(tmp_path / "run"))
+    code, out, _ = run_cli(capsys, "train", "--env", "CartPole-v1", "--algo", "ppo", "--preset", "fast",
+                        "--steps", "20480", "--eval-every", "20480", "--eval-episodes", "5", "--seed", "2",
+                        "--quiet", "--json", "--out", str(tmp_path / "run"))
     summary = json.loads(out)
     assert code == 0 and summary["config"]["num_envs"] == 16 and summary["config"]["n_epochs"] == 4
+    assert summary["config"]["activation"] == "relu"
     assert summary["eval"]["mean_return"] >= 400  # a random policy scores ~20
     job = json.loads((tmp_path / "run" / "job.json").read_text())
     assert job["preset"] == "fast"
