@@ -156,21 +156,21 @@ def test_a_node_killed_mid_sweep_has_its_job_rerun_elsewhere_with_the_same_resul
     survivor, doomed = nodes
     staging = base / "node1" / "tmp"
     killed = threading.Event()
+
+    def kill_node_once_it_runs_a_job(sweep_done: threading.Event) -> None:
+        while not sweep_done.is_set():
+            if list(staging.glob("llmagentos-run-*")):
+                made.remove_node(doomed, allow_graceful=False)
+                killed.set()
+                return
+            time.sleep(0.02)
+
     # Ray may give the doomed node no job at all when the machine is busy (the survivor takes all three);
     # then nothing was lost and the sweep is run again, until the doomed node is killed holding a job
     for attempt in range(3):
         out = tmp_path / f"attempt{attempt}"
         sweep_done = threading.Event()
-
-        def kill_node_once_it_runs_a_job() -> None:
-            while not sweep_done.is_set():
-                if list(staging.glob("llmagentos-run-*")):
-                    made.remove_node(doomed, allow_graceful=False)
-                    killed.set()
-                    return
-                time.sleep(0.02)
-
-        killer = threading.Thread(target=kill_node_once_it_runs_a_job, daemon=True)
+        killer = threading.Thread(target=kill_node_once_it_runs_a_job, args=(sweep_done,), daemon=True)
         killer.start()
         result, finished = _sweep(out, "ray", made.address)
         sweep_done.set()
